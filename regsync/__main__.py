@@ -1,0 +1,5 @@
+"""``python -m regsync`` runs the CLI."""
+
+from regsync.cli import main
+
+main()

@@ -1,0 +1,91 @@
+"""The one settings object: environment variables (``REGSYNC_…``, nested with ``__``) over a TOML file.
+
+Secrets (database passwords) are only ever read from the environment and kept as ``SecretStr`` so
+they never reach a log line. Validation happens once at start, close to the cause.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "regsync"
+
+
+class StackSettings(BaseModel):
+    """How the local stack (Kafka, schema registry, PostgreSQL) is fetched and started."""
+
+    state_dir: Path = Field(
+        default=Path(".regsync/stack"),
+        description="Where the running stack keeps its data, logs and stack.json.",
+    )
+    cache_dir: Path = Field(
+        default_factory=_default_cache_dir,
+        description="Where fetched Kafka and Apicurio artifacts are kept across runs.",
+    )
+    kafka_version: str = "4.1.2"
+    log4j_version: str = "2.25.2"
+    # 3.0.x is the newest Apicurio line that runs on JDK 17 (3.1+ needs JDK 21).
+    apicurio_version: str = "3.0.9"
+    kafka_home: Path | None = Field(
+        default=None, description="An unpacked Kafka distribution to use instead of Maven artifacts."
+    )
+    java_home: Path | None = None
+    kafka_heap: str = "512m"
+    registry_heap: str = "384m"
+    start_timeout_s: float = 120.0
+    with_postgres: bool = True
+
+
+class Settings(BaseSettings):
+    """All of regsync's configuration, validated at start."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="REGSYNC_",
+        env_nested_delimiter="__",
+        toml_file="regsync.toml",
+        extra="ignore",
+    )
+
+    stack: StackSettings = Field(default_factory=StackSettings)
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="Filing-store database. Unset: the local stack's PostgreSQL, else embedded SQLite.",
+    )
+    kafka_bootstrap: str | None = Field(
+        default=None, description="Kafka bootstrap servers; unset means the local stack's broker."
+    )
+    registry_url: str | None = Field(
+        default=None,
+        description="Confluent-compatible schema registry base URL; unset means the local stack's.",
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment wins over the TOML file; explicit arguments win over both."""
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings for this process, read once."""
+    return Settings()

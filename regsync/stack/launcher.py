@@ -1,0 +1,277 @@
+"""``regsync stack up|down|status`` and the same code for the pytest fixtures.
+
+State lives in ``<state_dir>/stack.json``; a file lock serialises concurrent ``up``/``down``. ``up``
+is idempotent (a running, ready stack is left alone), recovers a stale state folder (records whose
+processes are gone), and reuses the previous ports when they are still free so endpoints stay put.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from regsync.errors import ServiceStartError
+from regsync.settings import StackSettings
+from regsync.stack import kafka_broker, postgres_cluster, schema_registry
+from regsync.stack.artifacts import apicurio_app, kafka_libs
+from regsync.stack.prereq import find_java, find_postgres
+from regsync.stack.process import ServiceRecord, find, free_port, port_is_free, stop
+
+STATE_FILE = "stack.json"
+ORDER = (postgres_cluster.NAME, kafka_broker.NAME, schema_registry.NAME)
+
+Reporter = Callable[[str], None]
+
+
+@dataclass(slots=True)
+class Timing:
+    """How long each part of ``up`` took, for the operator and for the benchmark notes."""
+
+    fetch: dict[str, float] = field(default_factory=dict)
+    start: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    """What clients need to reach a running stack."""
+
+    bootstrap_servers: str
+    registry_url: str
+    database_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceStatus:
+    """One line of ``stack status``."""
+
+    name: str
+    running: bool
+    ready: bool
+    pid: int | None
+    endpoints: dict[str, str]
+    rss_mb: float | None
+    log: str | None
+
+
+class Stack:
+    """The local stack rooted at one state folder."""
+
+    def __init__(self, settings: StackSettings, report: Reporter | None = None) -> None:
+        self.settings = settings
+        self.state_dir = Path(settings.state_dir).absolute()
+        self.report: Reporter = report or (lambda _msg: None)
+        self.timing = Timing()
+
+    # state file -------------------------------------------------------------------------------
+    @property
+    def state_file(self) -> Path:
+        """Where the records of running services are kept."""
+        return self.state_dir / STATE_FILE
+
+    def _load(self) -> dict[str, ServiceRecord]:
+        try:
+            raw = json.loads(self.state_file.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+        return {name: ServiceRecord.from_json(rec) for name, rec in raw.get("services", {}).items()}
+
+    def _save(self, records: dict[str, ServiceRecord], last_ports: dict[str, dict[str, int]]) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_file.with_suffix(".tmp")
+        payload: dict[str, Any] = {
+            "services": {n: r.to_json() for n, r in records.items()},
+            "last_ports": last_ports,
+        }
+        tmp.write_text(json.dumps(payload, indent=2))
+        tmp.replace(self.state_file)
+
+    def _last_ports(self) -> dict[str, dict[str, int]]:
+        try:
+            return dict(json.loads(self.state_file.read_text()).get("last_ports", {}))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.state_dir / ".lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    # ports ------------------------------------------------------------------------------------
+    def _port(self, previous: dict[str, int], key: str, taken: set[int]) -> int:
+        port = previous.get(key)
+        if port and port not in taken and port_is_free(port):
+            taken.add(port)
+            return port
+        port = free_port(taken)
+        taken.add(port)
+        return port
+
+    # up ---------------------------------------------------------------------------------------
+    def up(self) -> Endpoints:
+        """Start whatever is not running; leave running services alone."""
+        with self._lock():
+            records = self._load()
+            last_ports = self._last_ports()
+            for name, rec in list(records.items()):
+                if find(rec) is None:
+                    self.report(f"{name}: recorded process {rec.pid} is gone; recovering")
+                    del records[name]
+            self._save(records, last_ports)
+            java = None
+            taken: set[int] = {p for r in records.values() for p in r.ports.values()}
+            wanted = [n for n in ORDER if n != postgres_cluster.NAME or self.settings.with_postgres]
+            for name in wanted:
+                if name in records:
+                    self.report(f"{name}: already running (pid {records[name].pid})")
+                    continue
+                if name == postgres_cluster.NAME:
+                    rec = self._start_postgres(last_ports.get(name, {}), taken)
+                else:
+                    java = java or find_java(self.settings.java_home)
+                    rec = self._start_java_service(name, java, last_ports.get(name, {}), taken)
+                records[name] = rec
+                last_ports[name] = rec.ports
+                self._save(records, last_ports)
+            return self._endpoints(records)
+
+    def _start_postgres(self, previous: dict[str, int], taken: set[int]) -> ServiceRecord:
+        bins = find_postgres()
+        for attempt in range(3):
+            port = self._port(previous if attempt == 0 else {}, "port", taken)
+            began = time.monotonic()
+            self.report(f"postgres: starting on 127.0.0.1:{port}")
+            try:
+                rec = postgres_cluster.start(self.state_dir, bins, port, self.settings.start_timeout_s)
+            except ServiceStartError as exc:
+                if attempt == 2 or "could not bind" not in exc.log_tail:
+                    raise
+                continue
+            self.timing.start[postgres_cluster.NAME] = time.monotonic() - began
+            return rec
+        raise AssertionError("unreachable")
+
+    def _start_java_service(
+        self, name: str, java: Any, previous: dict[str, int], taken: set[int]
+    ) -> ServiceRecord:
+        s = self.settings
+        if name == kafka_broker.NAME:
+            fetched = kafka_libs(s.cache_dir, s.kafka_version, s.log4j_version, s.kafka_home)
+        else:
+            fetched = apicurio_app(s.cache_dir, s.apicurio_version)
+        self.timing.fetch[name] = fetched.fetch_seconds
+        if fetched.fetch_seconds:
+            self.report(f"{name}: fetched once into {fetched.path} in {fetched.fetch_seconds:.1f}s")
+        last_error: ServiceStartError | None = None
+        for attempt in range(3):
+            prev = previous if attempt == 0 else {}
+            began = time.monotonic()
+            if name == kafka_broker.NAME:
+                broker = self._port(prev, "broker", taken)
+                controller = self._port(prev, "controller", taken)
+                self.report(f"kafka: starting on 127.0.0.1:{broker}")
+                rec = kafka_broker.start(self.state_dir, fetched.path, java, broker, controller, s.kafka_heap)
+                waiter = kafka_broker.wait
+            else:
+                port = self._port(prev, "http", taken)
+                self.report(f"schema-registry: starting on 127.0.0.1:{port}")
+                rec = schema_registry.start(self.state_dir, fetched.path, java, port, s.registry_heap)
+                waiter = schema_registry.wait
+            proc = psutil.Process(rec.pid)
+            try:
+                waiter(rec, proc, s.start_timeout_s)
+            except ServiceStartError as exc:
+                stop(rec)
+                last_error = exc
+                # A lost race for a port shows as a bind error: retry on fresh ports; else give up.
+                if "Address already in use" in exc.log_tail or "BindException" in exc.log_tail:
+                    continue
+                raise
+            self.timing.start[name] = time.monotonic() - began
+            self.report(f"{name}: ready in {self.timing.start[name]:.1f}s")
+            return rec
+        assert last_error is not None
+        raise last_error
+
+    def _endpoints(self, records: dict[str, ServiceRecord]) -> Endpoints:
+        pg = records.get(postgres_cluster.NAME)
+        return Endpoints(
+            bootstrap_servers=records[kafka_broker.NAME].endpoints["bootstrap"],
+            registry_url=records[schema_registry.NAME].endpoints["url"],
+            database_url=pg.endpoints["url"] if pg else None,
+        )
+
+    def endpoints(self) -> Endpoints | None:
+        """Endpoints of a running stack, or None when it is not (fully) up."""
+        records = {n: r for n, r in self._load().items() if find(r) is not None}
+        if kafka_broker.NAME not in records or schema_registry.NAME not in records:
+            return None
+        return self._endpoints(records)
+
+    # down -------------------------------------------------------------------------------------
+    def down(self, purge: bool = False) -> list[str]:
+        """Stop exactly the processes ``up`` recorded, in reverse order; ``purge`` wipes the data."""
+        stopped: list[str] = []
+        with self._lock():
+            records = self._load()
+            last_ports = self._last_ports()
+            for name in reversed(ORDER):
+                rec = records.get(name)
+                if rec is None:
+                    continue
+                graceful = postgres_cluster.stop(rec) if name == postgres_cluster.NAME else False
+                if stop(rec) or graceful:
+                    stopped.append(name)
+                    self.report(f"{name}: stopped (pid {rec.pid})")
+                del records[name]
+                self._save(records, last_ports)
+            if purge:
+                import shutil
+
+                for name in ORDER:
+                    shutil.rmtree(self.state_dir / name, ignore_errors=True)
+                self.state_file.unlink(missing_ok=True)
+        return stopped
+
+    # status -----------------------------------------------------------------------------------
+    def status(self) -> list[ServiceStatus]:
+        """Each recorded service: alive, answering, where, and how much memory it holds."""
+        out: list[ServiceStatus] = []
+        records = self._load()
+        for name in ORDER:
+            rec = records.get(name)
+            if rec is None:
+                out.append(ServiceStatus(name, False, False, None, {}, None, None))
+                continue
+            proc = find(rec)
+            ready = False
+            rss = None
+            if proc is not None:
+                with contextlib.suppress(psutil.Error):
+                    # PostgreSQL serves from child processes: count the whole tree.
+                    tree = [proc, *proc.children(recursive=True)]
+                    rss = sum(p.memory_info().rss for p in tree) / 2**20
+                with contextlib.suppress(Exception):
+                    ready = _probe(name, rec)
+            out.append(ServiceStatus(name, proc is not None, ready, rec.pid, rec.endpoints, rss, rec.log))
+        return out
+
+
+def _probe(name: str, rec: ServiceRecord) -> bool:
+    if name == kafka_broker.NAME:
+        return kafka_broker.probe(rec.endpoints["bootstrap"])
+    if name == schema_registry.NAME:
+        return schema_registry.probe(rec.endpoints["url"])
+    return postgres_cluster.probe(rec.ports["port"])
