@@ -68,6 +68,7 @@ def _server_properties(data_dir: Path, broker_port: int, controller_port: int) -
 
 
 def _cluster_id() -> str:
+    """A KRaft cluster id; it may start with "-", so callers pass it as --cluster-id=ID."""
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
@@ -98,7 +99,7 @@ def start(
     ]
     if not (data / "meta.properties").exists():
         fmt = subprocess.run(
-            [*jvm, "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(props)],
+            [*jvm, "kafka.tools.StorageTool", "format", f"--cluster-id={_cluster_id()}", "-c", str(props)],
             capture_output=True,
             text=True,
             check=False,

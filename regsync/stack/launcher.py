@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +71,7 @@ class Stack:
         self.state_dir = Path(settings.state_dir).absolute()
         self.report: Reporter = report or (lambda _msg: None)
         self.timing = Timing()
+        self._port_lock = threading.Lock()
 
     # state file -------------------------------------------------------------------------------
     @property
@@ -111,6 +114,10 @@ class Stack:
 
     # ports ------------------------------------------------------------------------------------
     def _port(self, previous: dict[str, int], key: str, taken: set[int]) -> int:
+        with self._port_lock:
+            return self._port_unlocked(previous, key, taken)
+
+    def _port_unlocked(self, previous: dict[str, int], key: str, taken: set[int]) -> int:
         port = previous.get(key)
         if port and port not in taken and port_is_free(port):
             taken.add(port)
@@ -130,21 +137,35 @@ class Stack:
                     self.report(f"{name}: recorded process {rec.pid} is gone; recovering")
                     del records[name]
             self._save(records, last_ports)
-            java = None
+            for name, rec in records.items():
+                self.report(f"{name}: already running (pid {rec.pid})")
             taken: set[int] = {p for r in records.values() for p in r.ports.values()}
-            wanted = [n for n in ORDER if n != postgres_cluster.NAME or self.settings.with_postgres]
-            for name in wanted:
-                if name in records:
-                    self.report(f"{name}: already running (pid {records[name].pid})")
-                    continue
-                if name == postgres_cluster.NAME:
-                    rec = self._start_postgres(last_ports.get(name, {}), taken)
-                else:
-                    java = java or find_java(self.settings.java_home)
-                    rec = self._start_java_service(name, java, last_ports.get(name, {}), taken)
-                records[name] = rec
-                last_ports[name] = rec.ports
+            if self.settings.with_postgres and postgres_cluster.NAME not in records:
+                rec = self._start_postgres(last_ports.get(postgres_cluster.NAME, {}), taken)
+                records[rec.name] = rec
+                last_ports[rec.name] = rec.ports
                 self._save(records, last_ports)
+            # The two JVMs boot in parallel: most of their start is waiting, not computing.
+            missing = [n for n in (kafka_broker.NAME, schema_registry.NAME) if n not in records]
+            if missing:
+                java = find_java(self.settings.java_home)
+                with ThreadPoolExecutor(max_workers=len(missing)) as pool:
+                    futures = {
+                        n: pool.submit(self._start_java_service, n, java, last_ports.get(n, {}), taken)
+                        for n in missing
+                    }
+                    errors: list[BaseException] = []
+                    for name, future in futures.items():
+                        try:
+                            rec = future.result()
+                        except BaseException as exc:
+                            errors.append(exc)
+                            continue
+                        records[name] = rec
+                        last_ports[name] = rec.ports
+                        self._save(records, last_ports)
+                    if errors:
+                        raise errors[0]
             return self._endpoints(records)
 
     def _start_postgres(self, previous: dict[str, int], taken: set[int]) -> ServiceRecord:
@@ -242,6 +263,7 @@ class Stack:
 
                 for name in ORDER:
                     shutil.rmtree(self.state_dir / name, ignore_errors=True)
+                shutil.rmtree(postgres_cluster.cluster_home(self.state_dir), ignore_errors=True)
                 self.state_file.unlink(missing_ok=True)
         return stopped
 

@@ -6,10 +6,12 @@ run as the unprivileged ``postgres`` user that Debian's package creates.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import psutil
@@ -46,6 +48,20 @@ def _chown_tree(path: Path, user: str) -> None:
             os.chown(os.path.join(root, name), entry.pw_uid, entry.pw_gid)
 
 
+def cluster_home(state_dir: Path) -> Path:
+    """Where the cluster lives: in the state folder, unless we are root.
+
+    As root the server runs as ``postgres``, which may not traverse the state folder's parents
+    (pytest's 0700 temp dirs, a home folder). Rather than loosen anyone's permissions, the cluster
+    then lives in a world-traversable temp folder named after the state folder, so a warm restart
+    finds it again; ``down --purge`` removes it.
+    """
+    if os.geteuid() != 0:
+        return state_dir / NAME
+    digest = hashlib.sha1(str(state_dir.absolute()).encode(), usedforsecurity=False).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"regsync-postgres-{digest}"
+
+
 def _run(cmd: list[str], user: str | None) -> subprocess.CompletedProcess[str]:
     # Drop the group and supplementary groups too: with root's gid the "group" permission bits of
     # root-owned 0701 folders (pytest's tmp dirs) would apply and deny traversal.
@@ -58,19 +74,12 @@ def _run(cmd: list[str], user: str | None) -> subprocess.CompletedProcess[str]:
 
 def start(state_dir: Path, bins: PostgresBinaries, port: int, timeout: float) -> ServiceRecord:
     """Initdb on first use, then ``pg_ctl start -w`` (which itself waits until connections work)."""
-    home = state_dir / NAME
+    home = cluster_home(state_dir)
     data = home / "data"
     log = home / "postgres.log"
     user = _run_as()
     home.mkdir(parents=True, exist_ok=True)
     if user is not None:
-        # The unprivileged server user must be able to reach its folder.
-        for parent in [home, *home.parents]:
-            if parent == Path("/"):
-                break
-            mode = parent.stat().st_mode
-            if not mode & 0o001:
-                os.chmod(parent, mode | 0o001)
         _chown_tree(home, user)
     if not (data / "PG_VERSION").exists():
         shutil.rmtree(data, ignore_errors=True)
