@@ -1,0 +1,210 @@
+"""Contracts, registry client and codec against the real schema registry (Apicurio ccompat)."""
+
+from __future__ import annotations
+
+import json
+import socket
+from datetime import UTC, date, datetime
+
+import httpx
+import pytest
+
+from schemas.codec import AvroCodec, UnknownSchemaIdError
+from schemas.contracts import (
+    REGISTRATION_EVENT,
+    TOPIC_CONTRACTS,
+    TOPIC_RAW,
+    TOPIC_REJECTED,
+    TOPIC_VALID,
+    get_contract,
+    subject_for,
+)
+from schemas.events import (
+    CountyResolution,
+    CountyResolutionMethod,
+    ErrorContext,
+    EventType,
+    Institution,
+    InstitutionStatus,
+    LegalForm,
+    Lineage,
+    ProfitNature,
+    Registrar,
+    RegistrationEvent,
+    RejectedRecord,
+    RuleViolation,
+    Severity,
+)
+from schemas.registry import (
+    CompatibilityLevel,
+    IncompatibleSchemaError,
+    RegistryUnavailableError,
+    SchemaNotFoundError,
+    SchemaRegistryClient,
+    codec_for_topic,
+    register_all,
+    resolve_ids,
+)
+
+pytestmark = pytest.mark.integration
+
+
+class CountingTransport(httpx.HTTPTransport):
+    """The real HTTP transport, counting requests so retries are visible."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests += 1
+        return super().handle_request(request)
+
+
+@pytest.fixture
+def client(registry_url, uid):
+    with SchemaRegistryClient(registry_url, subject_prefix=f"test.{uid}.") as c:
+        yield c
+
+
+def event() -> RegistrationEvent:
+    return RegistrationEvent.build(
+        event_type=EventType.ESTABLISHED,
+        registrar=Registrar.MINZHENG,
+        event_date=date(2025, 3, 3),
+        extracted_at=datetime(2025, 3, 4, 9, 30, tzinfo=UTC),
+        institution=Institution(
+            uscc="52441802MJL123456X",
+            name="清远市清城区小太阳托育中心",
+            legal_form=LegalForm.PRIVATE_NON_ENTERPRISE,
+            profit_nature=ProfitNature.NON_PROFIT,
+            address="广东省清远市清城区凤城街道新城路8号",
+            business_scope="3岁以下婴幼儿托育服务",
+            status=InstitutionStatus.ACTIVE,
+            county_code="441802",
+            county_resolution=CountyResolution(CountyResolutionMethod.ADDRESS, 0.9),
+        ),
+        lineage=Lineage("minzheng-api", "MZ-1", "1", "connectors.minzheng@0.1.0"),
+    )
+
+
+def test_register_all_sets_backward_and_round_trips_through_registered_ids(client):
+    registered = register_all(client)
+
+    assert [(r.topic, r.contract.version) for r in registered] == [
+        (topic, v.version) for topic, name in TOPIC_CONTRACTS.items() for v in get_contract(name).versions
+    ]
+    for topic in TOPIC_CONTRACTS:
+        assert client.get_compatibility(subject_for(topic)) is CompatibilityLevel.BACKWARD
+        assert client.get_versions(subject_for(topic)) == list(
+            range(1, len(get_contract(TOPIC_CONTRACTS[topic]).versions) + 1)
+        )
+        assert registered[0].subject.startswith(client.subject_prefix)
+
+    # Idempotent: a second run registers nothing new and returns the same ids.
+    assert [r.schema_id for r in register_all(client)] == [r.schema_id for r in registered]
+    assert [r.schema_id for r in resolve_ids(client)] == [r.schema_id for r in registered]
+
+    valid = next(r for r in registered if r.topic == TOPIC_VALID)
+    assert json.loads(client.get_schema_by_id(valid.schema_id)) == valid.contract.schema
+
+    codec = codec_for_topic(client, TOPIC_VALID)
+    assert codec.schema_id == valid.schema_id
+    payload = codec.encode(event().to_avro())
+    assert payload[0] == 0 and int.from_bytes(payload[1:5], "big") == valid.schema_id
+    assert RegistrationEvent.from_avro(codec.decode(payload)) == event()
+
+    # A consumer that knows no schema up front resolves the writer id through the registry.
+    stranger = AvroCodec(
+        get_contract(REGISTRATION_EVENT).latest.schema_str, schema_id=2**31 - 1, schemas=client
+    )
+    assert RegistrationEvent.from_avro(stranger.decode(payload)) == event()
+
+
+def test_rejected_record_round_trip(client):
+    register_all(client, [TOPIC_REJECTED])
+    codec = codec_for_topic(client, TOPIC_REJECTED)
+    record = RejectedRecord(
+        ErrorContext(TOPIC_RAW, 0, 42, "gate-1", datetime(2025, 3, 4, 9, 31, tzinfo=UTC)),
+        (
+            RuleViolation(
+                "USCC_CHECK_DIGIT", Severity.REJECT, "校验码错误", "bad check digit", "institution.uscc"
+            ),
+        ),
+        event=event(),
+    )
+    assert RejectedRecord.from_avro(codec.decode(codec.encode(record.to_avro()))) == record
+
+
+def test_incompatible_version_is_refused(client):
+    register_all(client, [TOPIC_RAW])
+    subject = subject_for(TOPIC_RAW)
+    breaking = get_contract(REGISTRATION_EVENT).latest.schema
+    breaking["fields"].append({"name": "licence_number", "type": "string", "doc": "许可证号 Licence number."})
+    text = json.dumps(breaking, ensure_ascii=False)
+
+    assert client.is_compatible(subject, text) is False
+    with pytest.raises(IncompatibleSchemaError) as info:
+        client.register(subject, text)
+    assert info.value.subject == client.subject(subject)
+    assert client.subject(subject) in str(info.value)
+    assert info.value.status_code == 409
+    assert client.get_versions(subject) == [1]
+
+    compatible = get_contract(REGISTRATION_EVENT).latest.schema
+    compatible["fields"].append(
+        {
+            "name": "filing_status",
+            "type": ["null", "string"],
+            "default": None,
+            "doc": "备案状态 Filing status.",
+        }
+    )
+    assert client.is_compatible(subject, json.dumps(compatible, ensure_ascii=False)) is True
+
+
+def test_lookups_of_unknown_things(client):
+    assert client.get_compatibility("nothing-here-value") is None
+    assert client.is_compatible("nothing-here-value", get_contract(REGISTRATION_EVENT).latest.schema_str)
+    with pytest.raises(SchemaNotFoundError, match="regsync schemas register"):
+        resolve_ids(client, [TOPIC_RAW])
+    with pytest.raises(SchemaNotFoundError) as info:
+        client.get_schema_by_id(2**31 - 1)
+    assert info.value.status_code == 404
+
+    codec = AvroCodec(get_contract(REGISTRATION_EVENT).latest.schema_str, 1, schemas=client)
+    with pytest.raises(UnknownSchemaIdError):
+        codec.decode(b"\x00\x7f\xff\xff\xff\x00")
+
+
+def test_5xx_is_retried_and_client_errors_are_not(registry_url, uid):
+    transport = CountingTransport()
+    with SchemaRegistryClient(
+        registry_url, subject_prefix=f"test.{uid}.", max_attempts=3, transport=transport
+    ) as client:
+        # Apicurio answers an unknown compatibility level with a real 500.
+        with pytest.raises(RegistryUnavailableError):
+            client._request(
+                "PUT", f"/config/{client.subject('x-value')}", None, {"compatibility": "SOMETIMES"}
+            )
+        assert transport.requests == 3
+
+        transport.requests = 0
+        with pytest.raises(SchemaNotFoundError):
+            client.get_versions("x-value")
+        assert transport.requests == 1
+
+
+def test_connection_errors_are_retried_then_reported():
+    with socket.socket() as sock:  # a port that was free a moment ago: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    transport = CountingTransport()
+    with (
+        SchemaRegistryClient(
+            f"http://127.0.0.1:{port}/apis/ccompat/v7", max_attempts=2, transport=transport
+        ) as c,
+        pytest.raises(RegistryUnavailableError, match="ConnectError"),
+    ):
+        c.get_versions("x-value")
+    assert transport.requests == 2

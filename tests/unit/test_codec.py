@@ -1,0 +1,297 @@
+"""Avro codec: exact wire bytes, header layout, typed errors, old writers resolved into the reader."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from schemas.codec import (
+    HEADER_SIZE,
+    AvroCodec,
+    CodecError,
+    DecodeError,
+    EncodeError,
+    MagicByteError,
+    MalformedPayloadError,
+    RecordMismatchError,
+    TruncatedPayloadError,
+    UnknownSchemaIdError,
+    WriterSchemaResolutionError,
+    frame,
+    read_header,
+)
+from schemas.contracts import REGISTRATION_EVENT, get_contract
+from schemas.events import (
+    CountyResolution,
+    CountyResolutionMethod,
+    EventType,
+    FieldChange,
+    Institution,
+    InstitutionStatus,
+    LegalForm,
+    LegalRepresentative,
+    Lineage,
+    ProfitNature,
+    Registrar,
+    RegistrationEvent,
+    RuleViolation,
+    ServiceForm,
+    Severity,
+)
+
+GOLDEN = Path(__file__).parent / "golden" / "registration_event_v1_schema_id_7.hex"
+V1 = get_contract(REGISTRATION_EVENT).version(1)
+
+
+def sample_event() -> RegistrationEvent:
+    """A fixed, fully populated event; its encoding is pinned in the golden file."""
+    return RegistrationEvent.build(
+        event_type=EventType.SCOPE_ADDED_CHILDCARE,
+        registrar=Registrar.SHICHANG,
+        event_date=date(2025, 3, 28),
+        extracted_at=datetime(2025, 3, 31, 16, 5, 7, 123000, tzinfo=UTC),
+        institution=Institution(
+            uscc="91350100M000100Y43",
+            name="福州市鼓楼区小橡树托育有限公司",
+            legal_form=LegalForm.ENTERPRISE,
+            profit_nature=ProfitNature.FOR_PROFIT,
+            address="福建省福州市鼓楼区五四路1号",
+            business_scope="托育服务；3岁以下婴幼儿照护服务",
+            status=InstitutionStatus.ACTIVE,
+            county_code="350102",
+            county_resolution=CountyResolution(CountyResolutionMethod.ADDRESS, 0.875),
+            legal_representative=LegalRepresentative("李四", "350102********0011", True, "139****0000"),
+            registered_capital=Decimal("100.25"),
+            service_forms=(ServiceForm.FULL_DAY, ServiceForm.TEMPORARY),
+            capacity=45,
+        ),
+        lineage=Lineage("shichang-files", "SC-20250328-0001", "7", "connectors.shichang@0.1.0", "2025-03-31"),
+        changed_fields=[FieldChange("business_scope", "企业管理咨询", "托育服务；3岁以下婴幼儿照护服务")],
+    ).with_warnings([RuleViolation("COUNTY_LOW_CONFIDENCE", Severity.WARN, "区划置信度低", "low confidence")])
+
+
+class FakeSchemas:
+    """In-memory stand-in for the registry's id lookup (pure logic under test, no I/O)."""
+
+    def __init__(self, by_id: dict[int, str]) -> None:
+        self.by_id = by_id
+        self.calls: list[int] = []
+
+    def get_schema_by_id(self, schema_id: int) -> str:
+        self.calls.append(schema_id)
+        return self.by_id[schema_id]
+
+
+def v1_codec(schema_id: int = 7, schemas: FakeSchemas | None = None) -> AvroCodec:
+    return AvroCodec(V1.schema_str, schema_id, schemas)
+
+
+# -- golden bytes and layout ---------------------------------------------------------------------------
+
+
+def test_encoding_matches_golden_bytes():
+    payload = v1_codec().encode(sample_event().to_avro())
+    if os.environ.get("REGSYNC_UPDATE_GOLDEN") == "1" or not GOLDEN.exists():
+        if os.environ.get("REGSYNC_UPDATE_GOLDEN") != "1":
+            pytest.fail(f"{GOLDEN} is missing; create it with REGSYNC_UPDATE_GOLDEN=1")
+        GOLDEN.write_text("\n".join(payload.hex()[i : i + 64] for i in range(0, len(payload) * 2, 64)) + "\n")
+    assert payload.hex() == "".join(GOLDEN.read_text().split())
+
+
+def test_golden_bytes_decode_back_to_the_sample():
+    payload = bytes.fromhex("".join(GOLDEN.read_text().split()))
+    assert RegistrationEvent.from_avro(v1_codec().decode(payload)) == sample_event()
+
+
+def test_confluent_header_layout():
+    payload = v1_codec(schema_id=0x01020304).encode(sample_event().to_avro())
+    assert payload[0] == 0x00
+    assert payload[1:5] == b"\x01\x02\x03\x04"
+    assert struct.unpack(">bI", payload[:HEADER_SIZE]) == (0, 0x01020304)
+    assert read_header(payload) == 0x01020304
+    assert frame(0x01020304, payload[HEADER_SIZE:]) == payload
+
+
+def test_batch_helpers_round_trip():
+    codec = v1_codec()
+    records = [replace(sample_event(), event_id=f"id-{i}").to_avro() for i in range(3)]
+    decoded = codec.decode_many(codec.encode_many(records))
+    assert [RegistrationEvent.from_avro(d).event_id for d in decoded] == ["id-0", "id-1", "id-2"]
+
+
+# -- decode errors -----------------------------------------------------------------------------------
+
+
+def test_wrong_magic_byte():
+    payload = bytearray(v1_codec().encode(sample_event().to_avro()))
+    payload[0] = 0x01
+    with pytest.raises(MagicByteError, match="0x01"):
+        v1_codec().decode(bytes(payload))
+
+
+@pytest.mark.parametrize("size", [0, 1, 4])
+def test_payload_shorter_than_header(size):
+    with pytest.raises(TruncatedPayloadError, match="header"):
+        v1_codec().decode(b"\x00\x00\x00\x00\x07"[:size])
+
+
+@pytest.mark.parametrize("cut", [1, 20, 100])
+def test_truncated_avro_body(cut):
+    payload = v1_codec().encode(sample_event().to_avro())
+    with pytest.raises(TruncatedPayloadError) as info:
+        v1_codec().decode(payload[:-cut])
+    assert info.value.schema_id == 7
+
+
+def test_unknown_schema_id_without_source():
+    payload = v1_codec(schema_id=8).encode(sample_event().to_avro())
+    with pytest.raises(UnknownSchemaIdError, match="8") as info:
+        v1_codec(schema_id=7).decode(payload)
+    assert info.value.schema_id == 8
+
+
+def test_unknown_schema_id_from_source():
+    payload = v1_codec(schema_id=8).encode(sample_event().to_avro())
+    with pytest.raises(UnknownSchemaIdError, match="not registered"):
+        v1_codec(schema_id=7, schemas=FakeSchemas({})).decode(payload)
+
+
+def test_trailing_bytes_are_malformed():
+    payload = v1_codec().encode(sample_event().to_avro()) + b"\x00"
+    with pytest.raises(MalformedPayloadError, match="trailing"):
+        v1_codec().decode(payload)
+
+
+def test_incompatible_writer_is_a_resolution_error():
+    writer = {"type": "record", "name": "RegistrationEvent", "namespace": "regsync.events",
+              "fields": [{"name": "event_id", "type": "long"}]}  # fmt: skip
+    payload = AvroCodec(json.dumps(writer), 9).encode({"event_id": 1})
+    codec = v1_codec(schemas=FakeSchemas({9: json.dumps(writer)}))
+    with pytest.raises(WriterSchemaResolutionError) as info:
+        codec.decode(payload)
+    assert info.value.schema_id == 9
+
+
+def test_error_hierarchy():
+    for decode_error in (MagicByteError, TruncatedPayloadError, UnknownSchemaIdError, MalformedPayloadError):
+        assert issubclass(decode_error, DecodeError)
+    assert issubclass(RecordMismatchError, EncodeError)
+    assert issubclass(DecodeError, CodecError)
+    assert issubclass(EncodeError, CodecError)
+
+
+# -- encode errors name the field ----------------------------------------------------------------------
+
+
+def _mutate(path: list[str | int], value: object) -> dict:
+    record = sample_event().to_avro()
+    node = record
+    for key in path[:-1]:
+        node = node[key]
+    if value is KeyError:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return record
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field", "reason"),
+    [
+        (["institution", "uscc"], 91350100, "institution.uscc", "expected string"),
+        (
+            ["institution", "registered_capital"],
+            Decimal("1.1234567"),
+            "institution.registered_capital",
+            "scale",
+        ),
+        (["institution", "capacity"], 2**40, "institution.capacity", "out of the Avro int range"),
+        (
+            ["institution", "registered_capital"],
+            Decimal("12345678901234567890"),
+            "institution.registered_capital",
+            "precision",
+        ),
+        (
+            ["institution", "legal_representative", "id_valid"],
+            "yes",
+            "institution.legal_representative.id_valid",
+            "boolean",
+        ),
+        (["changed_fields", 0, "field"], None, "changed_fields[0].field", "expected string"),
+        (["institution", "service_forms", 1], "OVERNIGHT", "institution.service_forms[1]", "not a symbol"),
+        (["quality_warnings", 0, "severity"], "FATAL", "quality_warnings[0].severity", "not a symbol"),
+        (["event_type"], "OPENED", "event_type", "not a symbol"),
+        (["lineage"], KeyError, "lineage", "missing"),
+        (["institution", "name"], KeyError, "institution.name", "missing"),
+        (["event_date"], "28/03/2025", "event_date", "expected int"),
+    ],
+)
+def test_record_mismatch_names_the_field(path, value, field, reason):
+    with pytest.raises(RecordMismatchError, match=reason) as info:
+        v1_codec().encode(_mutate(path, value))
+    assert info.value.field == field
+    assert repr(field) in str(info.value)
+    assert info.value.__cause__ is not None
+
+
+def test_missing_optional_fields_take_defaults():
+    record = sample_event().to_avro()
+    for optional in ("changed_fields", "jurisdiction", "quality_warnings"):
+        del record[optional]
+    decoded = RegistrationEvent.from_avro(v1_codec().decode(v1_codec().encode(record)))
+    assert decoded.changed_fields == () and decoded.jurisdiction is None and decoded.quality_warnings == ()
+
+
+# -- schema evolution at decode time -------------------------------------------------------------------
+
+
+def v2_candidate() -> dict:
+    """A hypothetical next version: one optional field and one more enum symbol (BACKWARD-compatible)."""
+    schema = V1.schema
+    schema["fields"].append(
+        {
+            "name": "filing_status",
+            "type": ["null", "string"],
+            "default": None,
+            "doc": "备案状态 Filing status.",
+        }
+    )
+    registrar = next(f for f in schema["fields"] if f["name"] == "registrar")
+    registrar["type"]["symbols"].append("WEIJIAN")
+    return schema
+
+
+def test_old_writer_is_resolved_into_the_newer_reader():
+    old_payload = v1_codec(schema_id=3).encode(sample_event().to_avro())
+    schemas = FakeSchemas({3: V1.schema_str})
+    reader = AvroCodec(json.dumps(v2_candidate(), ensure_ascii=False), 8, schemas)
+
+    decoded = reader.decode(old_payload)
+    assert decoded["filing_status"] is None
+    assert RegistrationEvent.from_avro(decoded) == sample_event()
+
+    reader.decode(old_payload)
+    assert schemas.calls == [3]  # writer schema fetched once, then cached
+
+
+def test_newer_reader_writes_with_its_own_id_and_reads_itself_without_lookup():
+    schemas = FakeSchemas({})
+    codec = AvroCodec(json.dumps(v2_candidate(), ensure_ascii=False), 8, schemas)
+    record = {**sample_event().to_avro(), "filing_status": "已备案"}
+    assert codec.decode(codec.encode(record))["filing_status"] == "已备案"
+    assert schemas.calls == []
+
+
+def test_same_schema_under_another_id_skips_resolution():
+    codec = v1_codec(schema_id=7)
+    codec.add_writer(70, V1.schema_str)
+    payload = frame(70, v1_codec().encode(sample_event().to_avro())[HEADER_SIZE:])
+    assert RegistrationEvent.from_avro(codec.decode(payload)) == sample_event()
