@@ -91,6 +91,15 @@ class HighWatermark:
         return cls(state.get("value"), frozenset(state.get("ties", ())))
 
 
+@dataclass(frozen=True, slots=True)
+class InvalidRecord:
+    """A source row that could not become an event at all; it goes to the DLQ, never silently away."""
+
+    source_record_id: str
+    raw: bytes  # the row as the source gave it (JSON, UTF-8) so the DLQ shows exactly what came in
+    reason: str
+
+
 @dataclass(slots=True)
 class Batch:
     """Events to publish, the counts behind them, and the state to commit once they are acked."""
@@ -100,6 +109,7 @@ class Batch:
     not_childcare: int = 0
     state: dict[str, Any] = field(default_factory=dict)
     cursor_values: list[str] = field(default_factory=list)
+    invalid: list[InvalidRecord] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
