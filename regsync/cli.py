@@ -27,6 +27,12 @@ app = typer.Typer(
 )
 stack_app = typer.Typer(help="Start, stop and inspect the local stack: Kafka, schema registry, PostgreSQL.")
 app.add_typer(stack_app, name="stack")
+schemas_app = typer.Typer(help="Register and inspect the Avro contracts on the schema registry.")
+app.add_typer(schemas_app, name="schemas")
+
+TopicPrefix = Annotated[
+    str, typer.Option("--topic-prefix", help="Prefix for topic and subject names (isolates tenants/tests).")
+]
 
 
 def _fail(exc: RegsyncError) -> None:
@@ -113,6 +119,25 @@ def stack_status() -> None:
             out.print(f"  {'log':<10} {st.log}", highlight=False, soft_wrap=True)
     if not healthy:
         raise typer.Exit(1)
+
+
+@schemas_app.command("register")
+def schemas_register(topic_prefix: TopicPrefix = "") -> None:
+    """Register every stored contract version (oldest first) with BACKWARD compatibility; idempotent."""
+    from regsync import bus, endpoints
+    from regsync.topics import Topics
+
+    try:
+        services = endpoints.resolve(get_settings())
+        rows = bus.register_schemas(services.registry_url, Topics(prefix=topic_prefix))
+    except RegsyncError as exc:
+        _fail(exc)
+        return
+    except Exception as exc:  # registry errors carry the subject and the registry's message
+        console.print(f"[bold red]error:[/] schema registration failed: {exc}", highlight=False)
+        raise typer.Exit(2) from exc
+    for subject, version, schema_id in rows:
+        out.print(f"{subject:<40} v{version}  id {schema_id}", highlight=False)
 
 
 @app.command()

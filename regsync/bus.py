@@ -1,0 +1,140 @@
+"""The Kafka side of the pipeline: producers that never fire-and-forget, codecs bound to registered ids.
+
+Only the composition root talks to Kafka (DESIGN.md); connectors, the gate logic and the sink see
+events, not records.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from regsync.errors import RetriableError
+from regsync.topics import Topics
+from schemas.codec import AvroCodec
+from schemas.registry import SchemaRegistryClient, codec_for_topic, register_all
+
+logging.getLogger("kafka").setLevel(logging.WARNING)
+
+HEADER_SOURCE = "regsync.source"
+HEADER_EVENT_ID = "regsync.event_id"
+HEADER_RUN_ID = "regsync.run_id"
+
+
+def idempotent_producer(bootstrap: str, **overrides: object) -> KafkaProducer:
+    """``acks=all`` + idempotence: broker-side de-duplication of our own retries, ordering per key."""
+    config: dict[str, object] = {
+        "bootstrap_servers": bootstrap,
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 20,
+        "batch_size": 256 * 1024,
+        "max_in_flight_requests_per_connection": 5,
+        "retries": 2**31 - 1,
+        "delivery_timeout_ms": 120_000,
+    }
+    config.update(overrides)
+    return KafkaProducer(**config)
+
+
+@dataclass(frozen=True, slots=True)
+class Codecs:
+    """One codec per topic, writing under the id the registry gave our contract."""
+
+    raw: AvroCodec
+    valid: AvroCodec
+    rejected: AvroCodec
+
+
+def registry_client(registry_url: str, topics: Topics) -> SchemaRegistryClient:
+    """A client whose subjects carry the topic prefix (TopicNameStrategy on prefixed topics)."""
+    return SchemaRegistryClient(registry_url, subject_prefix=topics.prefix)
+
+
+def register_schemas(registry_url: str, topics: Topics) -> list[tuple[str, int, int]]:
+    """Explicit registration (production never auto-registers): (subject, version, id) per contract."""
+    with registry_client(registry_url, topics) as client:
+        return [(r.subject, r.contract.version, r.schema_id) for r in register_all(client)]
+
+
+def load_codecs(registry_url: str, topics: Topics) -> Codecs:
+    """Codecs bound to registered ids; fails clearly if the schemas were never registered."""
+    client = registry_client(registry_url, topics)
+    return Codecs(
+        raw=codec_for_topic(client, topics.base(topics.raw)),
+        valid=codec_for_topic(client, topics.base(topics.valid)),
+        rejected=codec_for_topic(client, topics.base(topics.rejected)),
+    )
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """Current end offset of every partition of ``topic``."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            raise RetriableError(f"topic {topic} has no partitions (does it exist?)")
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        return {tp.partition: off for tp, off in consumer.end_offsets(tps).items()}
+    finally:
+        consumer.close()
+
+
+def scan(
+    bootstrap: str, topic: str, start: dict[int, int], stop: dict[int, int] | None = None
+) -> Iterator[object]:
+    """Records of ``topic`` from ``start`` offsets (0 where absent) up to ``stop`` (default: the end now)."""
+    stop = stop if stop is not None else end_offsets(bootstrap, topic)
+    todo = {p: (start.get(p, 0), end) for p, end in stop.items() if start.get(p, 0) < end}
+    if not todo:
+        return
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        max_poll_records=2000,
+    )
+    try:
+        tps = {p: TopicPartition(topic, p) for p in todo}
+        consumer.assign(list(tps.values()))
+        for p, (first, _) in todo.items():
+            consumer.seek(tps[p], first)
+        remaining = set(todo)
+        idle = 0
+        while remaining:
+            polled = consumer.poll(timeout_ms=1000)
+            if not polled:
+                idle += 1
+                # read_committed positions can stop short of the end on aborted tails: trust positions.
+                remaining = {p for p in remaining if consumer.position(tps[p]) < todo[p][1]}
+                if idle > 30:
+                    raise RetriableError(f"scan of {topic} stalled at partitions {sorted(remaining)}")
+                continue
+            idle = 0
+            for tp, records in polled.items():
+                end = todo[tp.partition][1]
+                for record in records:
+                    if record.offset >= end:
+                        remaining.discard(tp.partition)
+                        break
+                    yield record
+                if consumer.position(tp) >= end:
+                    remaining.discard(tp.partition)
+    finally:
+        consumer.close()
+
+
+def header(record: object, name: str) -> str | None:
+    """A header value as text, or None."""
+    for key, value in getattr(record, "headers", None) or ():
+        if key == name:
+            return value.decode("utf-8") if value is not None else None
+    return None
+
+
+def headers(items: Iterable[tuple[str, str]]) -> list[tuple[str, bytes]]:
+    """Kafka headers from text pairs."""
+    return [(k, v.encode("utf-8")) for k, v in items]

@@ -1,0 +1,184 @@
+"""Extraction: connector batches → ``registrations.raw``, then the cursor, in that order.
+
+Per batch: encode every event, send with the idempotent producer (key = USCC, timestamp = the
+as-of extraction instant, headers = source/event id/run id), flush, resolve *every* future (a
+failed send raises; nothing is fire-and-forget), and only then commit the connector's state with
+the offsets reached. A crash between the acknowledgement and the commit re-reads that batch on
+restart; the recovery scan finds the event ids already on the topic past the last committed
+offsets and does not send them again, so the topic holds each event id once.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from connectors.base import Batch, Connector, ExtractContext, InvalidRecord
+from regsync import bus
+from regsync.faults import crash_point
+from regsync.state import RunCounts, StateStore
+from regsync.topics import Topics
+from schemas.events import ErrorContext, RejectedRecord, RuleViolation, Severity
+
+Progress = Callable[[Batch, RunCounts], None]
+
+INVALID_SOURCE_RULE = "SOURCE_UNREADABLE"
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractSummary:
+    """What one run did, for the CLI summary and the audit trail."""
+
+    source: str
+    run_id: str
+    read: int
+    not_childcare: int
+    published: int
+    recovered: int
+    invalid: int
+
+    @property
+    def childcare(self) -> int:
+        """Rows that passed the childcare filter (published now, earlier, or sent to the DLQ)."""
+        return self.published + self.recovered + self.invalid
+
+
+def _recover(
+    bootstrap: str, topic: str, source: str, offsets: dict[int, int]
+) -> tuple[set[str], dict[int, int]]:
+    """Event ids of ``source`` already on the topic past the committed offsets, and the end offsets now."""
+    stop = bus.end_offsets(bootstrap, topic)
+    seen: set[str] = set()
+    for record in bus.scan(bootstrap, topic, offsets, stop):
+        if bus.header(record, bus.HEADER_SOURCE) == source:
+            event_id = bus.header(record, bus.HEADER_EVENT_ID)
+            if event_id:
+                seen.add(event_id)
+    return seen, stop
+
+
+def _rejected_for(
+    invalid: InvalidRecord, source: str, run_id: str, topic: str, at: datetime
+) -> RejectedRecord:
+    """A connector-level DLQ record: the raw row and why no event could be made of it."""
+    return RejectedRecord(
+        error_context=ErrorContext(topic, -1, -1, run_id, at),
+        violations=(
+            RuleViolation(
+                INVALID_SOURCE_RULE,
+                Severity.REJECT,
+                f"来源记录无法转换为事件：{invalid.reason}",
+                f"source record could not become an event: {invalid.reason}",
+                None,
+            ),
+        ),
+        raw_value=invalid.raw,
+        decode_error=f"{source}:{invalid.source_record_id}: {invalid.reason}",
+    )
+
+
+def run_extract(
+    connector: Connector,
+    *,
+    bootstrap: str,
+    registry_url: str,
+    database_url: str,
+    topics: Topics,
+    as_of: datetime,
+    batch_size: int = 500,
+    progress: Progress | None = None,
+) -> ExtractSummary:
+    """Extract everything new from one source, as of ``as_of`` (also the records' Kafka timestamp)."""
+    source = connector.spec.name
+    store = StateStore(database_url)
+    codecs = bus.load_codecs(registry_url, topics)
+    run_id = f"extract-{source}-{uuid.uuid4().hex[:12]}"
+    as_of = as_of.astimezone(UTC)
+    timestamp_ms = int(as_of.timestamp() * 1000)
+    saved = store.load(source)
+    counts = RunCounts()
+    store.start_run(run_id, source, as_of)
+    producer = bus.idempotent_producer(bootstrap)
+    try:
+        already, offsets = _recover(bootstrap, topics.raw, source, saved.raw_offsets if saved.exists else {})
+        # Baseline: nothing of ours lies beyond these offsets except what `already` holds.
+        store.commit(source, run_id, saved.state, offsets, counts)
+        ctx = ExtractContext(extracted_at=as_of, run_id=run_id, batch_size=batch_size)
+        for batch in connector.batches(saved.state, ctx):
+            futures = []
+            for event in batch.events:
+                if event.event_id in already:
+                    counts.recovered += 1
+                    continue
+                value = codecs.raw.encode(event.to_avro())
+                futures.append(
+                    producer.send(
+                        topics.raw,
+                        key=event.kafka_key,
+                        value=value,
+                        timestamp_ms=timestamp_ms,
+                        headers=bus.headers(
+                            [
+                                (bus.HEADER_SOURCE, source),
+                                (bus.HEADER_EVENT_ID, event.event_id),
+                                (bus.HEADER_RUN_ID, run_id),
+                            ]
+                        ),
+                    )
+                )
+            dlq = []
+            for invalid in batch.invalid:
+                record = _rejected_for(invalid, source, run_id, topics.raw, as_of)
+                dlq.append(
+                    producer.send(
+                        topics.rejected,
+                        key=invalid.source_record_id.encode("utf-8"),
+                        value=codecs.rejected.encode(record.to_avro()),
+                        timestamp_ms=timestamp_ms,
+                        headers=bus.headers(
+                            [
+                                (bus.HEADER_SOURCE, source),
+                                (bus.HEADER_RUN_ID, run_id),
+                                ("regsync.rule_ids", INVALID_SOURCE_RULE),
+                            ]
+                        ),
+                    )
+                )
+            producer.flush()
+            for future in futures:
+                meta = future.get(timeout=60)  # raises if the broker refused: never fire-and-forget
+                offsets[meta.partition] = max(offsets.get(meta.partition, 0), meta.offset + 1)
+            for future in dlq:
+                future.get(timeout=60)
+            crash_point("extract.after_ack")  # acknowledged, cursor not yet committed
+            counts.read += batch.read
+            counts.not_childcare += batch.not_childcare
+            counts.published += len(futures)
+            counts.invalid += len(dlq)
+            store.commit(source, run_id, batch.state, offsets, counts)
+            crash_point("extract.after_commit")
+            if progress is not None:
+                progress(batch, counts)
+    except BaseException as exc:
+        producer.close(timeout=5)
+        store.finish_run(run_id, counts, error=f"{type(exc).__name__}: {exc}")
+        store.dispose()
+        raise
+    producer.close()
+    store.finish_run(run_id, counts)
+    store.dispose()
+    return ExtractSummary(
+        source, run_id, counts.read, counts.not_childcare, counts.published, counts.recovered, counts.invalid
+    )
+
+
+def state_json(database_url: str, source: str) -> str:
+    """The committed state of a source as JSON (for the CLI and tests)."""
+    store = StateStore(database_url)
+    try:
+        return json.dumps(store.load(source).state, ensure_ascii=False, sort_keys=True)
+    finally:
+        store.dispose()

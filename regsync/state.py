@@ -1,0 +1,156 @@
+"""The pipeline's own state: connector cursors and the record of every extraction run.
+
+A connector's state is committed here only after the broker acknowledged the batch it covers, in
+one transaction with the raw-topic offsets reached and the run's running counts. Works on
+PostgreSQL (production, tests) and SQLite (the embedded default).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+connector_state = sa.Table(
+    "connector_state",
+    metadata,
+    sa.Column("source", sa.String(64), primary_key=True),
+    sa.Column("state_json", sa.Text, nullable=False),
+    sa.Column("raw_offsets_json", sa.Text, nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+extract_runs = sa.Table(
+    "extract_runs",
+    metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("source", sa.String(64), nullable=False, index=True),
+    sa.Column("as_of", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("status", sa.String(16), nullable=False),  # running | succeeded | failed
+    sa.Column("read", sa.Integer, nullable=False, default=0),
+    sa.Column("not_childcare", sa.Integer, nullable=False, default=0),
+    sa.Column("published", sa.Integer, nullable=False, default=0),
+    sa.Column("recovered", sa.Integer, nullable=False, default=0),
+    sa.Column("invalid", sa.Integer, nullable=False, default=0),
+    sa.Column("error", sa.Text),
+)
+
+
+@dataclass(slots=True)
+class SavedState:
+    """What the last commit left for a source."""
+
+    state: dict[str, Any] = field(default_factory=dict)
+    raw_offsets: dict[int, int] = field(default_factory=dict)
+    exists: bool = False
+
+
+@dataclass(slots=True)
+class RunCounts:
+    """Running totals of one extraction run."""
+
+    read: int = 0
+    not_childcare: int = 0
+    published: int = 0
+    recovered: int = 0
+    invalid: int = 0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class StateStore:
+    """Cursor and run bookkeeping over SQLAlchemy."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = sa.create_engine(url, future=True)
+        metadata.create_all(self.engine)
+
+    def load(self, source: str) -> SavedState:
+        """The last committed state of ``source`` (empty on its first run)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(connector_state.c.state_json, connector_state.c.raw_offsets_json).where(
+                    connector_state.c.source == source
+                )
+            ).first()
+        if row is None:
+            return SavedState()
+        offsets = {int(k): int(v) for k, v in json.loads(row.raw_offsets_json).items()}
+        return SavedState(json.loads(row.state_json), offsets, True)
+
+    def start_run(self, run_id: str, source: str, as_of: datetime) -> None:
+        """Record that a run began (a crash leaves it 'running': visible in the audit trail)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                extract_runs.insert().values(
+                    run_id=run_id, source=source, as_of=as_of, started_at=_now(), status="running"
+                )
+            )
+
+    def commit(
+        self, source: str, run_id: str, state: dict[str, Any], raw_offsets: dict[int, int], counts: RunCounts
+    ) -> None:
+        """Cursor, offsets and counts in one transaction: either all advance or none."""
+        values = {
+            "state_json": json.dumps(state, ensure_ascii=False, sort_keys=True),
+            "raw_offsets_json": json.dumps({str(k): v for k, v in sorted(raw_offsets.items())}),
+            "run_id": run_id,
+            "updated_at": _now(),
+        }
+        with self.engine.begin() as conn:
+            updated = conn.execute(
+                connector_state.update().where(connector_state.c.source == source).values(**values)
+            ).rowcount
+            if not updated:
+                conn.execute(connector_state.insert().values(source=source, **values))
+            conn.execute(
+                extract_runs.update()
+                .where(extract_runs.c.run_id == run_id)
+                .values(
+                    read=counts.read,
+                    not_childcare=counts.not_childcare,
+                    published=counts.published,
+                    recovered=counts.recovered,
+                    invalid=counts.invalid,
+                )
+            )
+
+    def finish_run(self, run_id: str, counts: RunCounts, error: str | None = None) -> None:
+        """Close the run record with its outcome."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                extract_runs.update()
+                .where(extract_runs.c.run_id == run_id)
+                .values(
+                    finished_at=_now(),
+                    status="failed" if error else "succeeded",
+                    error=error,
+                    read=counts.read,
+                    not_childcare=counts.not_childcare,
+                    published=counts.published,
+                    recovered=counts.recovered,
+                    invalid=counts.invalid,
+                )
+            )
+
+    def runs(self, source: str | None = None) -> list[dict[str, Any]]:
+        """Run records, newest first (for reports and tests)."""
+        query = sa.select(extract_runs).order_by(extract_runs.c.started_at.desc())
+        if source:
+            query = query.where(extract_runs.c.source == source)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def dispose(self) -> None:
+        """Close pooled connections."""
+        self.engine.dispose()
