@@ -20,18 +20,29 @@ def main() -> None:
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="regsync-bench-") as tmp:
         stack = Stack(StackSettings(state_dir=Path(tmp)))
-        for phase in ("cold", "warm"):
-            began = time.monotonic()
-            stack.timing.start.clear()
-            stack.up()
-            total = time.monotonic() - began
-            time.sleep(2)  # let the JVMs settle before reading memory (a measurement, not a test)
-            for st in stack.status():
-                row = results.setdefault(st.name, {})
-                row[f"{phase}_start_s"] = round(stack.timing.start.get(st.name, float("nan")), 2)
-                row[f"{phase}_rss_mib"] = round(st.rss_mb or 0.0, 1)
-            results.setdefault("_total", {})[f"{phase}_up_s"] = round(total, 2)
-            stack.down(purge=phase == "warm")
+        try:
+            _measure(stack, results)
+        finally:
+            stack.down(purge=True)  # never leave JVMs behind, even when a start fails
+    _print(results)
+
+
+def _measure(stack: Stack, results: dict[str, dict[str, float]]) -> None:
+    for phase in ("cold", "warm"):
+        began = time.monotonic()
+        stack.timing.start.clear()
+        stack.up()
+        total = time.monotonic() - began
+        time.sleep(2)  # let the JVMs settle before reading memory (a measurement, not a test)
+        for st in stack.status():
+            row = results.setdefault(st.name, {})
+            row[f"{phase}_start_s"] = round(stack.timing.start.get(st.name, float("nan")), 2)
+            row[f"{phase}_rss_mib"] = round(st.rss_mb or 0.0, 1)
+        results.setdefault("_total", {})[f"{phase}_up_s"] = round(total, 2)
+        stack.down(purge=False)
+
+
+def _print(results: dict[str, dict[str, float]]) -> None:
     print(f"{'component':<16}{'cold start s':>14}{'warm start s':>14}{'RSS MiB':>10}")
     for name, row in results.items():
         if name.startswith("_"):
