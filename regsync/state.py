@@ -44,6 +44,21 @@ extract_runs = sa.Table(
 )
 
 
+gate_runs = sa.Table(
+    "gate_runs",
+    metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("consumed", sa.Integer, nullable=False, default=0),
+    sa.Column("valid", sa.Integer, nullable=False, default=0),
+    sa.Column("rejected", sa.Integer, nullable=False, default=0),
+    sa.Column("by_rule_json", sa.Text, nullable=False, default="{}"),
+    sa.Column("error", sa.Text),
+)
+
+
 @dataclass(slots=True)
 class SavedState:
     """What the last commit left for a source."""
@@ -142,6 +157,36 @@ class StateStore:
                     invalid=counts.invalid,
                 )
             )
+
+    def start_gate_run(self, run_id: str) -> None:
+        """A gate run begins (killed runs stay 'running' in the audit trail)."""
+        with self.engine.begin() as conn:
+            conn.execute(gate_runs.insert().values(run_id=run_id, started_at=_now(), status="running"))
+
+    def update_gate_run(
+        self, run_id: str, counts: Any, *, status: str | None = None, error: str | None = None
+    ) -> None:
+        """Running totals after each committed transaction (best effort: Kafka holds the truth)."""
+        values: dict[str, Any] = {
+            "consumed": counts.consumed,
+            "valid": counts.valid,
+            "rejected": counts.rejected,
+            "by_rule_json": json.dumps(counts.by_rule, sort_keys=True),
+        }
+        if status:
+            values.update(status=status, finished_at=_now(), error=error)
+        with self.engine.begin() as conn:
+            conn.execute(gate_runs.update().where(gate_runs.c.run_id == run_id).values(**values))
+
+    def finish_gate_run(self, run_id: str, counts: Any, error: str | None = None) -> None:
+        """Close a gate run record."""
+        self.update_gate_run(run_id, counts, status="failed" if error else "succeeded", error=error)
+
+    def gate_runs(self) -> list[dict[str, Any]]:
+        """Gate run records, newest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(gate_runs).order_by(gate_runs.c.started_at.desc()))
+            return [dict(r._mapping) for r in rows]
 
     def runs(self, source: str | None = None) -> list[dict[str, Any]]:
         """Run records, newest first (for reports and tests)."""

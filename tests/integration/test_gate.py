@@ -1,0 +1,151 @@
+"""The gate through real Kafka transactions: one output per input, even across a SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from kafka import KafkaProducer
+from listsource import ListConnector, rows
+
+from regsync import bus
+from regsync.extract import run_extract
+from regsync.gate import run_gate
+from regsync.topics import Topics, ensure_topics
+from schemas.events import RegistrationEvent, RejectedRecord
+
+AS_OF = datetime(2026, 1, 31, 16, 0, tzinfo=UTC)
+HERE = Path(__file__).parent
+
+
+class FaultyListConnector(ListConnector):
+    """Every 5th row gets a broken check digit; every 7th has no name."""
+
+    def batches(self, state, ctx):
+        for batch in super().batches(state, ctx):
+            fixed = []
+            for i, event in enumerate(batch.events):
+                n = int(event.lineage.source_record_id[1:])
+                inst = event.institution
+                if n % 5 == 0:
+                    inst = replace(inst, uscc=inst.uscc[:-1] + ("0" if inst.uscc[-1] != "0" else "1"))
+                if n % 7 == 0:
+                    inst = replace(inst, name="")
+                fixed.append(
+                    replace(event, institution=inst) if inst is not event.institution else batch.events[i]
+                )
+            batch.events = fixed
+            yield batch
+
+
+@pytest.fixture
+def pipeline(stack, uid, database_url):
+    topics = Topics(prefix=f"t{uid}.")
+    ensure_topics(stack.bootstrap_servers, topics)
+    bus.register_schemas(stack.registry_url, topics)
+    return {
+        "bootstrap": stack.bootstrap_servers,
+        "registry_url": stack.registry_url,
+        "database_url": database_url,
+        "topics": topics,
+    }
+
+
+def _outputs(p):
+    """Map raw (partition, offset) → list of outputs found on valid and rejected."""
+    codecs = bus.load_codecs(p["registry_url"], p["topics"])
+    found: dict[tuple[int, int], list[tuple[str, object]]] = {}
+    for r in bus.scan(p["bootstrap"], p["topics"].valid, {}):
+        key = (int(bus.header(r, "regsync.raw_partition")), int(bus.header(r, "regsync.raw_offset")))
+        found.setdefault(key, []).append(
+            ("valid", RegistrationEvent.from_avro(codecs.valid.decode(r.value)), r)
+        )
+    for r in bus.scan(p["bootstrap"], p["topics"].rejected, {}):
+        key = (
+            int(bus.header(r, "__connect.errors.partition")),
+            int(bus.header(r, "__connect.errors.offset")),
+        )
+        found.setdefault(key, []).append(
+            ("rejected", RejectedRecord.from_avro(codecs.rejected.decode(r.value)), r)
+        )
+    return found
+
+
+def _raw_positions(p):
+    return {(r.partition, r.offset): r for r in bus.scan(p["bootstrap"], p["topics"].raw, {})}
+
+
+def test_gate_routes_every_record_once_with_reasons(pipeline):
+    run_extract(FaultyListConnector(rows(40)), as_of=AS_OF, batch_size=10, **pipeline)
+    # A record that is not Avro at all must reach the DLQ too, not crash the gate.
+    producer = KafkaProducer(bootstrap_servers=pipeline["bootstrap"], acks="all")
+    producer.send(pipeline["topics"].raw, key=b"garbage", value=b"\x00\x00\x00\x00\x01not avro").get(30)
+    producer.close()
+
+    counts = run_gate(**pipeline, until_idle=True, max_records=16)
+    raw = _raw_positions(pipeline)
+    assert counts.consumed == len(raw) == 41
+    assert counts.valid + counts.rejected == counts.consumed
+
+    outputs = _outputs(pipeline)
+    assert set(outputs) == set(raw)
+    assert all(len(v) == 1 for v in outputs.values())
+    rejected = {k: v[0] for k, v in outputs.items() if v[0][0] == "rejected"}
+    # rows 0,5,10,…,35 (check digit) and 0,7,14,…,35 (name) → 12 distinct rows, plus the garbage
+    assert len(rejected) == 13
+    rules = Counter(r for _, rec, _ in rejected.values() for r in {v.rule_id for v in rec.violations})
+    assert rules["USCC_CHECK_DIGIT"] == 8
+    assert rules["REQUIRED_FIELD"] == 6
+    assert rules["SCHEMA_INVALID"] == 1
+    # Outputs keep the raw record's timestamp: the moment it was pushed, which month windows use.
+    for kind, _rec, record in (v[0] for v in outputs.values()):
+        if record.key != b"garbage":
+            assert record.timestamp == int(AS_OF.timestamp() * 1000), kind
+    for _, _rec, record in rejected.values():
+        assert bus.header(record, "__connect.errors.topic") == pipeline["topics"].raw
+        assert bus.header(record, "regsync.rule_ids")
+
+
+@pytest.mark.slow
+def test_gate_killed_mid_transaction_then_restarted_yields_exactly_one_output_each(pipeline):
+    run_extract(FaultyListConnector(rows(60)), as_of=AS_OF, batch_size=20, **pipeline)
+    script = textwrap.dedent(
+        f"""
+        from regsync.gate import run_gate
+        from regsync.topics import Topics
+        run_gate(
+            bootstrap={pipeline["bootstrap"]!r},
+            registry_url={pipeline["registry_url"]!r},
+            database_url={pipeline["database_url"]!r},
+            topics=Topics(prefix={pipeline["topics"].prefix!r}),
+            until_idle=True,
+            max_records=7,
+        )
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(HERE), "REGSYNC_CRASH_AT": "gate.before_commit:3"}
+    killed = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
+    )
+    assert killed.returncode == -9, killed.stderr
+    partial = _outputs(pipeline)
+    assert 0 < len(partial) < 60  # two transactions committed, the third was open when killed
+
+    env.pop("REGSYNC_CRASH_AT")
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+
+    raw = _raw_positions(pipeline)
+    outputs = _outputs(pipeline)
+    assert set(outputs) == set(raw)
+    doubled = {k: len(v) for k, v in outputs.items() if len(v) != 1}
+    assert doubled == {}
