@@ -7,10 +7,13 @@ means a bug, never a missing program or a bad setting.
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from regsync.errors import RegsyncError
 from regsync.settings import get_settings
@@ -138,6 +141,143 @@ def schemas_register(topic_prefix: TopicPrefix = "") -> None:
         raise typer.Exit(2) from exc
     for subject, version, schema_id in rows:
         out.print(f"{subject:<40} v{version}  id {schema_id}", highlight=False)
+
+
+def _as_of(value: str | None) -> datetime:
+    if not value:
+        return datetime.now(UTC)
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=ZoneInfo(get_settings().timezone))
+
+
+AsOf = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of",
+        help="The pipeline clock: extraction time and Kafka timestamp (ISO 8601; default now). "
+        "Replaying months uses past instants.",
+    ),
+]
+
+
+@app.command()
+def extract(
+    source: Annotated[
+        list[str] | None, typer.Option("--source", "-s", help="Source name; repeatable.")
+    ] = None,
+    all_sources: Annotated[bool, typer.Option("--all", help="Every configured source.")] = False,
+    as_of: AsOf = None,
+    batch_size: Annotated[int, typer.Option(help="Events per acknowledged batch (the commit unit).")] = 500,
+) -> None:
+    """Pull new registrations from registrar systems into registrations.raw (cursor after the broker's ack)."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from regsync import endpoints, sources
+    from regsync.extract import run_extract
+    from regsync.topics import Topics, ensure_topics
+
+    settings = get_settings()
+    names = list(sources.FACTORIES) if all_sources else list(source or [])
+    if not names:
+        console.print("[bold red]error:[/] name a --source or use --all", highlight=False)
+        raise typer.Exit(2)
+    try:
+        services = endpoints.resolve(settings)
+        topics = Topics(prefix=settings.topic_prefix)
+        ensure_topics(services.bootstrap_servers, topics)
+        clock = _as_of(as_of)
+        summaries = []
+        for name in names:
+            connector = sources.build(name, settings)
+            with Progress(
+                SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
+            ) as bar:
+                task = bar.add_task(f"{name}: starting", total=None)
+
+                def show(batch: object, counts: object, _task: object = task, _name: str = name) -> None:
+                    bar.update(
+                        _task,  # type: ignore[arg-type]
+                        description=f"{_name}: read {counts.read:,}  published {counts.published:,}",  # type: ignore[attr-defined]
+                    )
+
+                summaries.append(
+                    run_extract(
+                        connector,
+                        bootstrap=services.bootstrap_servers,
+                        registry_url=services.registry_url,
+                        database_url=services.database_url,
+                        topics=topics,
+                        as_of=clock,
+                        batch_size=batch_size,
+                        progress=show,
+                    )
+                )
+    except RegsyncError as exc:
+        _fail(exc)
+        return
+    table = Table("source", "read", "not childcare", "childcare", "published", "already on topic", "to DLQ")
+    for s in summaries:
+        table.add_row(
+            s.source,
+            f"{s.read:,}",
+            f"{s.not_childcare:,}",
+            f"{s.childcare:,}",
+            f"{s.published:,}",
+            f"{s.recovered:,}",
+            f"{s.invalid:,}",
+        )
+    out.print(table)
+
+
+@app.command()
+def gate(
+    until_idle: Annotated[
+        bool,
+        typer.Option("--until-idle/--forever", help="Stop when caught up (Airflow) or run continuously."),
+    ] = True,
+    instance: Annotated[int, typer.Option(help="Gate instance number (its transactional id).")] = 0,
+) -> None:
+    """Judge raw registrations into registrations.valid or registrations.rejected, in Kafka transactions."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from regsync import endpoints
+    from regsync.gate import run_gate
+    from regsync.topics import Topics, ensure_topics
+
+    settings = get_settings()
+    try:
+        services = endpoints.resolve(settings)
+        topics = Topics(prefix=settings.topic_prefix)
+        ensure_topics(services.bootstrap_servers, topics)
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
+        ) as bar:
+            task = bar.add_task("gate: waiting for records", total=None)
+
+            def show(counts: object) -> None:
+                bar.update(
+                    task,
+                    description=f"gate: {counts.consumed:,} judged, {counts.valid:,} valid, {counts.rejected:,} rejected",  # type: ignore[attr-defined]
+                )
+
+            counts = run_gate(
+                bootstrap=services.bootstrap_servers,
+                registry_url=services.registry_url,
+                database_url=services.database_url,
+                topics=topics,
+                instance=instance,
+                until_idle=until_idle,
+                progress=show,
+            )
+    except RegsyncError as exc:
+        _fail(exc)
+        return
+    out.print(f"judged {counts.consumed:,}: valid {counts.valid:,} + rejected {counts.rejected:,}")
+    if counts.by_rule:
+        table = Table("rule", "records")
+        for rule_id, n in sorted(counts.by_rule.items(), key=lambda kv: -kv[1]):
+            table.add_row(rule_id, f"{n:,}")
+        out.print(table)
 
 
 @app.command()

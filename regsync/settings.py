@@ -49,6 +49,19 @@ class StackSettings(BaseModel):
     with_postgres: bool = True
 
 
+class SourcesSettings(BaseModel):
+    """Where each registrar system is. Secrets (API tokens, DB passwords in URLs) via the environment."""
+
+    bianzhi_url: str | None = Field(default=None, description="SQLAlchemy URL of the 编制 database.")
+    shenpi_url: str | None = Field(default=None, description="SQLAlchemy URL of the 行政审批 database.")
+    minzheng_url: str | None = Field(default=None, description="Base URL of the 民政 open API.")
+    minzheng_token: SecretStr | None = Field(default=None, description="Bearer token of the 民政 API.")
+    shichang_drop_dir: Path | None = Field(
+        default=None, description="Drop folder of 市场监管 exchange files."
+    )
+    jiaoyu_feed: Path | None = Field(default=None, description="The 教育 托班 feed.")
+
+
 class Settings(BaseSettings):
     """All of regsync's configuration, validated at start."""
 
@@ -60,6 +73,9 @@ class Settings(BaseSettings):
     )
 
     stack: StackSettings = Field(default_factory=StackSettings)
+    sources: SourcesSettings = Field(default_factory=SourcesSettings)
+    topic_prefix: str = Field(default="", description="Prefix of topic and subject names.")
+    timezone: str = Field(default="Asia/Shanghai", description="Month boundaries are taken in this zone.")
     database_url: SecretStr | None = Field(
         default=None,
         description="Filing-store database. Unset: the local stack's PostgreSQL, else embedded SQLite.",
