@@ -30,6 +30,8 @@ app = typer.Typer(
 )
 stack_app = typer.Typer(help="Start, stop and inspect the local stack: Kafka, schema registry, PostgreSQL.")
 app.add_typer(stack_app, name="stack")
+dlq_app = typer.Typer(help="Inspect and replay the dead-letter queue (registrations.rejected).")
+app.add_typer(dlq_app, name="dlq")
 schemas_app = typer.Typer(help="Register and inspect the Avro contracts on the schema registry.")
 app.add_typer(schemas_app, name="schemas")
 
@@ -278,6 +280,138 @@ def gate(
         for rule_id, n in sorted(counts.by_rule.items(), key=lambda kv: -kv[1]):
             table.add_row(rule_id, f"{n:,}")
         out.print(table)
+
+
+RuleOpt = Annotated[str | None, typer.Option("--rule", help="Only records violating this rule id.")]
+SourceOpt = Annotated[str | None, typer.Option("--source", help="Only records from this source.")]
+UsccOpt = Annotated[str | None, typer.Option("--uscc", help="Only this institution.")]
+MonthOpt = Annotated[str | None, typer.Option("--month", help="Only records pushed in this month (YYYY-MM).")]
+
+
+def _dlq_filter(rule: str | None, source: str | None, uscc: str | None, month: str | None) -> object:
+    from regsync.dlq import DlqFilter
+
+    return DlqFilter(rule_id=rule, source=source, uscc=uscc, month=month)
+
+
+@dlq_app.command("list")
+def dlq_list(
+    rule: RuleOpt = None,
+    source: SourceOpt = None,
+    uscc: UsccOpt = None,
+    month: MonthOpt = None,
+    limit: Annotated[int, typer.Option(help="Show at most this many rows.")] = 50,
+) -> None:
+    """List rejected records (masked) with their rules; counts per rule at the end."""
+    from collections import Counter
+
+    from regsync import dlq, endpoints
+    from regsync.topics import Topics
+
+    settings = get_settings()
+    try:
+        services = endpoints.resolve(settings)
+        found = list(
+            dlq.entries(
+                services.bootstrap_servers,
+                services.registry_url,
+                Topics(prefix=settings.topic_prefix),
+                _dlq_filter(rule, source, uscc, month),  # type: ignore[arg-type]
+                settings.timezone,
+            )
+        )
+    except RegsyncError as exc:
+        _fail(exc)
+        return
+    table = Table("position", "pushed at", "source", "USCC", "name", "rules", "reason", "replayable")
+    for entry in found[:limit]:
+        row = entry.summary()
+        table.add_row(
+            *(
+                str(row[k])
+                for k in ("position", "pushed_at", "source", "uscc", "name", "rules", "reason", "replayable")
+            )
+        )
+    out.print(table)
+    per_rule = Counter(r for e in found for r in e.rule_ids)
+    out.print(f"{len(found):,} rejected records; " + ", ".join(f"{k} {v}" for k, v in per_rule.most_common()))
+
+
+@dlq_app.command("show")
+def dlq_show(
+    position: Annotated[str, typer.Argument(help="partition:offset as printed by `dlq list`.")],
+) -> None:
+    """One rejected record in full (personal data masked): violations, error context, the event."""
+    import json
+
+    from regsync import dlq, endpoints
+    from regsync.topics import Topics
+    from schemas.masking import mask_text
+
+    settings = get_settings()
+    try:
+        services = endpoints.resolve(settings)
+        for entry in dlq.entries(
+            services.bootstrap_servers,
+            services.registry_url,
+            Topics(prefix=settings.topic_prefix),
+            _dlq_filter(None, None, None, None),  # type: ignore[arg-type]
+            settings.timezone,
+        ):
+            if entry.position == position:
+                body = entry.record.to_avro()
+                out.print(
+                    mask_text(json.dumps(body, ensure_ascii=False, indent=2, default=str)), highlight=False
+                )
+                return
+    except RegsyncError as exc:
+        _fail(exc)
+        return
+    console.print(f"[bold red]error:[/] no rejected record at {position}", highlight=False)
+    raise typer.Exit(1)
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    rule: RuleOpt = None,
+    source: SourceOpt = None,
+    uscc: UsccOpt = None,
+    month: MonthOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count and record, send nothing.")] = False,
+    reason: Annotated[str | None, typer.Option(help="Why (kept in the audit trail).")] = None,
+    who: Annotated[
+        str | None, typer.Option(help="Operator name for the audit trail (default: OS user).")
+    ] = None,
+    as_of: AsOf = None,
+) -> None:
+    """Re-submit rejected events to the gate; every replay (dry runs too) is recorded for auditors."""
+    from regsync import dlq, endpoints
+    from regsync.topics import Topics
+
+    settings = get_settings()
+    try:
+        services = endpoints.resolve(settings)
+        result = dlq.replay(
+            bootstrap=services.bootstrap_servers,
+            registry_url=services.registry_url,
+            database_url=services.database_url,
+            topics=Topics(prefix=settings.topic_prefix),
+            flt=_dlq_filter(rule, source, uscc, month),  # type: ignore[arg-type]
+            as_of=_as_of(as_of),
+            dry_run=dry_run,
+            who=who,
+            reason=reason,
+            tz=settings.timezone,
+        )
+    except RegsyncError as exc:
+        _fail(exc)
+        return
+    verb = "would replay" if dry_run else "replayed"
+    out.print(
+        f"{result['replay_id']}: matched {result['matched']}, {verb} {result['replayable']}, "
+        f"not replayable {len(result['not_replayable'])}",
+        highlight=False,
+    )
 
 
 @app.command()
