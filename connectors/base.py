@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, ClassVar
@@ -25,8 +25,11 @@ from schemas.events import (
     CountyResolution,
     CountyResolutionMethod,
     EventType,
+    LegalRepresentative,
     Registrar,
 )
+from schemas.masking import mask_phone, mask_resident_id
+from schemas.resident_id import parse_resident_id
 
 
 class ConnectorError(Exception):
@@ -197,3 +200,48 @@ def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
             chunk = []
     if chunk:
         yield chunk
+
+
+def watermark_pages(
+    mark: HighWatermark,
+    fetch: Callable[[HighWatermark, int], Iterable[Any]],
+    position: Callable[[Any], tuple[str, str]],
+    size: int,
+) -> Iterator[tuple[list[tuple[Any, str]], HighWatermark]]:
+    """Pages of rows new to ``mark`` as ``[(row, cursor_value)]``, each with the watermark after it.
+
+    ``fetch(mark, limit)`` returns at most ``limit`` rows with ``cursor >= mark.value`` in (cursor, key)
+    order, e.g. one ``SELECT … ORDER BY … LIMIT``; ``position(row)`` gives its (cursor value, key). It
+    is asked for ``size + len(mark.ties)`` rows: only the ties already taken can be skipped, so a page
+    is full whenever enough new rows exist and a tie group larger than a page never stalls the read.
+    Each page is its own short query, so nothing is held open while the caller publishes.
+    """
+    while True:
+        page: list[tuple[Any, str]] = []
+        for row in fetch(mark, size + len(mark.ties)):
+            cursor, key = position(row)
+            if not mark.admits(cursor, key):
+                continue
+            mark = mark.advance(cursor, key)
+            page.append((row, cursor))
+            if len(page) >= size:
+                break
+        if not page:
+            return
+        yield page, mark
+
+
+def legal_representative(
+    name: str | None, id_number: str | None, phone: str | None, today: date
+) -> LegalRepresentative:
+    """The legal representative as events carry them: ID and phone masked, the ID's validity kept.
+
+    ``today`` (the run's as-of date) keeps the future-birth-date check reproducible on replays.
+    """
+    number = (id_number or "").strip()
+    return LegalRepresentative(
+        name=(name or "").strip(),
+        id_number_masked=mask_resident_id(number) or None,
+        id_valid=parse_resident_id(number, today=today).is_valid if number else None,
+        phone_masked=mask_phone(phone) or None,
+    )

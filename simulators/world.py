@@ -502,3 +502,58 @@ def filler_rows(rng: random.Random, count: int, day: date, pref: str = "441800")
             "lookalike": "1" if look else "0",
             "day": day.isoformat(),
         }
+
+
+def lookalike_records(
+    world: World, registrar: Registrar, variants: tuple[tuple[str, str, str], ...], prefix: str
+) -> list[SourceRecord]:
+    """Non-childcare look-alikes (托养, 托管, 早教…) that a registrar holds beside its childcare records.
+
+    Registrar systems that are mostly childcare still hold near misses, and the connectors' childcare
+    filter must prove itself on them. For a ``faults.lookalike`` share of the registrar's first
+    versions, one look-alike surfaces 1–20 minutes later in the same place (so it often shares a
+    cursor value with a real record). ``variants`` are (name suffix, scope, USCC registrar+category
+    such as ``"12"``). Drawn from a separate RNG seeded by the world's seed and the registrar, so the
+    world itself is unchanged; record ids are ``prefix`` + a serial; ground truth says not childcare.
+    """
+    rng = random.Random(f"{world.config.seed}:{registrar.value}:lookalike")
+    out: list[SourceRecord] = []
+    for base in world.for_registrar(registrar):
+        if base.version != 1 or rng.random() >= world.config.faults.lookalike:
+            continue
+        suffix, scope, kind = rng.choice(variants)
+        div = divisions.lookup(base.county_code or base.snapshot.stated_division)
+        region = base.snapshot.legal_rep.id_number[:6]
+        born = date(rng.randint(1965, 1998), rng.randint(1, 12), rng.randint(1, 28))
+        rep = LegalRep(
+            rng.choice(SURNAMES) + rng.choice(GIVEN) + rng.choice(GIVEN),
+            resident_id(rng, region, born),
+            f"1{rng.choice('3589')}{rng.randint(0, 999999999):09d}",
+        )
+        snap = replace(
+            base.snapshot,
+            uscc=uscc.random_uscc(
+                rng, registrar=kind[0], category=kind[1], division6=base.snapshot.uscc[2:8]
+            ),
+            name=f"{div.name.rstrip('区县市') if div else ''}{suffix}",
+            scope=scope,
+            legal_rep=rep,
+            service_forms=(),
+            capacity=None,
+        )
+        out.append(
+            SourceRecord(
+                registrar=registrar,
+                record_id=f"{prefix}{len(out) + 1:07d}",
+                version=1,
+                event_type=EventType.ESTABLISHED,
+                event_date=base.surfaced_at.date(),
+                surfaced_at=base.surfaced_at + timedelta(minutes=rng.randint(1, 20)),
+                snapshot=snap,
+                county_code=base.county_code,
+                childcare=False,
+                faults=(Fault.LOOKALIKE,),
+                entity_key=f"{base.entity_key}-L",
+            )
+        )
+    return out
