@@ -282,6 +282,50 @@ def gate(
         out.print(table)
 
 
+@app.command()
+def load(
+    month: Annotated[
+        str, typer.Option("--month", "-m", help="The month pushed, YYYY-MM (any past month: backfill).")
+    ],
+    as_of: AsOf = None,
+    allow_open_month: Annotated[
+        bool, typer.Option(help="Load a month that is not over yet (later pushes then need --replace).")
+    ] = False,
+    replace: Annotated[bool, typer.Option(help="Reload a month whose offset ranges changed.")] = False,
+) -> None:
+    """Load one month of registrations.valid into the filing store, exactly once (a re-run is a no-op)."""
+    from regsync import endpoints
+    from regsync.load import run_load
+    from regsync.topics import Topics
+
+    settings = get_settings()
+    try:
+        services = endpoints.resolve(settings)
+        result = run_load(
+            bootstrap=services.bootstrap_servers,
+            registry_url=services.registry_url,
+            database_url=services.database_url,
+            topics=Topics(prefix=settings.topic_prefix),
+            month=month,
+            tz=settings.timezone,
+            as_of=_as_of(as_of),
+            allow_open_month=allow_open_month,
+            replace=replace,
+        )
+    except RegsyncError as exc:
+        _fail(exc)
+        return
+    if result.noop:  # type: ignore[attr-defined]
+        out.print(f"{month}: already loaded from the same offsets — nothing to do")
+        return
+    r = result
+    out.print(
+        f"{month}: {r.records:,} records, {r.inserted:,} events stored, {r.duplicates:,} duplicates skipped, "  # type: ignore[attr-defined]
+        f"{r.institutions_touched:,} institutions updated, {r.late:,} late; checksum {r.checksum[:16]}…",  # type: ignore[attr-defined]
+        highlight=False,
+    )
+
+
 RuleOpt = Annotated[str | None, typer.Option("--rule", help="Only records violating this rule id.")]
 SourceOpt = Annotated[str | None, typer.Option("--source", help="Only records from this source.")]
 UsccOpt = Annotated[str | None, typer.Option("--uscc", help="Only this institution.")]
