@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -144,14 +144,6 @@ def run_gate(
     return counts
 
 
-def _corrected(event: RegistrationEvent, verdict: Any) -> RegistrationEvent:
-    """Publish the routing county the gate settled on (an abolished code mapped forward)."""
-    code = getattr(verdict, "county_code", None)
-    if code and code != event.institution.county_code:
-        return replace(event, institution=replace(event.institution, county_code=code))
-    return event
-
-
 def _caught_up(consumer: KafkaConsumer, idle_polls: int) -> bool:
     """Idle means: partitions assigned and every position at the end (or no partitions after a while)."""
     assigned = consumer.assignment()
@@ -207,10 +199,7 @@ def _judge_in_transaction(
         for violation in verdict.violations:
             counts.by_rule[violation.rule_id] = counts.by_rule.get(violation.rule_id, 0) + 1
         if verdict.accepted:
-            warnings = [v for v in verdict.violations if v.severity is Severity.WARN]
-            accepted = _corrected(event, verdict)
-            if warnings:
-                accepted = accepted.with_warnings(warnings)
+            accepted = verdict.apply(event)  # routing county settled by the gate, warnings attached
             outputs.append(
                 (
                     topics.valid,

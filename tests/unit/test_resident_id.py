@@ -96,3 +96,15 @@ def test_repr_never_shows_the_full_number_or_birth_date():
 
 def test_non_string_input():
     assert parse_resident_id(12345).findings == ("length",)
+
+
+def test_region_created_after_birth_is_accepted():
+    """370116 莱芜区 exists since 2019; a person born in 1970 may well hold a number issued there."""
+    import datetime as dt
+    import random
+
+    from simulators.world import resident_id
+
+    number = resident_id(random.Random(1), "370116", dt.date(1970, 5, 1))
+    r = parse_resident_id(number, today=dt.date(2026, 1, 1))
+    assert r.is_valid, r.findings
