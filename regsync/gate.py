@@ -111,6 +111,10 @@ def run_gate(
         isolation_level="read_committed",
         auto_offset_reset="earliest",
         max_poll_records=max_records,
+        # Static membership: a restarted gate instance takes its partitions back at once instead of
+        # waiting for the killed member's session to expire.
+        group_instance_id=f"gate-{instance}",
+        session_timeout_ms=30_000,
     )
     producer: KafkaProducer = bus.idempotent_producer(
         bootstrap, transactional_id=gate_transactional_id(topics, instance)
@@ -145,12 +149,22 @@ def run_gate(
 
 
 def _caught_up(consumer: KafkaConsumer, idle_polls: int) -> bool:
-    """Idle means: partitions assigned and every position at the end (or no partitions after a while)."""
-    assigned = consumer.assignment()
-    if not assigned:
+    """Idle means every partition of the topic is judged, not only the ones this member holds.
+
+    Partitions held by another member (or not yet handed back after a crash) count through the
+    group's committed offsets, so a bounded run never stops while a partition is still behind.
+    """
+    topics = consumer.subscription() or set()
+    every = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+    if not every:
         return idle_polls >= 20
-    ends = consumer.end_offsets(list(assigned))
-    return all(consumer.position(tp) >= ends[tp] for tp in assigned)
+    assigned = consumer.assignment()
+    ends = consumer.end_offsets(every)
+    for tp in every:
+        done = consumer.position(tp) if tp in assigned else (consumer.committed(tp) or 0)
+        if done < ends[tp]:
+            return False
+    return True
 
 
 def _judge_in_transaction(
