@@ -1,0 +1,250 @@
+"""An institution's roster state as the fold of its events, in order — a pure function.
+
+``fold(state, event)`` is the single definition of how an event changes the roster, kept free of I/O
+so it can be tested table-driven and reused both by the monthly load and by the recompute after a
+month is replaced. Every event carries the full institution snapshot *after* the event (see
+``schemas.events.Institution``), so most events simply take the snapshot; the event type decides
+what the snapshot cannot say on its own:
+
+=========================  =====================================================================
+event                      effect
+=========================  =====================================================================
+ESTABLISHED                creates, or overwrites the snapshot fields (a second registrar's
+                           record of the same USCC merges into the same row); childcare on
+CHANGED                    takes the new snapshot (``changed_fields`` are masked text for the
+                           audit trail; the typed snapshot already holds the new values)
+SCOPE_ADDED_CHILDCARE      snapshot, childcare on
+SCOPE_REMOVED_CHILDCARE    snapshot, childcare off
+DEREGISTERED / REVOKED     snapshot, status forced to DEREGISTERED / REVOKED
+MOVED_OUT                  snapshot, status MOVED_OUT, county = the *from* county
+MOVED_IN                   snapshot, status ACTIVE, county = the *to* county
+CHILDCARE_CLASS_ADDED      creates from the 教育 snapshot if unknown; otherwise only flags
+                           childcare (教育 does not register the legal entity, so its snapshot —
+                           a kindergarten's name and scope — must not overwrite the registrar's)
+=========================  =====================================================================
+
+A snapshot without a county (unresolved address) never erases a county already known. Every event
+adds its registrar to ``registrars``; ESTABLISHED dates keep the earliest as
+``first_registration_date``; ``childcare_since`` is the date the institution last became childcare.
+Personal data is masked on the way in (the legal representative's ID and phone; IDs or phones typed
+into the name, address or scope), whatever the connector did.
+
+Order across loads: ``position`` (topic, partition, offset) is recorded as the last event applied.
+Topics are keyed by USCC, so one institution's events share a partition and offsets order them;
+:func:`is_behind` tells the loader that an event comes *before* the last one applied (a month
+backfilled after a later one), and the loader then re-folds that institution's whole stored
+history in order (:func:`sink.rebuild.refold`) instead of folding the event on top.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from datetime import date
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+from schemas.events import EventType, InstitutionStatus, RegistrationEvent
+from schemas.masking import mask_text
+from sink.eventjson import masked_rep
+
+__all__ = ["InstitutionState", "Position", "event_county", "fold", "is_behind"]
+
+_FORCED_STATUS: dict[EventType, InstitutionStatus] = {
+    EventType.DEREGISTERED: InstitutionStatus.DEREGISTERED,
+    EventType.REVOKED: InstitutionStatus.REVOKED,
+    EventType.MOVED_OUT: InstitutionStatus.MOVED_OUT,
+    EventType.MOVED_IN: InstitutionStatus.ACTIVE,
+}
+_CHILDCARE_ON = frozenset(
+    {EventType.ESTABLISHED, EventType.SCOPE_ADDED_CHILDCARE, EventType.CHILDCARE_CLASS_ADDED}
+)
+
+
+class Position(NamedTuple):
+    """Where an event was read: Kafka topic, partition and offset."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class InstitutionState:
+    """One ``institutions`` row as a value; enum members are kept as their string values."""
+
+    uscc: str
+    name: str
+    legal_form: str
+    profit_nature: str
+    address: str
+    county_code: str | None
+    county_resolution: str | None
+    status: str
+    childcare: bool
+    childcare_since: date | None
+    business_scope: str
+    registered_capital: Decimal | None
+    capital_currency: str | None
+    service_forms: str | None
+    capacity: int | None
+    legal_rep_name: str | None
+    legal_rep_id_masked: str | None
+    legal_rep_phone_masked: str | None
+    registrars: tuple[str, ...]
+    first_registration_date: date | None
+    last_event_id: str
+    last_event_date: date
+    last_event_type: str
+    last_topic: str | None = None
+    last_partition: int | None = None
+    last_offset: int | None = None
+    first_load_month: str = ""
+    last_load_month: str = ""
+
+    def to_row(self) -> dict[str, Any]:
+        """The ``institutions`` row (registrars as a sorted comma list)."""
+        row = {name: getattr(self, name) for name in _COLUMNS}
+        row["registrars"] = ",".join(self.registrars)
+        return row
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> InstitutionState:
+        """Read a row back (the inverse of :meth:`to_row`)."""
+        values = {name: row[name] for name in _COLUMNS}
+        values["registrars"] = tuple(r for r in (row["registrars"] or "").split(",") if r)
+        return cls(**values)
+
+
+_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(InstitutionState))
+
+
+def fold(
+    state: InstitutionState | None,
+    event: RegistrationEvent,
+    *,
+    position: Position | None = None,
+    load_month: str | None = None,
+) -> InstitutionState:
+    """The institution after ``event``; ``state`` is ``None`` when the USCC is not yet known."""
+    merged = _bookkeeping(state, event, load_month)
+    stamp = {
+        **merged,
+        "last_event_id": event.event_id,
+        "last_event_date": event.event_date,
+        "last_event_type": event.event_type.value,
+        "last_topic": None if position is None else position.topic,
+        "last_partition": None if position is None else position.partition,
+        "last_offset": None if position is None else position.offset,
+    }
+    if state is not None and event.event_type is EventType.CHILDCARE_CLASS_ADDED:
+        since = state.childcare_since if state.childcare else event.event_date
+        return replace(state, childcare=True, childcare_since=since, **stamp)
+    return _apply_snapshot(state, event, stamp)
+
+
+def is_behind(state: InstitutionState | None, pos: Position) -> bool:
+    """Whether an event at ``pos`` precedes the last event folded into ``state`` (same partition)."""
+    return (
+        state is not None
+        and state.last_offset is not None
+        and state.last_topic == pos.topic
+        and state.last_partition == pos.partition
+        and pos.offset <= state.last_offset
+    )
+
+
+def _apply_snapshot(
+    state: InstitutionState | None, event: RegistrationEvent, stamp: dict[str, Any]
+) -> InstitutionState:
+    kind = event.event_type
+    snap = event.institution
+    status = _FORCED_STATUS.get(kind, snap.status)
+    county, resolution = _county(state, event)
+    if kind in _CHILDCARE_ON:
+        childcare = True
+    elif kind is EventType.SCOPE_REMOVED_CHILDCARE:
+        childcare = False
+    else:  # only childcare registrations enter the pipeline, so an unknown one counts as childcare
+        childcare = True if state is None else state.childcare
+    if not childcare:
+        since = None
+    elif state is not None and state.childcare and state.childcare_since is not None:
+        since = state.childcare_since
+    else:
+        since = event.event_date
+    rep = masked_rep(snap.legal_representative)
+    forms = snap.service_forms
+    return InstitutionState(
+        uscc=snap.uscc,
+        name=mask_text(snap.name),
+        legal_form=snap.legal_form.value,
+        profit_nature=snap.profit_nature.value,
+        address=mask_text(snap.address),
+        county_code=county,
+        county_resolution=resolution,
+        status=status.value,
+        childcare=childcare,
+        childcare_since=since,
+        business_scope=mask_text(snap.business_scope),
+        registered_capital=snap.registered_capital,
+        capital_currency=snap.registered_capital_currency,
+        service_forms=None if not forms else ",".join(f.value for f in forms),
+        capacity=snap.capacity,
+        legal_rep_name=None if rep is None else rep.name,
+        legal_rep_id_masked=None if rep is None else rep.id_number_masked,
+        legal_rep_phone_masked=None if rep is None else rep.phone_masked,
+        **stamp,
+    )
+
+
+def _county(state: InstitutionState | None, event: RegistrationEvent) -> tuple[str | None, str | None]:
+    """The county the institution sits in after the event, and how it was resolved."""
+    snap = event.institution
+    method = snap.county_resolution.method.value
+    stated = event_county(event)
+    if stated:
+        return stated, method if stated == snap.county_code else "STATED"
+    if state is not None and state.county_code:
+        return state.county_code, state.county_resolution
+    return None, method
+
+
+def event_county(event: RegistrationEvent) -> str | None:
+    """The county whose health bureau an event is pushed to: 迁出 → the old county, 迁入 → the new one."""
+    move = event.jurisdiction
+    if move is not None and event.event_type is EventType.MOVED_OUT and move.from_county_code:
+        return move.from_county_code
+    if move is not None and event.event_type is EventType.MOVED_IN and move.to_county_code:
+        return move.to_county_code
+    return event.institution.county_code
+
+
+def _bookkeeping(
+    state: InstitutionState | None, event: RegistrationEvent, load_month: str | None
+) -> dict[str, Any]:
+    """What every event adds, whatever its type: registrars seen, earliest 设立 date, load-month span."""
+    registrar = event.registrar.value
+    if state is None:
+        registrars: tuple[str, ...] = (registrar,)
+        first, first_month, last_month = None, load_month or "", load_month or ""
+    else:
+        registrars = state.registrars
+        if registrar not in registrars:
+            registrars = tuple(sorted((*registrars, registrar)))
+        first, first_month, last_month = (
+            state.first_registration_date,
+            state.first_load_month,
+            state.last_load_month,
+        )
+        if load_month:
+            first_month = min(first_month, load_month) if first_month else load_month
+            last_month = max(last_month, load_month)
+    if event.event_type is EventType.ESTABLISHED and (first is None or event.event_date < first):
+        first = event.event_date
+    return {
+        "registrars": registrars,
+        "first_registration_date": first,
+        "first_load_month": first_month,
+        "last_load_month": last_month,
+    }

@@ -1,0 +1,112 @@
+"""Opening the filing store: engines, schema migrations, and the dialect-aware bulk upsert.
+
+The schema is owned by Alembic (``sink/migrations``), never by ``metadata.create_all``: a health
+bureau's store lives for years and must be upgraded in place. The sink keeps its own version table
+(``alembic_version_sink``) so the pipeline's state tables, or anything else sharing the database,
+can keep their own migration history beside it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.dialects import postgresql, sqlite
+
+__all__ = [
+    "VERSION_TABLE",
+    "alembic_config",
+    "create_engine",
+    "include_object",
+    "schema_diff",
+    "upgrade",
+    "upsert",
+]
+
+VERSION_TABLE = "alembic_version_sink"
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def create_engine(url: str | sa.URL, **kwargs: Any) -> sa.Engine:
+    """An engine suited to the store: stored JSON keeps Chinese text as is (not escaped).
+
+    Any engine works with the sink; this one only makes the stored JSON smaller and greppable.
+    """
+    kwargs.setdefault("json_serializer", partial(json.dumps, ensure_ascii=False, separators=(",", ":")))
+    return sa.create_engine(url, **kwargs)
+
+
+def alembic_config(connection: sa.Connection | None = None) -> Config:
+    """An Alembic config built in code (no ``alembic.ini``), pointing into this package.
+
+    Passing the connection through ``attributes`` rather than a URL in the config avoids
+    ConfigParser's ``%`` interpolation mangling passwords, and lets tests migrate a database they
+    already hold open.
+    """
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def upgrade(url: str | sa.URL | sa.Engine, revision: str = "head") -> None:
+    """Bring the store's schema to ``revision`` (``alembic upgrade head``), in one transaction."""
+    engine = url if isinstance(url, sa.Engine) else create_engine(url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), revision)
+    finally:
+        if engine is not url:
+            engine.dispose()
+
+
+def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """Autogenerate compares only the sink's tables: a table the models lack is someone else's."""
+    return not (type_ == "table" and reflected and compare_to is None)
+
+
+def schema_diff(conn: sa.Connection) -> list[Any]:
+    """Differences between the database and the models, as Alembic autogenerate sees them.
+
+    Empty after ``upgrade`` when the migrations match the models; the tests check exactly that.
+    """
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from sink.models import metadata
+
+    opts = {"compare_type": True, "version_table": VERSION_TABLE, "include_object": include_object}
+    return list(compare_metadata(MigrationContext.configure(conn, opts=opts), metadata))
+
+
+def upsert(
+    conn: sa.Connection,
+    table: sa.Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    key: Iterable[str],
+) -> None:
+    """``INSERT … ON CONFLICT (key) DO UPDATE`` every other column, as one executemany.
+
+    PostgreSQL and SQLite share the syntax; each needs its own dialect construct. Rows are complete
+    (the caller computed the new state), so the update simply takes the excluded values.
+    """
+    if not rows:
+        return
+    key = tuple(key)
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        stmt = postgresql.insert(table)
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(table)
+    else:  # pragma: no cover - only the two supported stores
+        raise NotImplementedError(f"upsert is not implemented for {dialect}")
+    update = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in key}
+    conn.execute(stmt.on_conflict_do_update(index_elements=list(key), set_=update), list(rows))
