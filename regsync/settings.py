@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     sources: SourcesSettings = Field(default_factory=SourcesSettings)
     topic_prefix: str = Field(default="", description="Prefix of topic and subject names.")
     timezone: str = Field(default="Asia/Shanghai", description="Month boundaries are taken in this zone.")
+    output_dir: Path | None = Field(
+        default=None, description="Reports, county packages and Data Docs (default: .regsync/output)."
+    )
+    timeliness_threshold: float = Field(
+        default=0.9, ge=0, le=1, description="Share of registrations to push within their month [U]."
+    )
     database_url: SecretStr | None = Field(
         default=None,
         description="Filing-store database. Unset: the local stack's PostgreSQL, else embedded SQLite.",

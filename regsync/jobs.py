@@ -1,0 +1,119 @@
+"""One function per unit of work, shared by the CLI, the Airflow DAGs and the demo.
+
+Each job resolves where the services are (settings, else the local stack), does one thing, and
+returns a small summary. Airflow tasks call exactly one of these, so a DAG run and a CLI run do the
+same work; time windows are passed in (an Airflow data interval, the demo's as-of clock), never
+taken from ``now()`` inside a job.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from regsync.endpoints import Services, resolve
+from regsync.settings import Settings, get_settings
+from regsync.topics import Topics, ensure_topics
+
+
+def _env(settings: Settings | None) -> tuple[Settings, Services, Topics]:
+    settings = settings or get_settings()
+    services = resolve(settings)
+    topics = Topics(prefix=settings.topic_prefix)
+    ensure_topics(services.bootstrap_servers, topics)
+    return settings, services, topics
+
+
+def prepare(settings: Settings | None = None) -> dict[str, Any]:
+    """Topics exist and every contract version is registered (explicitly, never on first use)."""
+    from regsync import bus
+
+    _, services, topics = _env(settings)
+    registered = bus.register_schemas(services.registry_url, topics)
+    return {"topics": list(topics.all()), "subjects": [s for s, _, _ in registered]}
+
+
+def extract(source: str, as_of: datetime, settings: Settings | None = None, connector: Any = None) -> Any:
+    """Pull one registrar system into ``registrations.raw`` (a built ``connector`` may be passed in)."""
+    from regsync import sources
+    from regsync.extract import run_extract
+
+    settings, services, topics = _env(settings)
+    return run_extract(
+        connector or sources.build(source, settings),
+        bootstrap=services.bootstrap_servers,
+        registry_url=services.registry_url,
+        database_url=services.database_url,
+        topics=topics,
+        as_of=as_of,
+    )
+
+
+def gate(settings: Settings | None = None) -> Any:
+    """A bounded gate run: judge everything raw that is not judged yet, then stop."""
+    from regsync.gate import run_gate
+
+    _, services, topics = _env(settings)
+    return run_gate(
+        bootstrap=services.bootstrap_servers,
+        registry_url=services.registry_url,
+        database_url=services.database_url,
+        topics=topics,
+        until_idle=True,
+    )
+
+
+def load(month: str, as_of: datetime | None = None, settings: Settings | None = None) -> Any:
+    """Load one pushed month into the filing store (a re-run is a no-op)."""
+    from regsync.load import run_load
+
+    settings, services, topics = _env(settings)
+    return run_load(
+        bootstrap=services.bootstrap_servers,
+        registry_url=services.registry_url,
+        database_url=services.database_url,
+        topics=topics,
+        month=month,
+        tz=settings.timezone,
+        as_of=as_of,
+    )
+
+
+def quality(month: str, settings: Settings | None = None) -> Any:
+    """Run the Great Expectations suites over the loaded month; results stored for trends."""
+    from regsync.monthly_quality import run_month_suites
+
+    settings, services, topics = _env(settings)
+    return run_month_suites(settings=settings, services=services, topics=topics, month=month)
+
+
+def report(month: str, settings: Settings | None = None) -> Path:
+    """Write the month's self-contained audit report; returns its path."""
+    from regsync.report_data import write_month_report
+
+    settings, services, topics = _env(settings)
+    return write_month_report(settings=settings, services=services, topics=topics, month=month)
+
+
+def export(month: str, settings: Settings | None = None) -> list[Any]:
+    """Write the county push packages of the month."""
+    import sqlalchemy as sa
+
+    from sink.exports import export_month
+    from sink.store import upgrade
+
+    settings, services, _ = _env(settings)
+    upgrade(services.database_url)
+    engine = sa.create_engine(services.database_url)
+    try:
+        return export_month(engine, month, output_dir(settings) / "packages")
+    finally:
+        engine.dispose()
+
+
+def output_dir(settings: Settings) -> Path:
+    """Where reports, packages and Data Docs go (beside the stack's state by default)."""
+    root = settings.output_dir or Path(settings.stack.state_dir).absolute().parent / "output"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
