@@ -326,6 +326,42 @@ def load(
     )
 
 
+@app.command("trace")
+def trace_cmd(uscc: Annotated[str, typer.Argument(help="The institution's 统一社会信用代码.")]) -> None:
+    """One institution's way through the system: source, extraction, raw, gate, load, store, package."""
+    from regsync import endpoints
+    from regsync.topics import Topics
+    from regsync.trace import trace
+
+    settings = get_settings()
+    try:
+        services = endpoints.resolve(settings)
+        found = trace(
+            bootstrap=services.bootstrap_servers,
+            registry_url=services.registry_url,
+            database_url=services.database_url,
+            topics=Topics(prefix=settings.topic_prefix),
+            uscc=uscc,
+        )
+    except RegsyncError as exc:
+        _fail(exc)
+        return
+    if not found.hops:
+        console.print(f"[yellow]nothing found for {found.uscc}[/]", highlight=False)
+        raise typer.Exit(1)
+    table = Table("stage", "where", "at", "what", "event id")
+    for hop in found.hops:
+        table.add_row(hop.stage, hop.where, hop.at, hop.what, (hop.event_id or "")[:8])
+    out.print(table)
+    if found.store_row:
+        row = found.store_row
+        out.print(
+            f"store: {row.get('name')} — {row.get('status')}, county {row.get('county_code')}, "
+            f"registrars {row.get('registrars')}, legal rep {row.get('legal_rep_name')} {row.get('legal_rep_id_masked')}",
+            highlight=False,
+        )
+
+
 RuleOpt = Annotated[str | None, typer.Option("--rule", help="Only records violating this rule id.")]
 SourceOpt = Annotated[str | None, typer.Option("--source", help="Only records from this source.")]
 UsccOpt = Annotated[str | None, typer.Option("--uscc", help="Only this institution.")]
