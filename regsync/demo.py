@@ -70,8 +70,10 @@ def _month_after(month: str) -> str:
 
 
 def _write_filings(world: Any, path: Path, upto: datetime, seed: int) -> int:
-    """The health side's filing export: most registered institutions file within weeks; a few
-    filings match no registration (备案未登记). Written as the 备案信息系统 would export it."""
+    """The health side's filing export, as the 备案信息系统 would write it.
+
+    Most registered institutions file within weeks; a few filings match no registration (备案未登记).
+    """
     from schemas.events import EventType
 
     rng = random.Random(seed)
