@@ -1,0 +1,114 @@
+"""The monthly load through real Kafka into PostgreSQL and SQLite: exactly once, by push month."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from listsource import ListConnector, rows
+
+from regsync import bus
+from regsync.errors import ConfigurationError
+from regsync.extract import run_extract
+from regsync.gate import run_gate
+from regsync.load import run_load
+from regsync.topics import Topics, ensure_topics
+
+HERE = Path(__file__).parent
+# 23:50 and 00:10 in Asia/Shanghai on either side of the January/February boundary.
+LAST_OF_JAN = datetime(2026, 1, 31, 15, 50, tzinfo=UTC)
+FIRST_OF_FEB = datetime(2026, 1, 31, 16, 10, tzinfo=UTC)
+LOAD_AT = datetime(2026, 3, 1, 1, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def pipeline(request, stack, uid, database_url, tmp_path):
+    topics = Topics(prefix=f"t{uid}.")
+    ensure_topics(stack.bootstrap_servers, topics)
+    bus.register_schemas(stack.registry_url, topics)
+    db = database_url if request.param == "postgresql" else f"sqlite:///{tmp_path / 'store.db'}"
+    p = {
+        "bootstrap": stack.bootstrap_servers,
+        "registry_url": stack.registry_url,
+        "database_url": db,
+        "topics": topics,
+    }
+    data = rows(30)
+    # Two pushes: rows 0-17 just before midnight of 31 January, rows 18-29 just after (Beijing time).
+    run_extract(ListConnector(data[:18]), as_of=LAST_OF_JAN, batch_size=6, **p)
+    run_extract(ListConnector(data), as_of=FIRST_OF_FEB, batch_size=6, **p)
+    run_gate(**p, until_idle=True)
+    return p
+
+
+def _store(p):
+    engine = sa.create_engine(p["database_url"])
+    with engine.connect() as conn:
+        events = conn.execute(
+            sa.text("SELECT load_month, count(*) FROM institution_events GROUP BY load_month")
+        ).all()
+        institutions = conn.execute(sa.text("SELECT count(*) FROM institutions")).scalar_one()
+        manifests = conn.execute(
+            sa.text("SELECT month, records, checksum FROM load_manifests ORDER BY month")
+        ).all()
+    engine.dispose()
+    return dict(events), institutions, [tuple(m) for m in manifests]
+
+
+def test_months_follow_push_time_and_reruns_are_noops(pipeline):
+    jan = run_load(**pipeline, month="2026-01", as_of=LOAD_AT)
+    feb = run_load(**pipeline, month="2026-02", as_of=LOAD_AT)
+    assert (jan.records, feb.records) == (18, 12)
+    assert _store(pipeline)[0] == {"2026-01": 18, "2026-02": 12}
+    before = _store(pipeline)
+    again = run_load(**pipeline, month="2026-01", as_of=LOAD_AT)
+    assert again.noop
+    assert _store(pipeline) == before
+    # Event date 2026-01-05 pushed in February: late.
+    assert feb.late == 12
+    assert jan.late == 0
+
+
+def test_an_open_month_is_refused(pipeline):
+    with pytest.raises(ConfigurationError, match="not over"):
+        run_load(**pipeline, month="2026-02", as_of=datetime(2026, 2, 20, tzinfo=UTC))
+
+
+@pytest.mark.slow
+def test_load_killed_mid_transaction_leaves_nothing_and_rerun_is_exact(pipeline):
+    p = pipeline
+    script = textwrap.dedent(
+        f"""
+        from datetime import datetime, timezone
+        from regsync.load import run_load
+        from regsync.topics import Topics
+        run_load(
+            bootstrap={p["bootstrap"]!r}, registry_url={p["registry_url"]!r},
+            database_url={p["database_url"]!r}, topics=Topics(prefix={p["topics"].prefix!r}),
+            month="2026-01", as_of=datetime(2026, 3, 1, 1, tzinfo=timezone.utc), chunk_size=5,
+        )
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(HERE), "REGSYNC_CRASH_AT": "load.in_transaction:2"}
+    killed = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
+    )
+    assert killed.returncode == -9, killed.stderr
+    events, institutions, manifests = _store(p)
+    assert (events, institutions, manifests) == ({}, 0, [])  # two chunks were written, none committed
+
+    env.pop("REGSYNC_CRASH_AT")
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    events, institutions, manifests = _store(p)
+    assert events == {"2026-01": 18}
+    assert institutions == 18
+    assert len(manifests) == 1
