@@ -6,6 +6,7 @@ Rows have a cursor value with deliberate ties; the real connectors have their ow
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -80,4 +81,24 @@ class ListConnector(Connector):
                     )
                 )
             batch.state = mark.to_state()
+            yield batch
+
+
+class FaultyListConnector(ListConnector):
+    """Every 5th row gets a broken check digit; every 7th has no name."""
+
+    def batches(self, state, ctx):
+        for batch in super().batches(state, ctx):
+            fixed = []
+            for i, event in enumerate(batch.events):
+                n = int(event.lineage.source_record_id[1:])
+                inst = event.institution
+                if n % 5 == 0:
+                    inst = replace(inst, uscc=inst.uscc[:-1] + ("0" if inst.uscc[-1] != "0" else "1"))
+                if n % 7 == 0:
+                    inst = replace(inst, name="")
+                fixed.append(
+                    replace(event, institution=inst) if inst is not event.institution else batch.events[i]
+                )
+            batch.events = fixed
             yield batch

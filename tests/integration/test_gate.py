@@ -7,13 +7,12 @@ import subprocess
 import sys
 import textwrap
 from collections import Counter
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from kafka import KafkaProducer
-from listsource import ListConnector, rows
+from listsource import FaultyListConnector, rows
 
 from regsync import bus
 from regsync.extract import run_extract
@@ -23,26 +22,6 @@ from schemas.events import RegistrationEvent, RejectedRecord
 
 AS_OF = datetime(2026, 1, 31, 16, 0, tzinfo=UTC)
 HERE = Path(__file__).parent
-
-
-class FaultyListConnector(ListConnector):
-    """Every 5th row gets a broken check digit; every 7th has no name."""
-
-    def batches(self, state, ctx):
-        for batch in super().batches(state, ctx):
-            fixed = []
-            for i, event in enumerate(batch.events):
-                n = int(event.lineage.source_record_id[1:])
-                inst = event.institution
-                if n % 5 == 0:
-                    inst = replace(inst, uscc=inst.uscc[:-1] + ("0" if inst.uscc[-1] != "0" else "1"))
-                if n % 7 == 0:
-                    inst = replace(inst, name="")
-                fixed.append(
-                    replace(event, institution=inst) if inst is not event.institution else batch.events[i]
-                )
-            batch.events = fixed
-            yield batch
 
 
 @pytest.fixture
