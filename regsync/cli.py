@@ -547,6 +547,55 @@ def demo(
     out.print(f"demo finished in {s.seconds:.0f} s; the stack is {'running' if keep_stack else 'stopped'}.")
 
 
+ReportMonth = Annotated[str, typer.Option("--month", "-m", help="The month pushed, YYYY-MM (load it first).")]
+
+
+@app.command("quality")
+def quality_cmd(month: ReportMonth) -> None:
+    """Run the Great Expectations suites over a loaded month; results stored for trends, Data Docs written."""
+    from regsync import jobs
+
+    try:
+        outcomes = jobs.quality(month)
+    except RegsyncError as exc:
+        _fail(exc)
+        return
+    for outcome in outcomes:
+        verdict = "[green]passed[/]" if outcome.success else "[red]failed[/]"
+        total = len(outcome.per_expectation)
+        out.print(
+            f"[bold]{outcome.suite:<11}[/] {verdict}  {total - len(outcome.failed)}/{total} expectations, "
+            f"{outcome.metrics.get('row_count', 0):,} rows",
+            highlight=False,
+        )
+        for failed in outcome.failed:
+            where = ", ".join(x for x in (failed.column, failed.condition) if x)
+            unexpected = (
+                "" if failed.unexpected_count is None else f": {failed.unexpected_count:,} unexpected"
+            )
+            out.print(
+                f"  ✗ {failed.expectation_type}{f' ({where})' if where else ''}{unexpected}",
+                highlight=False,
+                soft_wrap=True,
+            )
+    docs = next((o.data_docs_path for o in outcomes if o.data_docs_path), None)
+    if docs is not None:
+        out.print(f"Data Docs: {docs}", highlight=False, soft_wrap=True)
+
+
+@app.command("report")
+def report_cmd(month: ReportMonth) -> None:
+    """Write the month's self-contained audit report (HTML, personal data masked); prints its path."""
+    from regsync import jobs
+
+    try:
+        path = jobs.report(month)
+    except RegsyncError as exc:
+        _fail(exc)
+        return
+    out.print(str(path), highlight=False, soft_wrap=True)
+
+
 def main() -> None:
     """Entry point that keeps RegsyncError one line long."""
     try:
