@@ -1,0 +1,119 @@
+"""The container deployment: ``docker/compose.yaml`` is valid Compose and wires every service.
+
+``docker compose config`` needs no engine, only the CLI and its Compose plugin (or a standalone
+``docker-compose`` v2); without them the compose test is skipped, saying why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+DOCKER_DIR = Path(__file__).resolve().parents[2] / "docker"
+COMPOSE = DOCKER_DIR / "compose.yaml"
+AIRFLOW = {"airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"}
+SERVICES = {"kafka", "schema-registry", "postgres", "airflow-init"} | AIRFLOW
+
+
+def compose_command() -> list[str]:
+    """``docker compose`` if the plugin answers, else a standalone ``docker-compose`` v2; or skip."""
+    docker = shutil.which("docker")
+    if docker is None:
+        pytest.skip("the docker CLI is not installed")
+    if subprocess.run([docker, "compose", "version"], capture_output=True, check=False).returncode == 0:
+        return [docker, "compose"]
+    standalone = shutil.which("docker-compose")
+    if standalone is not None:
+        version = subprocess.run(
+            [standalone, "version", "--short"], capture_output=True, text=True, check=False
+        )
+        if version.returncode == 0 and version.stdout.strip().lstrip("v").startswith("2"):
+            return [standalone]
+    pytest.skip("the docker CLI has no Compose v2 plugin (`docker compose`) and no docker-compose v2")
+
+
+@pytest.fixture(scope="module")
+def config() -> dict:
+    # Compose interpolates ${…} from the environment: leave ours out so the defaults are checked.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("REGSYNC_", "AIRFLOW", "KAFKA_", "POSTGRES_", "APICURIO_", "COMPOSE_"))
+    }
+    done = subprocess.run(
+        [*compose_command(), "-f", str(COMPOSE), "config", "--format", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_compose_names_every_service(config):
+    assert set(config["services"]) == SERVICES
+
+
+def test_compose_images(config):
+    services = config["services"]
+    assert services["kafka"]["image"].startswith("apache/kafka:4.1.")
+    assert services["schema-registry"]["image"].startswith("apicurio/apicurio-registry:3.0.")
+    assert services["postgres"]["image"] == "postgres:15"
+    for name in AIRFLOW | {"airflow-init"}:
+        build = services[name]["build"]
+        assert Path(build["context"]).resolve() == DOCKER_DIR.parent
+        assert build["dockerfile"] == "docker/Dockerfile"
+
+
+def test_compose_wires_airflow_and_regsync_by_environment(config):
+    services = config["services"]
+    for name in AIRFLOW | {"airflow-init"}:
+        env = services[name]["environment"]
+        assert env["REGSYNC_KAFKA_BOOTSTRAP"] == "kafka:9092"
+        assert env["REGSYNC_REGISTRY_URL"] == "http://schema-registry:8080/apis/ccompat/v7"
+        assert env["REGSYNC_DATABASE_URL"].endswith("@postgres:5432/regsync")
+        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("@postgres:5432/airflow")
+        assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-api-server:8080/execution/"
+        mounts = {(v["source"], v["target"]) for v in services[name]["volumes"] if v["type"] == "bind"}
+        assert (str(DOCKER_DIR.parent / "dags"), "/opt/airflow/dags") in mounts
+    registry = services["schema-registry"]["environment"]
+    assert registry["APICURIO_STORAGE_KIND"] == "sql"
+    assert registry["APICURIO_DATASOURCE_URL"] == "jdbc:postgresql://postgres:5432/apicurio"
+    commands = {name: " ".join(services[name]["command"]) for name in AIRFLOW}
+    assert commands == {
+        "airflow-api-server": "airflow api-server",
+        "airflow-scheduler": "airflow scheduler",
+        "airflow-dag-processor": "airflow dag-processor",
+        "airflow-triggerer": "airflow triggerer",
+    }
+
+
+def test_long_running_services_have_healthchecks_and_volumes(config):
+    services = config["services"]
+    for name in SERVICES - {"airflow-init"}:
+        assert services[name]["healthcheck"]["test"], name
+    for name, target in [
+        ("kafka", "/var/lib/kafka/data"),
+        ("postgres", "/var/lib/postgresql/data"),
+        ("airflow-scheduler", "/opt/airflow/logs"),
+    ]:
+        assert any(v["type"] == "volume" and v["target"] == target for v in services[name]["volumes"]), name
+    assert services["airflow-api-server"]["depends_on"]["airflow-init"]["condition"] == (
+        "service_completed_successfully"
+    )
+
+
+def test_dockerfile_installs_the_lock_as_a_non_root_user():
+    text = (DOCKER_DIR / "Dockerfile").read_text()
+    assert "python:3.11-slim" in text
+    assert "uv sync --frozen --no-dev --no-install-project" in text
+    assert "uv sync --frozen --no-dev --no-editable" in text
+    users = [line.split()[1] for line in text.splitlines() if line.startswith("USER ")]
+    assert users and users[-1] not in ("root", "0")

@@ -1,0 +1,146 @@
+"""DagBag import test: every DAG parses, with the ids, tags, schedules and wiring the design names.
+
+Needs no services and no metadata DB: parsing must not touch either (no top-level I/O).
+"""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+
+SOURCES = ("bianzhi", "minzheng", "shichang", "shenpi", "jiaoyu")
+EXTRACT_IDS = {f"regsync_extract_{s}" for s in SOURCES}
+RAW = {f"regsync://registrations.raw/{s}" for s in SOURCES}
+
+
+def _uris(assets):
+    return {a.uri for a in assets}
+
+
+def test_no_import_errors_and_expected_dags(dagbag):
+    assert dagbag.import_errors == {}
+    assert set(dagbag.dag_ids) == EXTRACT_IDS | {"regsync_gate", "regsync_monthly"}
+
+
+def test_parsing_imports_nothing_of_regsync(airflow_home):
+    # Heavy imports belong inside the tasks. This process imported regsync already (the root
+    # conftest does), so parse in a fresh interpreter, as the DAG processor would.
+    probe = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from airflow.dag_processing.dagbag import BundleDagBag\n"
+        f"dags = Path({str(DAGS)!r})\n"
+        "bag = BundleDagBag(dag_folder=str(dags), bundle_path=dags, bundle_name='dags-folder')\n"
+        "assert bag.import_errors == {}, bag.import_errors\n"
+        "ours = {'regsync', 'connectors', 'quality', 'sink', 'schemas', 'simulators'}\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & ours))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_sources_match_regsync():
+    from regsync.sources import FACTORIES
+
+    assert set(FACTORIES) == set(SOURCES)
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_extraction_dag(dagbag, source):
+    from airflow.sdk import CronTriggerTimetable
+
+    dag = dagbag.dags[f"regsync_extract_{source}"]
+    assert set(dag.tags) == {"regsync", "extract", source}
+    assert isinstance(dag.timetable, CronTriggerTimetable)
+    assert dag.timetable.expression == "0 0 * * *"  # @daily, in the DAG's zone
+    assert str(dag.timetable.timezone) == "Asia/Shanghai"
+    assert dag.catchup is False
+    assert dag.max_active_runs == 1
+    assert [t.task_id for t in dag.tasks] == ["extract"]
+    assert _uris(dag.tasks[0].outlets) == {f"regsync://registrations.raw/{source}"}
+
+
+def test_gate_is_scheduled_on_any_raw_asset(dagbag):
+    from airflow.sdk import AssetAny
+
+    dag = dagbag.dags["regsync_gate"]
+    assert set(dag.tags) == {"regsync", "gate"}
+    condition = dag.timetable.asset_condition
+    assert isinstance(condition, AssetAny)
+    assert _uris(condition.objects) == RAW
+    assert dag.max_active_runs == 1
+    assert [t.task_id for t in dag.tasks] == ["gate"]
+    # Airflow normalises an empty URI path to "/".
+    assert _uris(dag.tasks[0].outlets) == {"regsync://registrations.valid/"}
+
+
+def test_monthly_dag(dagbag):
+    from airflow.sdk import CronDataIntervalTimetable
+
+    dag = dagbag.dags["regsync_monthly"]
+    assert set(dag.tags) == {"regsync", "monthly"}
+    # A data-interval timetable: the run at the start of March covers February.
+    assert isinstance(dag.timetable, CronDataIntervalTimetable)
+    assert dag.timetable.expression == "0 0 1 * *"
+    assert str(dag.timetable.timezone) == "Asia/Shanghai"
+    assert dag.catchup is True
+    assert dag.max_active_runs == 1
+    order = ["load", "quality", "report", "export"]
+    assert {t.task_id for t in dag.tasks} == set(order)
+    for upstream, downstream in itertools.pairwise(order):
+        assert dag.get_task(downstream).upstream_task_ids == {upstream}
+    assert dag.get_task("load").upstream_task_ids == set()
+
+
+def test_monthly_interval_is_the_month_that_ended(dagbag):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from airflow.serialization.encoders import coerce_to_core_timetable
+
+    timetable = coerce_to_core_timetable(dagbag.dags["regsync_monthly"].timetable)
+    shanghai = ZoneInfo("Asia/Shanghai")
+    interval = timetable.infer_manual_data_interval(run_after=datetime(2026, 3, 1, 0, 30, tzinfo=shanghai))
+    assert interval.start == datetime(2026, 2, 1, tzinfo=shanghai)
+    assert interval.end == datetime(2026, 3, 1, tzinfo=shanghai)
+
+
+def test_monthly_refuses_an_interval_that_is_not_a_month_in_regsync_zone(dagbag, monkeypatch):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from regsync.settings import get_settings
+
+    load = dagbag.dags["regsync_monthly"].get_task("load")
+    month_of = load.python_callable.__globals__["month_of"]
+    monkeypatch.setenv("REGSYNC_TIMEZONE", "Asia/Shanghai")
+    get_settings.cache_clear()
+    try:
+        assert month_of(datetime(2026, 1, 31, 16, tzinfo=ZoneInfo("UTC"))) == "2026-02"
+        with pytest.raises(AirflowFailException, match="not at a month start"):
+            month_of(datetime(2026, 2, 1, tzinfo=ZoneInfo("UTC")))  # 08:00 in Shanghai
+        with pytest.raises(AirflowFailException, match="logical date"):
+            month_of(None)
+    finally:
+        get_settings.cache_clear()
+
+
+def test_extract_schedule_is_configurable(airflow_home, monkeypatch):
+    from airflow.dag_processing.dagbag import BundleDagBag
+
+    monkeypatch.setenv("REGSYNC_AIRFLOW__EXTRACT_SCHEDULE", "0 */6 * * *")
+    monkeypatch.setenv("REGSYNC_AIRFLOW__EXTRACT_SCHEDULE_JIAOYU", "none")
+    bag = BundleDagBag(dag_folder=str(DAGS), bundle_path=DAGS, bundle_name="dags-folder")
+    assert bag.dags["regsync_extract_bianzhi"].timetable.expression == "0 */6 * * *"
+    assert bag.dags["regsync_extract_jiaoyu"].schedule is None
