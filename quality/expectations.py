@@ -45,6 +45,7 @@ from great_expectations.render import LegacyRendererType, RenderedStringTemplate
 from great_expectations.render.renderer.renderer import renderer
 from great_expectations.validator.metric_configuration import MetricConfiguration
 
+from quality.rules import REGISTRAR_PREFIXES as _RULE_PREFIXES
 from schemas import divisions, uscc
 
 __all__ = [
@@ -64,16 +65,10 @@ __all__ = [
     "uscc_valid",
 ]
 
+# One table for the gate and the batch suites (quality.rules owns it); keyed by the plain string
+# because DataFrame columns hold strings.
 REGISTRAR_PREFIXES: Final[Mapping[str, frozenset[str]]] = MappingProxyType(
-    {
-        "BIANZHI": frozenset({"12"}),  # 事业单位
-        "MINZHENG": frozenset({"52"}),  # 民办非企业单位 / 社会服务机构
-        "SHICHANG": frozenset({"91", "92"}),  # 企业, 个体工商户 (家庭托育点)
-        "SHENPI": frozenset({"91", "92", "52"}),  # 行政审批 takes over 市场监管 and sometimes 民政 work
-        "JIAOYU": frozenset(
-            {"12", "52", "91"}
-        ),  # kindergartens adding 托班: public, private non-profit, firms
-    }
+    {str(registrar.value): prefixes for registrar, prefixes in _RULE_PREFIXES.items()}
 )
 """USCC positions 1–2 each registrar may issue (DOMAIN.md, 国卫办人口发〔2019〕25号).
 

@@ -112,6 +112,14 @@ SCHEMA_INVALID = Rule(
     "The payload cannot be decoded or does not match the RegistrationEvent contract (Avro schema); "
     "raised by the gate itself while decoding.",
 )
+SOURCE_UNREADABLE = Rule(
+    "SOURCE_UNREADABLE",
+    REJECT,
+    None,
+    "来源记录无法转换为登记事件（如日期或变更代码无法识别）；由连接器直接送入死信队列，原始记录随附。",
+    "A source record could not become a registration event (e.g. unreadable date or change code); the "
+    "connector sends it straight to the DLQ with the raw record attached.",
+)
 REQUIRED_FIELD = Rule(
     "REQUIRED_FIELD",
     REJECT,
@@ -286,6 +294,7 @@ TIMELINESS_SHARE = Rule(
 )
 
 CATALOG: Final[tuple[Rule, ...]] = (
+    SOURCE_UNREADABLE,
     SCHEMA_INVALID,
     REQUIRED_FIELD,
     USCC_FORMAT,
