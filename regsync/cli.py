@@ -540,7 +540,7 @@ def demo(
             f"{s.late.get(month, 0):,}",
             s.suites_passed.get(month, "-"),
             str(s.packages.get(month, 0)),
-            str(s.reports.get(month, "-")),
+            s.reports[month].name if month in s.reports else "-",
         )
     out.print(months_table)
     out.print(f"outputs: {s.output_dir}  (packages/, reports/, quality/ Data Docs)", highlight=False)
