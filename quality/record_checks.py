@@ -80,6 +80,7 @@ _USCC_CACHE = 65_536
 _DIVISION_CACHE = 65_536
 _SCOPE_CACHE = 8_192
 _SCOPE_NAME_CACHE = 32_768
+_CODE_CACHE = 4_096  # division codes: a few thousand exist
 
 
 # --------------------------------------------------------------------------------------------------
@@ -215,7 +216,14 @@ def schema_violation(detail: str) -> RuleViolation:
 
 def clear_caches() -> None:
     """Drop every memoised result (tests, or after the division tables are swapped in a long process)."""
-    for cached in (_uscc_facts, _division_outcome, _scope_verdict, _scope_name_verdict, _gate_for):
+    for cached in (
+        _uscc_facts,
+        _division_outcome,
+        _code_check,
+        _scope_verdict,
+        _scope_name_verdict,
+        _gate_for,
+    ):
         cached.cache_clear()
 
 
@@ -463,12 +471,18 @@ class _Division:
     violations: tuple[RuleViolation, ...]
 
 
+@lru_cache(maxsize=_CODE_CACHE)
+def _code_check(code: str) -> CodeCheck:
+    """:func:`schemas.divisions.check_code`, memoised: (code, address) pairs rarely repeat, codes do."""
+    return divisions.check_code(code)
+
+
 @lru_cache(maxsize=_DIVISION_CACHE)
 def _division_outcome(code: str | None, address: str, resolve_missing: bool) -> _Division:
     """Re-check the connector's county; map abolished codes forward; fall back to the address."""
     check: CodeCheck | None = None
-    if not _blank(code):
-        check = divisions.check_code(code)
+    if code is not None and not _blank(code):
+        check = _code_check(code)
         routed = check.county_code
         if routed is not None and check.status is DivisionStatus.CURRENT:
             found = _historical_address(address, routed)

@@ -15,19 +15,32 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from schemas.events import LegalRepresentative, RegistrationEvent
 from schemas.masking import mask_phone, mask_resident_id, mask_text
 
-__all__ = ["FREE_TEXT", "event_from_json", "event_to_json", "masked_rep"]
+__all__ = ["FREE_TEXT", "event_from_json", "event_to_json", "masked_rep", "masked_text"]
 
 FREE_TEXT = ("name", "address", "business_scope")
 """Institution fields typed by a clerk, where an ID or phone may be embedded; masked at rest."""
 
 
+_MASK_CACHE = 4096
+"""Entries per memo below: the fold and the history document mask the same values of each event one
+after the other, and scope wording repeats across institutions; bounded, so memory stays flat."""
+
+
+@lru_cache(maxsize=_MASK_CACHE)
+def masked_text(text: str | None) -> str:
+    """:func:`schemas.masking.mask_text`, memoised (a pure function of the text)."""
+    return mask_text(text)
+
+
+@lru_cache(maxsize=_MASK_CACHE)
 def masked_rep(rep: LegalRepresentative | None) -> LegalRepresentative | None:
-    """The legal representative with ID and phone masked (idempotent on masked values)."""
+    """The legal representative with ID and phone masked (idempotent on masked values; memoised)."""
     if rep is None:
         return None
     id_masked = mask_resident_id(rep.id_number_masked) or None
@@ -46,7 +59,7 @@ def event_to_json(event: RegistrationEvent) -> dict[str, Any]:
     capital = inst["registered_capital"]
     inst["registered_capital"] = None if capital is None else str(capital)
     for key in FREE_TEXT:
-        inst[key] = mask_text(inst[key])
+        inst[key] = masked_text(inst[key])
     rep = masked_rep(event.institution.legal_representative)
     inst["legal_representative"] = None if rep is None else rep.to_avro()
     for change in doc["changed_fields"]:
@@ -68,4 +81,4 @@ def event_from_json(doc: dict[str, Any]) -> RegistrationEvent:
 
 
 def _mask_value(value: str | None) -> str | None:
-    return None if value is None else mask_text(value)
+    return None if value is None else masked_text(value)

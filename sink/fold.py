@@ -45,8 +45,7 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 from schemas.events import EventType, InstitutionStatus, RegistrationEvent
-from schemas.masking import mask_text
-from sink.eventjson import masked_rep
+from sink.eventjson import masked_rep, masked_text
 
 __all__ = ["InstitutionState", "Position", "event_county", "fold", "is_behind"]
 
@@ -177,16 +176,16 @@ def _apply_snapshot(
     forms = snap.service_forms
     return InstitutionState(
         uscc=snap.uscc,
-        name=mask_text(snap.name),
+        name=masked_text(snap.name),
         legal_form=snap.legal_form.value,
         profit_nature=snap.profit_nature.value,
-        address=mask_text(snap.address),
+        address=masked_text(snap.address),
         county_code=county,
         county_resolution=resolution,
         status=status.value,
         childcare=childcare,
         childcare_since=since,
-        business_scope=mask_text(snap.business_scope),
+        business_scope=masked_text(snap.business_scope),
         registered_capital=snap.registered_capital,
         capital_currency=snap.registered_capital_currency,
         service_forms=None if not forms else ",".join(f.value for f in forms),

@@ -15,8 +15,9 @@ the manifest — commits together or not at all, so:
 
 Memory stays flat as the month grows: records are consumed in chunks of ``chunk_size``; per chunk
 one query finds ids already stored, one ``SELECT`` fetches the touched institutions, the events are
-folded in memory (:func:`sink.fold.fold`), then one executemany inserts events and one upserts the
-roster. Running counts and one SHA-256 per partition are all that outlive a chunk.
+folded in memory (:func:`sink.fold.fold`), then one bulk insert stores the events (a ``COPY`` on
+PostgreSQL, an executemany on SQLite) and one upsert the roster. Running counts and one SHA-256 per
+partition are all that outlive a chunk.
 
 Concurrency: loads are serialised — on PostgreSQL by a transaction-level advisory lock (a second
 run of the same month waits, then finds the manifest and returns a no-op) plus ``FOR UPDATE`` on the
@@ -41,6 +42,7 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from schemas.events import RegistrationEvent
 from sink.errors import MonthConflictError, PositionError
@@ -48,7 +50,7 @@ from sink.eventjson import event_to_json
 from sink.fold import InstitutionState, Position, event_county, fold, is_behind
 from sink.models import institution_events, institutions, load_manifests
 from sink.rebuild import delete_month, refold
-from sink.store import upsert
+from sink.store import insert_rows, upsert
 
 __all__ = ["LoadResult", "PositionedEvent", "find_manifest", "load_month"]
 
@@ -263,13 +265,23 @@ class _Run:
         self.out_of_month += 1
         return datetime.fromtimestamp(timestamp_ms / 1000, self.tz).strftime("%Y-%m")
 
+    def _among(self, column: sa.Column[str], values: Iterable[str]) -> sa.ColumnElement[bool]:
+        """``column IN values``; on PostgreSQL as ``= ANY(array)``: one parameter, not a thousand.
+
+        A thousand-parameter statement is a new query text for the driver every time (too long for
+        its cache) and costs more to parse than the lookup it asks for.
+        """
+        if self._lock_rows:
+            return column == sa.any_(sa.bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
+        return column.in_(values)
+
     def load_chunk(self, chunk: list[PositionedEvent]) -> None:
-        """Insert the chunk's new events and fold them into the roster (two executemanys)."""
+        """Insert the chunk's new events (one COPY on PostgreSQL) and fold them into the roster (one upsert)."""
         for rec in chunk:
             self._observe(rec)
         ids = [rec.event.event_id for rec in chunk]
         ev = institution_events
-        seen = set(self.conn.scalars(sa.select(ev.c.event_id).where(ev.c.event_id.in_(ids))))
+        seen = set(self.conn.scalars(sa.select(ev.c.event_id).where(self._among(ev.c.event_id, ids))))
         fresh: list[PositionedEvent] = []
         for rec in chunk:
             if rec.event.event_id in seen:
@@ -280,7 +292,7 @@ class _Run:
         if not fresh:
             return
         usccs = {rec.event.institution.uscc for rec in fresh}
-        query = sa.select(institutions).where(institutions.c.uscc.in_(usccs))
+        query = sa.select(institutions).where(self._among(institutions.c.uscc, usccs))
         if self._lock_rows:
             query = query.with_for_update()
         states = {r["uscc"]: InstitutionState.from_row(r) for r in self.conn.execute(query).mappings()}
@@ -316,7 +328,7 @@ class _Run:
                     "event_json": event_to_json(event),
                 }
             )
-        self.conn.execute(ev.insert(), rows)
+        insert_rows(self.conn, ev, rows)
         upsert(
             self.conn, institutions, [s.to_row() for u, s in states.items() if u not in behind], key=["uscc"]
         )

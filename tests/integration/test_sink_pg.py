@@ -6,11 +6,8 @@ compared with SQLite's for the same input, so the two supported stores behave al
 
 from __future__ import annotations
 
-import os
-import time
 from datetime import UTC, date, datetime
 
-import psutil
 import pytest
 import sqlalchemy as sa
 
@@ -19,12 +16,11 @@ from sink.errors import MonthConflictError
 from sink.exports import export_month
 from sink.filing import filing_gap, import_filings
 from sink.loader import PositionedEvent, load_month
-from sink.models import institution_events, institutions, load_manifests, metadata
+from sink.models import institutions, load_manifests, metadata
 from sink.store import VERSION_TABLE, create_engine, schema_diff, upgrade
 from sink.synthetic import make_event, synthetic_month, uscc_for
 
 TOPIC = "registrations.valid"
-SEED = 25
 
 
 @pytest.fixture
@@ -169,38 +165,3 @@ def test_exports_and_filing_gap_on_postgres(pg, tmp_path):
             sa.select(sa.func.count()).select_from(institutions).where(institutions.c.status == "ACTIVE")
         ).scalar_one()
     assert report.totals == {"登记未备案": active - 5, "备案未登记": 0}
-
-
-def test_throughput_and_memory_on_postgres(pg, capsys):
-    """Informational: 100k events into PostgreSQL; RSS sampled after each chunk stays flat."""
-    n, rss = 100_000, {}
-    proc = psutil.Process(os.getpid())
-
-    ticks = {}
-
-    def sample(i):
-        rss[i] = proc.memory_info().rss
-        ticks[i] = time.perf_counter()
-
-    gen_started = time.perf_counter()
-    for _ in synthetic_month(n, partitions=6, seed=SEED):
-        pass
-    gen_s = time.perf_counter() - gen_started
-
-    started = time.perf_counter()
-    ranges = {p: (0, n) for p in range(6)}
-    result = load(pg, "2025-03", synthetic_month(n, partitions=6, seed=SEED), ranges, on_chunk=sample)
-    elapsed = time.perf_counter() - started
-    with pg.connect() as conn:
-        stored = conn.execute(sa.select(sa.func.count()).select_from(institution_events)).scalar_one()
-    growth = max(rss[i] for i in rss if i >= 19) - rss[19]
-    first, last = ticks[19] - started, ticks[99] - ticks[79]
-    with capsys.disabled():
-        print(
-            f"\n[sink/postgres] {n} events in {elapsed:.1f}s = {n / elapsed:,.0f} events/s; "
-            f"RSS at 20k {rss[19] / 2**20:.1f} MiB, peak 20k..100k {max(rss.values()) / 2**20:.1f} MiB, "
-            f"growth {growth / 2**20:.1f} MiB; generating the events alone {gen_s:.1f}s, so loading "
-            f"{n / (elapsed - gen_s):,.0f} events/s; first 20k {first:.1f}s, last 20k {last:.1f}s"
-        )
-    assert result.inserted == stored == n
-    assert growth < 64 * 2**20, "memory must stay flat as the month grows"

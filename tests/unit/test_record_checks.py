@@ -6,9 +6,7 @@ a failing case must raise exactly that rule and nothing else.
 
 from __future__ import annotations
 
-import os
 import re
-import time
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -20,7 +18,6 @@ from quality import record_checks
 from quality.record_checks import (
     CHILDCARE_EXEMPT_EVENTS,
     GateConfig,
-    Verdict,
     evaluate,
     evaluate_many,
     schema_violation,
@@ -558,38 +555,3 @@ def test_cached_results_are_shared_not_recomputed():
     evaluate_many(events)
     info = record_checks._uscc_facts.cache_info()
     assert (info.hits, info.misses) == (1, 2)
-
-
-# --------------------------------------------------------------------------------------------------
-# Throughput (informational: printed with -s, never a pass/fail timing)
-
-PERF_EVENTS = int(os.environ.get("REGSYNC_GATE_PERF_EVENTS", "50000"))
-
-
-def test_throughput_on_realistic_events_is_reported():
-    from test_fault_catalog import to_event  # the same connector-like construction
-
-    from simulators.world import WorldConfig, build_world
-
-    months = tuple(f"2025-{m:02d}" for m in range(1, 13))
-    per_month = max(1, PERF_EVENTS * 2 // (3 * len(months)))  # ~1.5 events per institution
-    world = build_world(WorldConfig(seed=11, months=months, institutions_per_month=per_month))
-    events = [to_event(r) for r in world.records[:PERF_EVENTS]]
-
-    def run() -> tuple[float, float, list[Verdict]]:
-        wall, cpu = time.perf_counter(), time.process_time()
-        verdicts = evaluate_many(events)
-        return time.perf_counter() - wall, time.process_time() - cpu, verdicts
-
-    record_checks.clear_caches()
-    cold_wall, cold_cpu, verdicts = run()
-    warm_wall, warm_cpu, _ = run()
-    n = len(events)
-    distinct = len({(e.institution.county_code, e.institution.address) for e in events})
-    print(
-        f"\ngate throughput on {n} world events ({distinct} distinct county/address pairs, "
-        f"{sum(not v.accepted for v in verdicts)} rejected): "
-        f"cold caches {n / cold_cpu:,.0f} events/s CPU ({n / cold_wall:,.0f} wall), "
-        f"warm caches {n / warm_cpu:,.0f} events/s CPU ({n / warm_wall:,.0f} wall)"
-    )
-    assert len(verdicts) == n

@@ -1,0 +1,142 @@
+"""The gate's record rules alone (no Kafka): events/s of ``evaluate_many`` on realistic events.
+
+Events come from the simulated world (:mod:`simulators.world`: several prefectures, faults injected,
+every institution its own address), built the way a connector builds them (IDs and phones masked,
+county from the address or the stated premises code, extraction time = when the record surfaced).
+Judged twice: with empty caches (a gate that just started, or a province backfill where nothing
+repeats) and warm (the same events again). Reports events per CPU second and per wall second.
+Target (``quality.record_checks``): more than 10,000 events/s on one core.
+
+This is the measurement ``tests/unit/test_record_checks.py`` used to print. Run:
+``.venv/bin/python -m bench.gate_rules [--events 50000]``; writes ``bench/results/gate_rules.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if __package__ in (None, ""):
+    sys.path.insert(0, str(ROOT))
+
+from connectors.base import Connector, legal_representative  # noqa: E402
+from quality import record_checks  # noqa: E402
+from quality.record_checks import evaluate_many  # noqa: E402
+from schemas.events import (  # noqa: E402
+    EventType,
+    FieldChange,
+    Institution,
+    InstitutionStatus,
+    JurisdictionMove,
+    LegalForm,
+    Lineage,
+    ProfitNature,
+    RegistrationEvent,
+    ServiceForm,
+)
+from simulators.world import SourceRecord, WorldConfig, build_world  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "gate_rules.json"
+TARGET = 10_000
+_ENTITY = {
+    "12": (LegalForm.PUBLIC_INSTITUTION, ProfitNature.NON_PROFIT),
+    "52": (LegalForm.PRIVATE_NON_ENTERPRISE, ProfitNature.NON_PROFIT),
+    "91": (LegalForm.ENTERPRISE, ProfitNature.FOR_PROFIT),
+    "92": (LegalForm.INDIVIDUAL_BUSINESS, ProfitNature.FOR_PROFIT),
+}
+
+
+def to_event(record: SourceRecord) -> RegistrationEvent:
+    """One world record as a connector would publish it on ``registrations.raw``."""
+    snap = record.snapshot
+    county, resolution = Connector.resolve_county(snap.address, snap.stated_division)
+    form, nature = _ENTITY.get(snap.uscc[:2], (LegalForm.OTHER, ProfitNature.UNKNOWN))
+    rep = snap.legal_rep
+    moves = (EventType.MOVED_IN, EventType.MOVED_OUT)
+    return RegistrationEvent.build(
+        event_type=record.event_type,
+        registrar=record.registrar,
+        event_date=record.event_date,
+        extracted_at=record.surfaced_at,
+        institution=Institution(
+            uscc=snap.uscc,
+            name=snap.name,
+            legal_form=form,
+            profit_nature=nature,
+            address=snap.address,
+            business_scope=snap.scope,
+            status=InstitutionStatus(snap.status),
+            county_code=county,
+            county_resolution=resolution,
+            legal_representative=legal_representative(
+                rep.name, rep.id_number, rep.phone, record.surfaced_at.date()
+            ),
+            registered_capital=Decimal(snap.capital_wan),
+            service_forms=tuple(ServiceForm(f) for f in snap.service_forms) or None,
+            capacity=snap.capacity,
+        ),
+        lineage=Lineage(record.registrar.value.lower(), record.record_id, str(record.version), "bench"),
+        changed_fields=tuple(FieldChange(f, old, new) for f, old, new in record.changed),
+        jurisdiction=JurisdictionMove(record.moved_from, record.moved_to)
+        if record.event_type in moves
+        else None,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=50_000)
+    args = parser.parse_args(argv)
+    months = tuple(f"2025-{m:02d}" for m in range(1, 13))
+    per_month = max(1, args.events * 2 // (3 * len(months)))  # ~1.5 events per institution
+    began = time.perf_counter()
+    world = build_world(WorldConfig(seed=11, months=months, institutions_per_month=per_month))
+    events = [to_event(r) for r in world.records[: args.events]]
+    build_s = time.perf_counter() - began
+
+    def run() -> tuple[float, float, list[Any]]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        verdicts = evaluate_many(events)
+        return time.perf_counter() - wall, time.process_time() - cpu, verdicts
+
+    record_checks.clear_caches()
+    cold_wall, cold_cpu, verdicts = run()
+    warm_wall, warm_cpu, _ = run()
+    n = len(events)
+    rules = Counter(v.rule_id for verdict in verdicts for v in verdict.violations)
+    result = {
+        "benchmark": "gate_rules",
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "events": n,
+        "world_build_s": round(build_s, 2),
+        "distinct_county_address": len({(e.institution.county_code, e.institution.address) for e in events}),
+        "rejected": sum(not v.accepted for v in verdicts),
+        "cold_events_per_cpu_s": round(n / cold_cpu),
+        "cold_events_per_s": round(n / cold_wall),
+        "warm_events_per_cpu_s": round(n / warm_cpu),
+        "warm_events_per_s": round(n / warm_wall),
+        "target_events_per_s": TARGET,
+        "meets_target": n / cold_cpu >= TARGET,
+        "findings_by_rule": dict(rules.most_common()),
+    }
+    print(
+        f"gate rules on {n:,} world events ({result['distinct_county_address']:,} distinct county/address "
+        f"pairs, {result['rejected']:,} rejected): cold caches {result['cold_events_per_cpu_s']:,} events/s CPU "
+        f"({result['cold_events_per_s']:,} wall), warm {result['warm_events_per_cpu_s']:,} events/s CPU "
+        f"({result['warm_events_per_s']:,} wall); target ≥ {TARGET:,}: {'met' if result['meets_target'] else 'MISSED'}"
+    )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,487 @@
+"""The regsync benchmark: per-stage and end-to-end rates on the real stack, against its own limits.
+
+One command (``make bench``, ``.venv/bin/python -m bench.run`` or ``python bench/run.py``) starts the
+real stack (Kafka, Apicurio Registry, PostgreSQL) in a throwaway folder, runs the scenarios and stops
+the stack again, also when a stage fails (a watchdog stops it even if this process is killed).
+
+Per scenario (100,000 and 1,000,000 synthetic childcare events of one month; own topics and database):
+
+1. **extract** — ``run_extract`` of a synthetic registrar into ``registrations.raw``;
+2. **gate** — ``run_gate`` until idle: real Kafka transactions, raw → valid | rejected;
+3. **load** — ``run_load`` of the month into the PostgreSQL filing store;
+4. **end to end** — wall time from starting extract to the load's commit (three processes, as three
+   Airflow tasks would be);
+5. baselines, measured in the same run on the same machine: **raw consume** of the raw topic and **raw
+   produce** of its own records (key, value, headers) with extract's producer settings (the transport
+   limit), and **COPY** of the rows the load wrote into tables ``LIKE`` the store's (the storage limit).
+
+Every stage runs in its own process (:mod:`bench.stages`); its peak RSS and CPU seconds come from
+``wait4``. The CPU seconds the broker, the registry and PostgreSQL spent during each stage are read
+from their process trees. Results: a table on stdout, ``bench/results/<UTC timestamp>.json`` and
+``bench/results/latest.json``. ``--profile`` runs the stages under cProfile (slower: use it to find
+hot spots, not for figures) and prints each stage's top functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import pstats
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(ROOT))
+
+import psutil  # noqa: E402
+
+from regsync.settings import StackSettings  # noqa: E402
+from regsync.stack.launcher import Endpoints, Stack  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+SCENARIOS = {"100k": 100_000, "1m": 1_000_000}
+MONTH = "2026-01"
+AS_OF = "2026-01-31T15:00:00+00:00"  # 23:00 in Shanghai: every record is pushed in MONTH
+PIPELINE = ("extract", "gate", "load")
+BASELINES = ("raw_consume", "raw_produce", "copy")
+
+
+@dataclass(slots=True)
+class StageResult:
+    """One stage of one scenario: its own figures plus what the parent measured around it."""
+
+    stage: str
+    events: int
+    seconds: float
+    wall_s: float  # process start to exit, imports included
+    peak_rss_mib: float
+    cpu_s: float
+    service_cpu_s: dict[str, float]
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        """Events per second over the stage's own timed section."""
+        return self.events / self.seconds if self.seconds else 0.0
+
+
+# --------------------------------------------------------------------------------------------------
+# machine and versions
+
+
+def machine(stack: Stack, endpoints: Endpoints) -> dict[str, Any]:
+    """What this run ran on: hardware, OS, Python, services and client libraries."""
+    model = ""
+    with contextlib.suppress(OSError):
+        found = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
+        model = found.group(1).strip() if found else ""
+    libs = {}
+    for name in ("kafka-python", "fastavro", "psycopg", "sqlalchemy", "psutil"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            libs[name] = metadata.version(name)
+    s = stack.settings
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpu_model": model or platform.processor(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "kafka": s.kafka_version,
+        "kafka_heap": s.kafka_heap,
+        "apicurio_registry": s.apicurio_version,
+        "postgres": _postgres_version(endpoints),
+        "java": _java_version(),
+        "libraries": libs,
+        "git": _git(),
+    }
+
+
+def _postgres_version(endpoints: Endpoints) -> str:
+    import sqlalchemy as sa
+
+    assert endpoints.database_url is not None
+    engine = sa.create_engine(endpoints.database_url)
+    try:
+        with engine.connect() as conn:
+            return str(conn.execute(sa.text("SHOW server_version")).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def _java_version() -> str:
+    from regsync.stack.prereq import find_java
+
+    with contextlib.suppress(Exception):
+        out = subprocess.run(
+            [str(find_java().executable), "-version"], capture_output=True, text=True, timeout=30, check=False
+        )
+        return (out.stderr or out.stdout).splitlines()[0]
+    return "unknown"
+
+
+def _git() -> str:
+    with contextlib.suppress(Exception):
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        return head + ("+dirty" if dirty else "")
+    return "unknown"
+
+
+# --------------------------------------------------------------------------------------------------
+# running a stage
+
+
+def service_cpu(stack: Stack) -> dict[str, float]:
+    """CPU seconds each service's process tree has used so far (reaped children included)."""
+    out: dict[str, float] = {}
+    for st in stack.status():
+        if st.pid is None:
+            continue
+        with contextlib.suppress(psutil.Error):
+            root = psutil.Process(st.pid)
+            t = root.cpu_times()
+            total = t.user + t.system + t.children_user + t.children_system
+            for child in root.children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    c = child.cpu_times()
+                    total += c.user + c.system
+            out[st.name] = total
+    return out
+
+
+def run_stage(stack: Stack, cfg: dict[str, Any], workdir: Path) -> StageResult:
+    """Run one stage in a fresh interpreter; its figures, peak RSS and CPU time."""
+    out = workdir / f"{cfg['label']}-{cfg['stage']}.json"
+    cfg = {**cfg, "out": str(out)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    before = service_cpu(stack)
+    began = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "bench.stages", json.dumps(cfg)], cwd=ROOT, env=env)
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - began
+    after = service_cpu(stack)
+    if proc.returncode != 0:
+        raise RuntimeError(f"stage {cfg['stage']} of {cfg['label']} failed with exit code {proc.returncode}")
+    figures = json.loads(out.read_text(encoding="utf-8"))
+    result = StageResult(
+        stage=cfg["stage"],
+        events=int(figures.pop("events")),
+        seconds=float(figures.pop("seconds")),
+        wall_s=wall,
+        peak_rss_mib=usage.ru_maxrss / 1024,  # Linux reports KiB
+        cpu_s=usage.ru_utime + usage.ru_stime,
+        service_cpu_s={k: round(after[k] - before.get(k, 0.0), 1) for k in after},
+        figures=figures,
+    )
+    print(
+        f"  {result.stage:<12} {result.events:>10,} events in {result.seconds:7.1f} s = {result.rate:>9,.0f}/s"
+        f"   peak RSS {result.peak_rss_mib:6.0f} MiB   CPU {result.cpu_s:6.1f} s"
+        f"   services CPU {sum(result.service_cpu_s.values()):6.1f} s",
+        flush=True,
+    )
+    if cfg.get("profile"):
+        stats = pstats.Stats(cfg["profile"])
+        print(f"  --- cProfile of {cfg['stage']} ({cfg['profile']}), top by own time ---")
+        stats.sort_stats("tottime").print_stats(20)
+    return result
+
+
+def stop_watchdog(pid: int) -> None:
+    """The stack is down: end our watchdog, or it would re-create the state folder after we exit."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+
+
+def prepare(endpoints: Endpoints, label: str) -> dict[str, Any]:
+    """A scenario's own topics, registry subjects and database, named by a short uuid."""
+    import sqlalchemy as sa
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+
+    from regsync import bus
+    from regsync.topics import Topics, ensure_topics
+
+    uid = uuid.uuid4().hex[:8]
+    topics = Topics(prefix=f"bench{label}{uid}.")
+    ensure_topics(endpoints.bootstrap_servers, topics)
+    bus.register_schemas(endpoints.registry_url, topics)
+    baseline_topic = f"{topics.prefix}baseline"
+    admin = KafkaAdminClient(bootstrap_servers=endpoints.bootstrap_servers)
+    try:
+        admin.create_topics(
+            [NewTopic(baseline_topic, num_partitions=topics.partitions, replication_factor=1)]
+        )
+    finally:
+        admin.close()
+    assert endpoints.database_url is not None
+    name = f"bench_{label}_{uid}"
+    engine = sa.create_engine(endpoints.database_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    finally:
+        engine.dispose()
+    return {
+        "bootstrap": endpoints.bootstrap_servers,
+        "registry_url": endpoints.registry_url,
+        "database_url": endpoints.database_url.rsplit("/", 1)[0] + f"/{name}",
+        "prefix": topics.prefix,
+        "partitions": topics.partitions,
+        "baseline_topic": baseline_topic,
+    }
+
+
+def scenario(
+    stack: Stack, endpoints: Endpoints, label: str, events: int, workdir: Path, profile_dir: Path | None
+) -> dict[str, Any]:
+    """Extract, gate and load ``events`` events, then the three baselines over the same data."""
+    print(f"\n== scenario {label}: {events:,} events ==", flush=True)
+    base = {
+        **prepare(endpoints, label),
+        "label": label,
+        "events": events,
+        "month": MONTH,
+        "as_of": AS_OF,
+        "seed": 0,
+    }
+    stages: dict[str, StageResult] = {}
+    began = time.perf_counter()
+    for stage in PIPELINE:
+        cfg = {**base, "stage": stage}
+        if stage == "load":
+            cfg["expected"] = stages["gate"].figures["valid"]
+        if profile_dir is not None:
+            cfg["profile"] = str(profile_dir / f"{label}-{stage}.prof")
+        stages[stage] = run_stage(stack, cfg, workdir)
+    end_to_end = time.perf_counter() - began
+    check = stages["load"]
+    if stages["extract"].events != events or stages["gate"].events != events:
+        raise RuntimeError(f"{label}: extract/gate moved {stages['extract'].events}/{stages['gate'].events}")
+    if check.events != stages["gate"].figures["valid"]:
+        raise RuntimeError(f"{label}: loaded {check.events} of {stages['gate'].figures['valid']} valid")
+    print(
+        f"  {'end to end':<12} {events:>10,} events in {end_to_end:7.1f} s = {events / end_to_end:>9,.0f}/s"
+    )
+    for stage in BASELINES:
+        stages[stage] = run_stage(stack, {**base, "stage": stage}, workdir)
+    return _summarise(label, events, stages, end_to_end, profiled=profile_dir is not None)
+
+
+def _summarise(
+    label: str, events: int, stages: dict[str, StageResult], end_to_end: float, profiled: bool
+) -> dict[str, Any]:
+    ex, gt, ld = stages["extract"], stages["gate"], stages["load"]
+    produce, consume, cp = stages["raw_produce"], stages["raw_consume"], stages["copy"]
+    extract_net = ex.events / max(ex.seconds - ex.figures["source_seconds"], 1e-9)
+    transport = produce.events / (produce.seconds + consume.seconds / consume.events * produce.events)
+    ratios = {
+        "extract_vs_raw_produce": extract_net / produce.rate,
+        "extract_with_source_vs_raw_produce": ex.rate / produce.rate,
+        "gate_vs_produce_plus_consume": gt.rate / transport,
+        "load_vs_copy": ld.rate / cp.rate,
+    }
+    return {
+        "label": label,
+        "events": events,
+        "profiled": profiled,
+        "end_to_end": {
+            "seconds": round(end_to_end, 2),
+            "events_per_s": round(events / end_to_end),
+            "stage_seconds_sum": round(ex.seconds + gt.seconds + ld.seconds, 2),
+        },
+        "extract_net_events_per_s": round(extract_net),
+        "transport_produce_plus_consume_events_per_s": round(transport),
+        "stages": {
+            name: {
+                "events": r.events,
+                "seconds": round(r.seconds, 2),
+                "events_per_s": round(r.rate),
+                "process_wall_s": round(r.wall_s, 2),
+                "peak_rss_mib": round(r.peak_rss_mib, 1),
+                "cpu_s": round(r.cpu_s, 1),
+                "service_cpu_s": r.service_cpu_s,
+                **{k: (round(v, 2) if isinstance(v, float) else v) for k, v in r.figures.items()},
+            }
+            for name, r in stages.items()
+        },
+        "ratios": {k: round(v, 3) for k, v in ratios.items()},
+    }
+
+
+def shichang(rows: int, workdir: Path) -> dict[str, Any]:
+    """The 市场监管 day-file scan at ``rows`` rows, through the existing scan bench (own process)."""
+    print(f"\n== 市场监管 scan: {rows:,} rows (bench/shichang_scan.py) ==", flush=True)
+    subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "shichang_scan.py"), "--rows", str(rows), "--repeat", "1"],
+        cwd=ROOT,
+        check=True,
+    )
+    payload = json.loads((RESULTS / "shichang_scan.json").read_text(encoding="utf-8"))
+    return payload["results"][0]
+
+
+# --------------------------------------------------------------------------------------------------
+# output
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    """The figures as a fixed-width table."""
+    lines = [
+        f"{'scenario':<9}{'stage':<13}{'events':>11}{'seconds':>9}{'events/s':>10}{'peak RSS MiB':>14}"
+        f"{'CPU s':>8}{'Kafka CPU s':>13}{'PG CPU s':>10}"
+    ]
+    for r in results:
+        for name, s in r["stages"].items():
+            cpu = s["service_cpu_s"]
+            lines.append(
+                f"{r['label']:<9}{name:<13}{s['events']:>11,}{s['seconds']:>9.1f}{s['events_per_s']:>10,}"
+                f"{s['peak_rss_mib']:>14.0f}{s['cpu_s']:>8.1f}{cpu.get('kafka', 0):>13.1f}"
+                f"{cpu.get('postgres', 0):>10.1f}"
+            )
+        e2e = r["end_to_end"]
+        lines.append(
+            f"{r['label']:<9}{'end to end':<13}{r['events']:>11,}{e2e['seconds']:>9.1f}{e2e['events_per_s']:>10,}"
+        )
+    lines.append("")
+    lines.append(
+        f"{'scenario':<9}{'extract/produce':>17}{'(with source)':>15}{'gate/(prod+cons)':>18}{'load/COPY':>11}"
+    )
+    for r in results:
+        q = r["ratios"]
+        lines.append(
+            f"{r['label']:<9}{q['extract_vs_raw_produce']:>17.2f}{q['extract_with_source_vs_raw_produce']:>15.2f}"
+            f"{q['gate_vs_produce_plus_consume']:>18.2f}{q['load_vs_copy']:>11.2f}"
+        )
+    return "\n".join(lines)
+
+
+def memory_ratios(results: list[dict[str, Any]]) -> dict[str, float]:
+    """Peak RSS of each stage at the largest scenario over the smallest (1.0 = flat)."""
+    if len(results) < 2:
+        return {}
+    small, large = min(results, key=lambda r: r["events"]), max(results, key=lambda r: r["events"])
+    return {
+        name: round(large["stages"][name]["peak_rss_mib"] / small["stages"][name]["peak_rss_mib"], 2)
+        for name in PIPELINE
+    }
+
+
+def parse_events(text: str) -> dict[str, int]:
+    """``100k``, ``1m``, ``all`` or a number such as ``20k`` / ``250000`` → {label: events}."""
+    if text == "all":
+        return dict(SCENARIOS)
+    match = re.fullmatch(r"(\d+)([km]?)", text.lower())
+    if not match:
+        raise argparse.ArgumentTypeError(f"scenario must be 100k, 1m, all or a number, not {text!r}")
+    n = int(match.group(1)) * {"": 1, "k": 1_000, "m": 1_000_000}[match.group(2)]
+    return {text.lower(): n}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", type=parse_events, default=parse_events("all"), help="100k, 1m or all")
+    parser.add_argument(
+        "--shichang-rows", type=int, default=0, help="also run the 市场监管 scan at this many rows (10000000)"
+    )
+    parser.add_argument("--profile", action="store_true", help="cProfile every stage (slower figures)")
+    parser.add_argument(
+        "--no-save", action="store_true", help="print only; write nothing under bench/results"
+    )
+    args = parser.parse_args(argv)
+
+    from regsync.stack.watchdog import spawn_watchdog
+
+    started = datetime.now(UTC)
+    results: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="regsync-bench-") as tmp:
+        workdir = Path(tmp)
+        state_dir = workdir / "stack"
+        stack = Stack(
+            StackSettings(state_dir=state_dir), report=lambda msg: print(f"  stack: {msg}", flush=True)
+        )
+        watchdog = spawn_watchdog(os.getpid(), state_dir, purge=True)  # stops the stack if we are killed
+        try:
+            print("== starting the stack ==", flush=True)
+            endpoints = stack.up()
+            about = machine(stack, endpoints)
+            print(
+                f"  {about['cpu_count']} CPU ({about['cpu_model']}), {about['memory_gib']} GiB, "
+                f"Kafka {about['kafka']}, Apicurio {about['apicurio_registry']}, PostgreSQL {about['postgres']}",
+                flush=True,
+            )
+            profile_dir = None
+            if args.profile:
+                profile_dir = RESULTS / "profiles"
+                profile_dir.mkdir(parents=True, exist_ok=True)
+                (profile_dir / ".gitignore").write_text("*\n", encoding="utf-8")  # binary, machine-bound
+            for label, events in args.scenario.items():
+                results.append(scenario(stack, endpoints, label, events, workdir, profile_dir))
+        finally:
+            print("\n== stopping the stack ==", flush=True)
+            stack.down(purge=True)
+            stop_watchdog(watchdog)
+        scan = shichang(args.shichang_rows, workdir) if args.shichang_rows else None
+    payload = {
+        "benchmark": "regsync pipeline",
+        "started_at": started.isoformat(timespec="seconds"),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": about,
+        "parameters": {
+            "scenarios": args.scenario,
+            "month": MONTH,
+            "as_of": AS_OF,
+            "partitions": 3,
+            "extract_batch_size": 500,
+            "gate_max_poll_records": 2000,
+            "load_chunk_size": 1000,
+            "profiled": args.profile,
+            "source": "bench.source.SyntheticConnector (distinct institutions and addresses, seed 0)",
+        },
+        "scenarios": results,
+        "memory_ratio_largest_over_smallest": memory_ratios(results),
+        "shichang_scan": scan,
+    }
+    print("\n" + table(results))
+    if payload["memory_ratio_largest_over_smallest"]:
+        print(f"\npeak RSS, largest / smallest scenario: {payload['memory_ratio_largest_over_smallest']}")
+    if scan:
+        print(
+            f"市场监管 scan: {scan['rows']:,} rows in {scan['scan_s']} s = {scan['rows_per_s']:,} rows/s, "
+            f"{scan['childcare_events']:,} childcare events, peak RSS {scan['peak_rss_mib']} MiB"
+        )
+    if not args.no_save:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
+        stamped = RESULTS / f"{started:%Y%m%dT%H%M%SZ}.json"
+        stamped.write_text(text, encoding="utf-8")
+        (RESULTS / "latest.json").write_text(text, encoding="utf-8")
+        print(f"written {stamped.relative_to(ROOT)} and bench/results/latest.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
