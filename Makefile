@@ -51,3 +51,10 @@ stack-status: install ## Show the local stack's endpoints and health
 .PHONY: stack-down
 stack-down: install ## Stop the local stack
 	$(PY) -m regsync stack down
+
+SCENARIO ?= all
+BENCH_ARGS ?=
+
+.PHONY: bench
+bench: install ## Benchmark the pipeline on a real stack it starts itself (SCENARIO=100k|1m|all; all ≈ 18 min)
+	$(PY) -m bench.run --scenario $(SCENARIO) $(BENCH_ARGS)
