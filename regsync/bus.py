@@ -71,8 +71,15 @@ def load_codecs(registry_url: str, topics: Topics) -> Codecs:
 
 
 def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    """Current end offset of every partition of ``topic``."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    """The last stable offset of every partition of ``topic``: the end a read_committed reader can reach.
+
+    Not the high watermark: records of a transaction still open (say, of a gate killed mid-batch,
+    until its restarted successor aborts it) lie below the high watermark but above the LSO, and a
+    read_committed scan up to the high watermark would wait for them forever.
+    """
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+    )
     try:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:

@@ -114,3 +114,28 @@ def test_read_committed_sees_only_committed_transactions(kafka_bootstrap, new_to
     assert read("read_committed") == [b"committed-1", b"committed-2", b"committed-3"]
     # The aborted record really reached the log: an uncommitted reader sees it.
     assert b"aborted" in read("read_uncommitted")
+
+
+def test_scan_stops_at_the_last_stable_offset_while_a_transaction_is_open(kafka_bootstrap, new_topic, uid):
+    """A writer killed mid-transaction leaves records above the LSO; a scan must end, not wait on them."""
+    from regsync import bus
+
+    topic = new_topic("open-txn")
+    producer = KafkaProducer(
+        bootstrap_servers=kafka_bootstrap, transactional_id=f"open.{uid}", enable_idempotence=True, acks="all"
+    )
+    producer.init_transactions()
+    producer.begin_transaction()
+    producer.send(topic, value=b"committed")
+    producer.commit_transaction()
+    producer.begin_transaction()
+    producer.send(topic, value=b"pending")
+    producer.flush()  # on the log, transaction left open as a SIGKILLed writer would leave it
+    try:
+        # offsets: 0 committed, 1 its commit marker, 2 pending -> the LSO is 2, the high watermark 3
+        assert bus.end_offsets(kafka_bootstrap, topic) == {0: 2}
+        assert [r.value for r in bus.scan(kafka_bootstrap, topic, {})] == [b"committed"]
+        producer.commit_transaction()
+        assert [r.value for r in bus.scan(kafka_bootstrap, topic, {})] == [b"committed", b"pending"]
+    finally:
+        producer.close()
