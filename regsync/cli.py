@@ -36,7 +36,11 @@ schemas_app = typer.Typer(help="Register and inspect the Avro contracts on the s
 app.add_typer(schemas_app, name="schemas")
 
 TopicPrefix = Annotated[
-    str, typer.Option("--topic-prefix", help="Prefix for topic and subject names (isolates tenants/tests).")
+    str | None,
+    typer.Option(
+        "--topic-prefix",
+        help="Prefix for topic and subject names (isolates tenants/tests); default REGSYNC_TOPIC_PREFIX.",
+    ),
 ]
 
 
@@ -127,14 +131,16 @@ def stack_status() -> None:
 
 
 @schemas_app.command("register")
-def schemas_register(topic_prefix: TopicPrefix = "") -> None:
+def schemas_register(topic_prefix: TopicPrefix = None) -> None:
     """Register every stored contract version (oldest first) with BACKWARD compatibility; idempotent."""
     from regsync import bus, endpoints
     from regsync.topics import Topics
 
     try:
-        services = endpoints.resolve(get_settings())
-        rows = bus.register_schemas(services.registry_url, Topics(prefix=topic_prefix))
+        settings = get_settings()
+        services = endpoints.resolve(settings)
+        prefix = settings.topic_prefix if topic_prefix is None else topic_prefix
+        rows = bus.register_schemas(services.registry_url, Topics(prefix=prefix))
     except RegsyncError as exc:
         _fail(exc)
         return

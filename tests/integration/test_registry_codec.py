@@ -208,3 +208,33 @@ def test_connection_errors_are_retried_then_reported():
     ):
         c.get_versions("x-value")
     assert transport.requests == 2
+
+
+def test_cli_schemas_register_takes_the_prefix_from_settings_or_the_flag(
+    registry_url, kafka_bootstrap, uid, tmp_path, monkeypatch
+):
+    from typer.testing import CliRunner
+
+    from regsync.cli import app
+    from regsync.settings import get_settings
+
+    for key, value in {
+        "REGSYNC_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "REGSYNC_REGISTRY_URL": registry_url,
+        "REGSYNC_TOPIC_PREFIX": f"env{uid}.",
+        "REGSYNC_STACK__STATE_DIR": str(tmp_path / "no-local-stack"),
+    }.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        from_env = runner.invoke(app, ["schemas", "register"])
+        from_flag = runner.invoke(app, ["schemas", "register", "--topic-prefix", f"flag{uid}."])
+    finally:
+        get_settings.cache_clear()
+    assert from_env.exit_code == 0, from_env.output
+    assert from_flag.exit_code == 0, from_flag.output
+    subjects = set(httpx.get(f"{registry_url}/subjects", timeout=10).json())
+    for prefix in (f"env{uid}.", f"flag{uid}."):
+        assert f"{prefix}registrations.raw-value" in subjects
+        assert f"{prefix}registrations.raw-value" in (from_env.output + from_flag.output)
