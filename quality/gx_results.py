@@ -11,8 +11,8 @@ so the same code runs on the embedded SQLite default and on PostgreSQL):
   pair), ``row_condition``, verdict, counts and a JSON ``details`` (kwargs, masked sample, offending
   USCCs…). Names avoid SQL keywords (``column``, ``condition``) so auditors can query them unquoted.
 
-:data:`metadata` is public so the lead can fold these tables into the filing store's Alembic
-migrations; :func:`create_tables` is for the embedded default and tests. :func:`store` is idempotent:
+:data:`metadata` is public: ``regsync.migrate`` owns these tables' Alembic migrations (``quality``
+imports nothing of the pipeline's); :func:`create_tables` is for this layer's own tests. :func:`store` is idempotent:
 storing the same (run, suite) again replaces it in one transaction, so a retried task never doubles
 a month.
 """
@@ -117,7 +117,7 @@ class TrendPoint:
 
 
 def create_tables(engine: sa.Engine) -> None:
-    """Create the tables if missing (embedded SQLite default, tests); production uses migrations."""
+    """Create the tables if missing, for tests of this layer; the pipeline migrates them with Alembic."""
     metadata.create_all(engine)
 
 

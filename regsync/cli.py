@@ -34,6 +34,8 @@ dlq_app = typer.Typer(help="Inspect and replay the dead-letter queue (registrati
 app.add_typer(dlq_app, name="dlq")
 schemas_app = typer.Typer(help="Register and inspect the Avro contracts on the schema registry.")
 app.add_typer(schemas_app, name="schemas")
+db_app = typer.Typer(help="The database: the pipeline's tables and the filing store, both under Alembic.")
+app.add_typer(db_app, name="db")
 
 TopicPrefix = Annotated[
     str | None,
@@ -149,6 +151,22 @@ def schemas_register(topic_prefix: TopicPrefix = None) -> None:
         raise typer.Exit(2) from exc
     for subject, version, schema_id in rows:
         out.print(f"{subject:<40} v{version}  id {schema_id}", highlight=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the configured database to head (pipeline tables and filing store); idempotent."""
+    from regsync import endpoints
+    from regsync.jobs import migrate_database
+
+    try:
+        database_url = endpoints.resolve_database(get_settings())
+        revisions = migrate_database(database_url)
+    except RegsyncError as exc:
+        _fail(exc)
+        return
+    for name, revision in revisions.items():
+        out.print(f"{name:<9} at revision {revision}", highlight=False)
 
 
 def _as_of(value: str | None) -> datetime:

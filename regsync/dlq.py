@@ -20,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from regsync import bus
+from regsync.migrate import ensure
 from regsync.state import metadata
 from regsync.topics import Topics
 from schemas.events import RejectedRecord
@@ -177,7 +178,7 @@ def replay(
             producer.close()
     engine = sa.create_engine(database_url)
     try:
-        metadata.create_all(engine)
+        ensure(engine)
         with engine.begin() as conn:
             conn.execute(
                 dlq_replays.insert().values(
@@ -208,7 +209,7 @@ def replay_log(database_url: str) -> list[dict[str, Any]]:
     """The audit trail of replays, newest first."""
     engine = sa.create_engine(database_url)
     try:
-        metadata.create_all(engine)
+        ensure(engine)
         with engine.connect() as conn:
             rows = conn.execute(sa.select(dlq_replays).order_by(dlq_replays.c.at.desc()))
             return [dict(r._mapping) for r in rows]

@@ -41,10 +41,16 @@ def resolve(settings: Settings) -> Services:
             "no Kafka / schema registry configured and no local stack running: "
             "run `regsync stack up` or set REGSYNC_KAFKA_BOOTSTRAP and REGSYNC_REGISTRY_URL"
         )
+    return Services(bootstrap, registry, resolve_database(settings, running))
+
+
+def resolve_database(settings: Settings, running: object | None = None) -> str:
+    """The database alone (no broker needed): configured URL, else the local stack's, else SQLite."""
     if settings.database_url is not None:
-        database = settings.database_url.get_secret_value()
-    elif running is not None and running.database_url:
-        database = running.database_url
-    else:
-        database = sqlite_default(settings)
-    return Services(bootstrap, registry, database)
+        return settings.database_url.get_secret_value()
+    if running is None:
+        from regsync.stack.launcher import Stack
+
+        running = Stack(settings.stack).endpoints()
+    database_url = getattr(running, "database_url", None)
+    return database_url or sqlite_default(settings)

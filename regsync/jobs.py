@@ -26,12 +26,37 @@ def _env(settings: Settings | None) -> tuple[Settings, Services, Topics]:
 
 
 def prepare(settings: Settings | None = None) -> dict[str, Any]:
-    """Topics exist and every contract version is registered (explicitly, never on first use)."""
+    """Contracts registered (explicitly, never on first use) and the database migrated to head.
+
+    Both migration histories run: the pipeline's tables and the filing store's.
+    """
     from regsync import bus
 
     _, services, topics = _env(settings)
     registered = bus.register_schemas(services.registry_url, topics)
-    return {"topics": list(topics.all()), "subjects": [s for s, _, _ in registered]}
+    revisions = migrate_database(services.database_url)
+    return {"topics": list(topics.all()), "subjects": [s for s, _, _ in registered], "database": revisions}
+
+
+def migrate_database(database_url: str) -> dict[str, str | None]:
+    """``alembic upgrade head`` of both migration histories; returns each one's revision now."""
+    import sqlalchemy as sa
+    from alembic.migration import MigrationContext
+
+    from regsync import migrate
+    from sink import store
+
+    migrate.upgrade(database_url)
+    store.upgrade(database_url)
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return {
+                name: MigrationContext.configure(conn, opts={"version_table": table}).get_current_revision()
+                for name, table in (("pipeline", migrate.VERSION_TABLE), ("store", store.VERSION_TABLE))
+            }
+    finally:
+        engine.dispose()
 
 
 def extract(source: str, as_of: datetime, settings: Settings | None = None, connector: Any = None) -> Any:

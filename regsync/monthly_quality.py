@@ -85,6 +85,7 @@ def run_month_suites(
     from quality.suites import GATE_BATCH, MONTHLY, MonthlyParams, volume_bounds
     from regsync.jobs import output_dir
     from regsync.load import month_bounds
+    from regsync.migrate import ensure
     from regsync.report_data import read_month
     from sink.loader import find_manifest
     from sink.store import create_engine, upgrade
@@ -123,7 +124,7 @@ def run_month_suites(
                 gate_extra,
             ),
         ]
-        gx_results.create_tables(engine)
+        ensure(engine)
         for outcome in outcomes:
             gx_results.store(engine, outcome)
         return outcomes

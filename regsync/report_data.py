@@ -133,7 +133,7 @@ _SOURCE_SETTINGS: Final = {
 }
 
 metadata: Final = sa.MetaData()
-"""This module's table; fold into the store's migrations alongside ``quality.gx_results``."""
+"""This module's table; its schema is migrated by :mod:`regsync.migrate`."""
 
 monthly_metrics: Final = sa.Table(
     "monthly_metrics",
@@ -673,7 +673,9 @@ def _record_headline(
     cross_registrar: int,
 ) -> None:
     """Upsert the month's headline figures (delete + insert in one transaction: re-runs replace)."""
-    metadata.create_all(engine)
+    from regsync.migrate import ensure
+
+    ensure(engine)
     row = {
         "month": month,
         "valid_topic": valid_topic,

@@ -87,8 +87,10 @@ class StateStore:
     """Cursor and run bookkeeping over SQLAlchemy."""
 
     def __init__(self, url: str) -> None:
+        from regsync.migrate import ensure
+
         self.engine = sa.create_engine(url, future=True)
-        metadata.create_all(self.engine)
+        ensure(self.engine)
 
     def load(self, source: str) -> SavedState:
         """The last committed state of ``source`` (empty on its first run)."""

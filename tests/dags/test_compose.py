@@ -110,6 +110,13 @@ def test_long_running_services_have_healthchecks_and_volumes(config):
     )
 
 
+def test_init_migrates_every_database_and_registers_the_contracts(config):
+    script = " ".join(config["services"]["airflow-init"]["command"])
+    for step in ("airflow db migrate", "regsync db upgrade", "regsync schemas register"):
+        assert step in script
+    assert "REGSYNC_DATABASE_URL" in config["services"]["airflow-init"]["environment"]
+
+
 def test_dockerfile_installs_the_lock_as_a_non_root_user():
     text = (DOCKER_DIR / "Dockerfile").read_text()
     assert "python:3.11-slim" in text

@@ -39,8 +39,10 @@ def month_frame(month: int, late: int, duplicated: bool, total: int = 8) -> pd.D
 
 @pytest.fixture
 def engine(database_url):
+    from regsync import migrate
+
     engine = sa.create_engine(database_url)
-    gx_results.create_tables(engine)
+    migrate.upgrade(engine)  # the production path: Alembic, not create_all
     yield engine
     engine.dispose()
 
@@ -117,3 +119,41 @@ def test_rerun_of_a_month_replaces_it_in_the_trend(engine, tmp_path):
     assert [(p.run_id, p.unexpected_count) for p in latest] == [("second", 0)]
     every = gx_results.trend(engine, "monthly", TIMELY, all_runs=True)
     assert [(p.run_id, p.unexpected_count) for p in every] == [("first", 4), ("second", 0)]
+
+
+def test_db_upgrade_migrates_both_histories_on_postgres(database_url, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from regsync import migrate
+    from regsync.cli import app
+    from regsync.settings import get_settings
+    from sink import store
+
+    monkeypatch.setenv("REGSYNC_DATABASE_URL", database_url)
+    monkeypatch.setenv("REGSYNC_STACK__STATE_DIR", str(tmp_path / "no-local-stack"))
+    get_settings.cache_clear()
+    try:
+        first = CliRunner().invoke(app, ["db", "upgrade"])
+        again = CliRunner().invoke(app, ["db", "upgrade"])
+    finally:
+        get_settings.cache_clear()
+    assert first.exit_code == 0, first.output
+    assert again.exit_code == 0, again.output
+    assert "pipeline  at revision 0001" in again.output
+    assert "store     at revision 0001" in again.output
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            assert migrate.schema_diff(conn) == []
+            assert store.schema_diff(conn) == []
+            kinds = dict(
+                conn.execute(
+                    sa.text(
+                        "SELECT column_name, data_type FROM information_schema.columns "
+                        "WHERE table_name = 'quality_results'"
+                    )
+                ).all()
+            )
+        assert kinds["details"] == "jsonb"
+    finally:
+        engine.dispose()

@@ -1,0 +1,102 @@
+"""Schema migrations of the pipeline's own tables, beside the filing store's.
+
+The same database holds the filing store (``sink``, history in ``alembic_version_sink``) and the
+pipeline's bookkeeping: connector cursors and run records (:mod:`regsync.state`), the DLQ replay
+audit trail (:mod:`regsync.dlq`), the report's monthly headline figures (:mod:`regsync.report_data`)
+and the Great Expectations results (:mod:`quality.gx_results`). Those tables are owned here, by
+Alembic with its own version table, so a long-lived deployment is upgraded in place rather than
+left to ``create_all`` (which never alters a table that already exists).
+
+``quality`` must not import ``regsync`` (DESIGN.md's layers), so its tables' migrations live here,
+where the layers are wired.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+
+__all__ = [
+    "VERSION_TABLE",
+    "alembic_config",
+    "ensure",
+    "include_object",
+    "schema_diff",
+    "target_metadata",
+    "upgrade",
+]
+
+VERSION_TABLE = "alembic_version_regsync"
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+_done: set[str] = set()
+_lock = threading.Lock()
+
+
+def target_metadata() -> list[sa.MetaData]:
+    """The models these migrations must match (imported late: each module pulls in its own deps)."""
+    from quality import gx_results
+    from regsync import dlq, report_data, state
+
+    del dlq  # its table is declared on state.metadata; imported so it is registered there
+    return [state.metadata, report_data.metadata, gx_results.metadata]
+
+
+def alembic_config(connection: sa.Connection | None = None) -> Config:
+    """An Alembic config built in code; the connection travels in ``attributes`` (see ``sink.store``)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def upgrade(url: str | sa.URL | sa.Engine, revision: str = "head") -> None:
+    """``alembic upgrade head`` for the pipeline's tables, in one transaction."""
+    engine = url if isinstance(url, sa.Engine) else sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), revision)
+    finally:
+        if engine is not url:
+            engine.dispose()
+
+
+def ensure(engine: sa.Engine) -> None:
+    """Upgrade once per database and process: callers on hot paths need not pay Alembic each time."""
+    url = engine.url
+    in_memory = url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+    key = url.render_as_string(hide_password=False)
+    if not in_memory and key in _done:
+        return
+    with _lock:
+        if not in_memory and key in _done:
+            return
+        upgrade(engine)
+        if not in_memory:  # each in-memory SQLite engine is a new, empty database
+            _done.add(key)
+
+
+def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """Autogenerate compares only these tables: the filing store's are someone else's."""
+    return not (type_ == "table" and reflected and compare_to is None)
+
+
+def schema_diff(conn: sa.Connection) -> list[Any]:
+    """Differences between the database and the models as autogenerate sees them; empty when in step."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    metadata = target_metadata()
+    opts = {
+        "compare_type": True,
+        "version_table": VERSION_TABLE,
+        "include_object": include_object,
+        "target_metadata": metadata,
+    }
+    return list(compare_metadata(MigrationContext.configure(conn, opts=opts), metadata))  # type: ignore[arg-type]
