@@ -57,4 +57,5 @@ BENCH_ARGS ?=
 
 .PHONY: bench
 bench: install ## Benchmark the pipeline on a real stack it starts itself (SCENARIO=100k|1m|all; all ≈ 18 min)
+	$(PY) -m bench.codec
 	$(PY) -m bench.run --scenario $(SCENARIO) $(BENCH_ARGS)
