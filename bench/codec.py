@@ -121,7 +121,11 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     doc = {
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+        },
         "versions": {"fastavro": fastavro.__version__},
         **figures,
     }
