@@ -567,6 +567,11 @@ def demo(
             s.reports[month].name if month in s.reports else "-",
         )
     out.print(months_table)
+    out.print(
+        "GX findings are expected here: the simulators inject bad check digits and late pushes, and "
+        "the suites are what tells auditors so (each month's report counts them and links the Data Docs).",
+        highlight=False,
+    )
     out.print(f"outputs: {s.output_dir}  (packages/, reports/, quality/ Data Docs)", highlight=False)
     out.print(f"demo finished in {s.seconds:.0f} s; the stack is {'running' if keep_stack else 'stopped'}.")
 

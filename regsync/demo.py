@@ -181,7 +181,10 @@ def run_demo(
             summary.loaded[month] = loaded.inserted
             summary.late[month] = loaded.late
             outcomes = jobs.quality(month, settings)
-            summary.suites_passed[month] = f"{sum(o.success for o in outcomes)}/{len(outcomes)}"
+            findings = sum(len(o.failed) for o in outcomes)
+            summary.suites_passed[month] = (
+                f"{sum(o.success for o in outcomes)}/{len(outcomes)} ({findings} finding{'s' * (findings != 1)})"
+            )
             summary.reports[month] = jobs.report(month, settings)
             summary.packages[month] = len(jobs.export(month, settings))
             say(
