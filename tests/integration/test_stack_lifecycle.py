@@ -85,3 +85,27 @@ def test_up_twice_recover_status_down(tmp_path):
         assert _regsync(state_dir, "status", check=False).returncode == 1
     finally:
         _regsync(state_dir, "down", check=False)
+
+
+def test_watchdog_stops_the_stack_when_its_owner_is_killed(tmp_path):
+    """What keeps a SIGKILLed test session or benchmark from leaving Kafka and PostgreSQL running."""
+    from regsync.stack.watchdog import spawn_watchdog
+
+    state_dir = tmp_path / "stack"
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        _regsync(state_dir, "up")
+        services = [psutil.Process(pid) for pid in _pids(state_dir).values()]
+        watchdog = psutil.Process(spawn_watchdog(owner.pid, state_dir, purge=False))
+        assert all(p.is_running() for p in services)
+
+        owner.kill()
+        owner.wait(30)
+        watchdog.wait(120)  # returns when its `down` is done; fails the test on timeout
+        _, alive = psutil.wait_procs(services, timeout=30)
+        assert alive == []
+        assert _processes_under(state_dir) == []
+        assert json.loads((state_dir / "stack.json").read_text())["services"] == {}
+    finally:
+        owner.kill()
+        _regsync(state_dir, "down", check=False)
