@@ -18,8 +18,7 @@ import os
 import platform
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,53 +26,11 @@ import fastavro
 
 from schemas.codec import AvroCodec
 from schemas.contracts import REGISTRATION_EVENT, get_contract
-from schemas.events import (
-    CountyResolution,
-    CountyResolutionMethod,
-    EventType,
-    FieldChange,
-    Institution,
-    InstitutionStatus,
-    LegalForm,
-    LegalRepresentative,
-    Lineage,
-    ProfitNature,
-    Registrar,
-    RegistrationEvent,
-    RuleViolation,
-    ServiceForm,
-    Severity,
-)
+from schemas.events import RegistrationEvent
+from schemas.examples import canonical_event
 
 RESULTS = Path(__file__).parent / "results"
 TARGET = 100_000  # events/s per core, each direction (issue 3)
-
-
-def canonical_event() -> RegistrationEvent:
-    """The golden-test event (tests/unit/test_codec.py::sample_event), rebuilt here: bench imports no tests."""
-    return RegistrationEvent.build(
-        event_type=EventType.SCOPE_ADDED_CHILDCARE,
-        registrar=Registrar.SHICHANG,
-        event_date=date(2025, 3, 28),
-        extracted_at=datetime(2025, 3, 31, 16, 5, 7, 123000, tzinfo=UTC),
-        institution=Institution(
-            uscc="91350100M000100Y43",
-            name="福州市鼓楼区小橡树托育有限公司",
-            legal_form=LegalForm.ENTERPRISE,
-            profit_nature=ProfitNature.FOR_PROFIT,
-            address="福建省福州市鼓楼区五四路1号",
-            business_scope="托育服务；3岁以下婴幼儿照护服务",
-            status=InstitutionStatus.ACTIVE,
-            county_code="350102",
-            county_resolution=CountyResolution(CountyResolutionMethod.ADDRESS, 0.875),
-            legal_representative=LegalRepresentative("李四", "350102********0011", True, "139****0000"),
-            registered_capital=Decimal("100.25"),
-            service_forms=(ServiceForm.FULL_DAY, ServiceForm.TEMPORARY),
-            capacity=45,
-        ),
-        lineage=Lineage("shichang-files", "SC-20250328-0001", "7", "connectors.shichang@0.1.0", "2025-03-31"),
-        changed_fields=[FieldChange("business_scope", "企业管理咨询", "托育服务；3岁以下婴幼儿照护服务")],
-    ).with_warnings([RuleViolation("COUNTY_LOW_CONFIDENCE", Severity.WARN, "区划置信度低", "low confidence")])
 
 
 def _rate(fn: Callable[[], Any], n: int, repeat: int) -> float:

@@ -25,6 +25,7 @@ __all__ = [
     "create_engine",
     "include_object",
     "insert_rows",
+    "run_migrations",
     "schema_diff",
     "upgrade",
     "upsert",
@@ -66,6 +67,44 @@ def upgrade(url: str | sa.URL | sa.Engine, revision: str = "head") -> None:
     finally:
         if engine is not url:
             engine.dispose()
+
+
+def run_migrations(context: Any, target_metadata: Any, version_table: str, include: Any) -> None:
+    """The body of an Alembic ``env.py``: offline SQL, the caller's connection, or a URL.
+
+    Shared by this store's environment and the pipeline's (``regsync/migrations``), which differ
+    only in their models and version table.
+    """
+    config = context.config
+
+    def configure(**kwargs: Any) -> None:
+        context.configure(
+            target_metadata=target_metadata,
+            version_table=version_table,
+            include_object=include,
+            compare_type=True,
+            **kwargs,
+        )
+
+    def run(connection: sa.Connection) -> None:
+        # SQLite cannot ALTER most things in place: batch mode rebuilds tables for future migrations.
+        configure(connection=connection, render_as_batch=connection.dialect.name == "sqlite")
+        with context.begin_transaction():
+            context.run_migrations()
+
+    if context.is_offline_mode():  # ``alembic upgrade --sql``: emit SQL for a URL without connecting
+        configure(url=config.get_main_option("sqlalchemy.url"), literal_binds=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        run(connection)
+        return
+    engine = sa.create_engine(config.get_main_option("sqlalchemy.url") or "", poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        run(conn)
+    engine.dispose()
 
 
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:

@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-from bench.codec import canonical_event, measure
-
-
-def test_canonical_event_is_the_golden_sample():
-    from tests.unit.test_codec import sample_event
-
-    assert canonical_event() == sample_event()
+from bench.codec import measure
 
 
 def test_measure_reports_every_path_for_the_framed_event():
