@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
 from alembic.config import Config
+
+from sink import store
 
 __all__ = [
     "VERSION_TABLE",
@@ -48,23 +49,13 @@ def target_metadata() -> list[sa.MetaData]:
 
 
 def alembic_config(connection: sa.Connection | None = None) -> Config:
-    """An Alembic config built in code; the connection travels in ``attributes`` (see ``sink.store``)."""
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    if connection is not None:
-        cfg.attributes["connection"] = connection
-    return cfg
+    """An Alembic config for these migrations (the connection travels as in :mod:`sink.store`)."""
+    return store.alembic_config(connection, MIGRATIONS)
 
 
 def upgrade(url: str | sa.URL | sa.Engine, revision: str = "head") -> None:
     """``alembic upgrade head`` for the pipeline's tables, in one transaction."""
-    engine = url if isinstance(url, sa.Engine) else sa.create_engine(url)
-    try:
-        with engine.begin() as conn:
-            command.upgrade(alembic_config(conn), revision)
-    finally:
-        if engine is not url:
-            engine.dispose()
+    store.upgrade(url, revision, MIGRATIONS)
 
 
 def ensure(engine: sa.Engine) -> None:

@@ -44,26 +44,26 @@ def create_engine(url: str | sa.URL, **kwargs: Any) -> sa.Engine:
     return sa.create_engine(url, **kwargs)
 
 
-def alembic_config(connection: sa.Connection | None = None) -> Config:
-    """An Alembic config built in code (no ``alembic.ini``), pointing into this package.
+def alembic_config(connection: sa.Connection | None = None, location: Path = MIGRATIONS) -> Config:
+    """An Alembic config built in code (no ``alembic.ini``), pointing into this package by default.
 
     Passing the connection through ``attributes`` rather than a URL in the config avoids
     ConfigParser's ``%`` interpolation mangling passwords, and lets tests migrate a database they
     already hold open.
     """
     cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("script_location", str(location))
     if connection is not None:
         cfg.attributes["connection"] = connection
     return cfg
 
 
-def upgrade(url: str | sa.URL | sa.Engine, revision: str = "head") -> None:
-    """Bring the store's schema to ``revision`` (``alembic upgrade head``), in one transaction."""
+def upgrade(url: str | sa.URL | sa.Engine, revision: str = "head", location: Path = MIGRATIONS) -> None:
+    """Bring the store's schema (or the history at ``location``) to ``revision``, in one transaction."""
     engine = url if isinstance(url, sa.Engine) else create_engine(url)
     try:
         with engine.begin() as conn:
-            command.upgrade(alembic_config(conn), revision)
+            command.upgrade(alembic_config(conn, location), revision)
     finally:
         if engine is not url:
             engine.dispose()
