@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from regsync.errors import ConfigurationError
 from regsync.settings import Settings
+
+if TYPE_CHECKING:
+    from regsync.stack.launcher import Endpoints
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,13 +48,15 @@ def resolve(settings: Settings) -> Services:
     return Services(bootstrap, registry, resolve_database(settings, running))
 
 
-def resolve_database(settings: Settings, running: object | None = None) -> str:
-    """The database alone (no broker needed): configured URL, else the local stack's, else SQLite."""
+def resolve_database(settings: Settings, running: Endpoints | None = None) -> str:
+    """The database alone (no broker needed): configured URL, else the local stack's, else SQLite.
+
+    ``running`` is the stack :func:`resolve` already looked up; without it, the stack is asked here.
+    """
     if settings.database_url is not None:
         return settings.database_url.get_secret_value()
     if running is None:
         from regsync.stack.launcher import Stack
 
         running = Stack(settings.stack).endpoints()
-    database_url = getattr(running, "database_url", None)
-    return database_url or sqlite_default(settings)
+    return (running.database_url if running is not None else None) or sqlite_default(settings)

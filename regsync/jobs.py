@@ -46,10 +46,10 @@ def migrate_database(database_url: str) -> dict[str, str | None]:
     from regsync import migrate
     from sink import store
 
-    migrate.upgrade(database_url)
-    store.upgrade(database_url)
     engine = sa.create_engine(database_url)
     try:
+        migrate.upgrade(engine)
+        store.upgrade(engine)
         with engine.connect() as conn:
             return {
                 name: MigrationContext.configure(conn, opts={"version_table": table}).get_current_revision()

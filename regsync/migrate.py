@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from alembic.config import Config
 
 from sink import store
+from sink.store import include_object  # the same rule: compare only the tables this history models
 
 __all__ = [
     "VERSION_TABLE",
@@ -73,21 +74,6 @@ def ensure(engine: sa.Engine) -> None:
             _done.add(key)
 
 
-def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
-    """Autogenerate compares only these tables: the filing store's are someone else's."""
-    return not (type_ == "table" and reflected and compare_to is None)
-
-
 def schema_diff(conn: sa.Connection) -> list[Any]:
-    """Differences between the database and the models as autogenerate sees them; empty when in step."""
-    from alembic.autogenerate import compare_metadata
-    from alembic.migration import MigrationContext
-
-    metadata = target_metadata()
-    opts = {
-        "compare_type": True,
-        "version_table": VERSION_TABLE,
-        "include_object": include_object,
-        "target_metadata": metadata,
-    }
-    return list(compare_metadata(MigrationContext.configure(conn, opts=opts), metadata))  # type: ignore[arg-type]
+    """Differences between the database and these tables' models; empty when in step."""
+    return store.schema_diff(conn, target_metadata(), VERSION_TABLE)

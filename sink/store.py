@@ -112,17 +112,23 @@ def include_object(obj: Any, name: str | None, type_: str, reflected: bool, comp
     return not (type_ == "table" and reflected and compare_to is None)
 
 
-def schema_diff(conn: sa.Connection) -> list[Any]:
+def schema_diff(conn: sa.Connection, metadata: Any = None, version_table: str = VERSION_TABLE) -> list[Any]:
     """Differences between the database and the models, as Alembic autogenerate sees them.
 
     Empty after ``upgrade`` when the migrations match the models; the tests check exactly that.
+    ``metadata`` (one ``MetaData`` or a list) and ``version_table`` default to the store's.
     """
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from sink.models import metadata
-
-    opts = {"compare_type": True, "version_table": VERSION_TABLE, "include_object": include_object}
+    if metadata is None:
+        from sink.models import metadata
+    opts = {
+        "compare_type": True,
+        "version_table": version_table,
+        "include_object": include_object,
+        "target_metadata": metadata,
+    }
     return list(compare_metadata(MigrationContext.configure(conn, opts=opts), metadata))
 
 
