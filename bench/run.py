@@ -222,8 +222,8 @@ def prepare(endpoints: Endpoints, label: str) -> dict[str, Any]:
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
 
-    from regsync import bus
-    from regsync.topics import Topics, ensure_topics
+    from regsync.kafka import bus
+    from regsync.kafka.topics import Topics, ensure_topics
 
     uid = uuid.uuid4().hex[:8]
     topics = Topics(prefix=f"bench{label}{uid}.")

@@ -4,9 +4,9 @@
 figures as JSON to ``config["out"]``; progress lines go to stderr. The parent (:mod:`bench.run`)
 reads the child's peak RSS and CPU time from ``wait4``. Stages:
 
-* ``extract`` — :func:`regsync.extract.run_extract` over :class:`bench.source.SyntheticConnector`;
-* ``gate`` — :func:`regsync.gate.run_gate` until idle (real Kafka transactions);
-* ``load`` — :func:`regsync.load.run_load` of the month into PostgreSQL;
+* ``extract`` — :func:`regsync.stages.extract.run_extract` over :class:`bench.source.SyntheticConnector`;
+* ``gate`` — :func:`regsync.stages.gate.run_gate` until idle (real Kafka transactions);
+* ``load`` — :func:`regsync.stages.load.run_load` of the month into PostgreSQL;
 * ``raw_consume`` — the transport limit, reading: a bare ``KafkaConsumer`` over the raw topic;
 * ``raw_produce`` — the transport limit, writing: the raw topic's own records (key, value, headers)
   sent again with the same producer settings as extract (``acks=all``, idempotence, linger, batch);
@@ -61,7 +61,7 @@ def _warm(*modules: str) -> None:
 
 
 def _topics(cfg: Figures) -> Any:
-    from regsync.topics import Topics
+    from regsync.kafka.topics import Topics
 
     return Topics(prefix=cfg["prefix"], partitions=cfg["partitions"])
 
@@ -73,9 +73,9 @@ def _as_of(cfg: Figures) -> datetime:
 def extract(cfg: Figures) -> Figures:
     """Synthetic registrar → ``registrations.raw`` through ``run_extract``."""
     from bench.source import SyntheticConnector
-    from regsync.extract import run_extract
+    from regsync.stages.extract import run_extract
 
-    _warm("regsync.extract", "connectors.base", "sqlalchemy.dialects.postgresql")
+    _warm("regsync.stages.extract", "connectors.base", "sqlalchemy.dialects.postgresql")
 
     connector = SyntheticConnector(cfg["events"], month=cfg["month"], seed=cfg["seed"])
     tick = Ticker(cfg["label"], cfg["events"])
@@ -102,9 +102,9 @@ def extract(cfg: Figures) -> Figures:
 
 def gate(cfg: Figures) -> Figures:
     """``registrations.raw`` → valid | rejected through ``run_gate`` until idle."""
-    from regsync.gate import run_gate
+    from regsync.stages.gate import run_gate
 
-    _warm("regsync.gate", "quality.record_checks", "sqlalchemy.dialects.postgresql")
+    _warm("regsync.stages.gate", "quality.record_checks", "sqlalchemy.dialects.postgresql")
     tick = Ticker(cfg["label"], cfg["events"])
     began = time.perf_counter()
     counts = run_gate(
@@ -131,7 +131,7 @@ def gate(cfg: Figures) -> Figures:
 
 def load(cfg: Figures) -> Figures:
     """The month of ``registrations.valid`` → the filing store through ``run_load``."""
-    import regsync.load as load_module
+    import regsync.stages.load as load_module
 
     _warm("sink.loader", "sink.store", "sink.fold", "alembic.command", "sqlalchemy.dialects.postgresql")
     tick = Ticker(cfg["label"], cfg.get("expected", cfg["events"]))
@@ -206,7 +206,7 @@ def raw_produce(cfg: Figures) -> Figures:
     """The raw topic's own records sent again, ``events`` of them, with extract's producer settings."""
     from kafka import KafkaConsumer, TopicPartition
 
-    from regsync import bus
+    from regsync.kafka import bus
 
     topics = _topics(cfg)
     sample: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]] = []

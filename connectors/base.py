@@ -7,7 +7,7 @@ building — so a registrar module only maps its own rows.
 
 Connectors never talk to Kafka or to the pipeline's state database. They yield :class:`Batch` objects,
 each carrying the state to commit *after* its events are acknowledged; the composition root
-(``regsync.extract``) publishes, waits for the broker, and only then commits that state.
+(``regsync.stages.extract``) publishes, waits for the broker, and only then commits that state.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from datetime import date, datetime
 from typing import Any, ClassVar
 
 from schemas import childcare, divisions
+from schemas.errors import FatalError, RegsyncError, RetriableError
 from schemas.events import (
     UNRESOLVED,
     CountyResolution,
@@ -32,15 +33,15 @@ from schemas.masking import mask_phone, mask_resident_id
 from schemas.resident_id import parse_resident_id
 
 
-class ConnectorError(Exception):
+class ConnectorError(RegsyncError):
     """Base of connector errors; messages name the source and, where known, the record key."""
 
 
-class FatalSourceError(ConnectorError):
+class FatalSourceError(ConnectorError, FatalError):
     """The source cannot be read (bad credentials, schema changed): a person must act."""
 
 
-class RetriableSourceError(ConnectorError):
+class RetriableSourceError(ConnectorError, RetriableError):
     """The source failed transiently (HTTP 5xx, 429, connection reset) and retries ran out."""
 
 

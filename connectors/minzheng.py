@@ -31,6 +31,7 @@ import tenacity
 from pydantic import SecretStr
 
 from connectors import base
+from schemas.errors import RecordError, RetriableError
 from schemas.events import (
     EventType,
     FieldChange,
@@ -78,7 +79,7 @@ CHANGE_ITEMS: Final = {
 }
 
 
-class _Transient(Exception):
+class _Transient(RetriableError):
     """A response worth retrying; carries the server's ``Retry-After`` in seconds when it sent one."""
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
@@ -86,7 +87,7 @@ class _Transient(Exception):
         self.retry_after = retry_after
 
 
-class _Unusable(ValueError):
+class _Unusable(RecordError, ValueError):
     """A row that cannot become an event; the message is the DLQ reason."""
 
 

@@ -58,12 +58,20 @@ def summary(result: Any) -> Any:
 
 @contextmanager
 def fail_fast() -> Iterator[None]:
-    """regsync's fatal errors (bad configuration, a missing service) fail the task without retries."""
+    """Act on regsync's error groups: fatal and data-quality errors fail the task without retries,
+    retriable ones (a service that did not answer) are left to Airflow's retries, anything else is
+    a bug and keeps its traceback. Client-library errors are classified first, as the CLI does."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from regsync.errors import FatalError
+    from regsync.failures import classify
+    from schemas.errors import DataQualityError, FatalError, RetriableError
 
     try:
         yield
-    except FatalError as exc:
-        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+    except Exception as exc:
+        known = classify(exc)
+        if isinstance(known, FatalError | DataQualityError):
+            raise AirflowFailException(f"{type(known).__name__}: {known.one_line()}") from exc
+        if isinstance(known, RetriableError) and known is not exc:
+            raise known from exc
+        raise

@@ -11,7 +11,7 @@ so the same code runs on the embedded SQLite default and on PostgreSQL):
   pair), ``row_condition``, verdict, counts and a JSON ``details`` (kwargs, masked sample, offending
   USCCs…). Names avoid SQL keywords (``column``, ``condition``) so auditors can query them unquoted.
 
-:data:`metadata` is public: ``regsync.migrate`` owns these tables' Alembic migrations (``quality``
+:data:`metadata` is public: ``regsync.bookkeeping.migrate`` owns these tables' Alembic migrations (``quality``
 imports nothing of the pipeline's); :func:`create_tables` is for this layer's own tests. :func:`store` is idempotent:
 storing the same (run, suite) again replaces it in one transaction, so a retried task never doubles
 a month.

@@ -1,7 +1,10 @@
 """The ``regsync`` command: one verb per job.
 
-Every :class:`~regsync.errors.RegsyncError` ends as one red line and exit code 2; a stack trace
-means a bug, never a missing program or a bad setting.
+Errors are handled in one place, :func:`main`: every expected failure (a
+:class:`~schemas.errors.RegsyncError`, or a client library's error that :func:`regsync.failures.classify`
+recognises) ends as one red line with its hint and the exit code of its group (``docs/operations.md``
+lists them); ``--debug`` adds the traceback. A traceback without ``--debug`` means a bug. Arguments are
+checked before any service is contacted.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from regsync.errors import RegsyncError
+from regsync.failures import classify
 from regsync.settings import get_settings
+from schemas.errors import ConfigurationError
+from schemas.month import Month
 
 console = Console(stderr=True)
 out = Console()
@@ -46,9 +51,37 @@ TopicPrefix = Annotated[
 ]
 
 
-def _fail(exc: RegsyncError) -> None:
-    console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
+_debug = False
+
+
+@app.callback()
+def _options(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback of an expected failure too.")
+    ] = False,
+) -> None:
+    """Sync childcare-institution (托育机构) registrations from registrars to county health departments."""
+    global _debug
+    _debug = debug
+
+
+def _month_arg(value: str | None) -> str | None:
+    """Validate ``--month`` before anything connects (``2026-13`` fails here, in one line)."""
+    if value is None:
+        return None
+    try:
+        return str(Month.parse(value))
+    except ConfigurationError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+def _source_args(values: list[str] | None) -> list[str] | None:
+    from regsync import sources
+
+    for name in values or []:
+        if name not in sources.FACTORIES:
+            raise typer.BadParameter(f"unknown source {name!r}; known: {', '.join(sources.FACTORIES)}")
+    return values
 
 
 def _stack() -> object:
@@ -64,11 +97,7 @@ def stack_up() -> None:
 
     stack = _stack()
     assert isinstance(stack, Stack)
-    try:
-        endpoints = stack.up()
-    except RegsyncError as exc:
-        _fail(exc)
-        return
+    endpoints = stack.up()
     out.print(f"kafka           {endpoints.bootstrap_servers}")
     out.print(f"schema-registry {endpoints.registry_url}")
     if endpoints.database_url:
@@ -82,12 +111,8 @@ def stack_fetch() -> None:
     from regsync.stack.artifacts import apicurio_app, kafka_libs
 
     s = get_settings().stack
-    try:
-        kafka = kafka_libs(s.cache_dir, s.kafka_version, s.log4j_version, s.kafka_home)
-        registry = apicurio_app(s.cache_dir, s.apicurio_version)
-    except RegsyncError as exc:
-        _fail(exc)
-        return
+    kafka = kafka_libs(s.cache_dir, s.kafka_version, s.log4j_version, s.kafka_home)
+    registry = apicurio_app(s.cache_dir, s.apicurio_version)
     for name, fetched in (("kafka", kafka), ("schema-registry", registry)):
         how = f"fetched in {fetched.fetch_seconds:.1f}s" if fetched.fetch_seconds else "cached"
         out.print(f"{name:<16} {fetched.path} ({how})", highlight=False, soft_wrap=True)
@@ -102,11 +127,7 @@ def stack_down(
 
     stack = _stack()
     assert isinstance(stack, Stack)
-    try:
-        stopped = stack.down(purge=purge)
-    except RegsyncError as exc:
-        _fail(exc)
-        return
+    stopped = stack.down(purge=purge)
     out.print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
 
 
@@ -135,20 +156,14 @@ def stack_status() -> None:
 @schemas_app.command("register")
 def schemas_register(topic_prefix: TopicPrefix = None) -> None:
     """Register every stored contract version (oldest first) with BACKWARD compatibility; idempotent."""
-    from regsync import bus, endpoints
-    from regsync.topics import Topics
+    from regsync import endpoints
+    from regsync.kafka import bus
+    from regsync.kafka.topics import Topics
 
-    try:
-        settings = get_settings()
-        services = endpoints.resolve(settings)
-        prefix = settings.topic_prefix if topic_prefix is None else topic_prefix
-        rows = bus.register_schemas(services.registry_url, Topics(prefix=prefix))
-    except RegsyncError as exc:
-        _fail(exc)
-        return
-    except Exception as exc:  # registry errors carry the subject and the registry's message
-        console.print(f"[bold red]error:[/] schema registration failed: {exc}", highlight=False)
-        raise typer.Exit(2) from exc
+    settings = get_settings()
+    services = endpoints.resolve(settings, need=("registry",))
+    prefix = settings.topic_prefix if topic_prefix is None else topic_prefix
+    rows = bus.register_schemas(services.registry_url, Topics(prefix=prefix))
     for subject, version, schema_id in rows:
         out.print(f"{subject:<40} v{version}  id {schema_id}", highlight=False)
 
@@ -159,12 +174,10 @@ def db_upgrade() -> None:
     from regsync import endpoints
     from regsync.jobs import migrate_database
 
-    try:
-        database_url = endpoints.resolve_database(get_settings())
-        revisions = migrate_database(database_url)
-    except RegsyncError as exc:
-        _fail(exc)
-        return
+    settings = get_settings()
+    database_url = endpoints.resolve_database(settings)
+    endpoints.probe_database(database_url, settings.probe_timeout)
+    revisions = migrate_database(database_url)
     for name, revision in revisions.items():
         out.print(f"{name:<9} at revision {revision}", highlight=False)
 
@@ -176,12 +189,24 @@ def _as_of(value: str | None) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=ZoneInfo(get_settings().timezone))
 
 
+def _as_of_arg(value: str | None) -> str | None:
+    if value:
+        try:
+            datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise typer.BadParameter(
+                f"not an ISO 8601 instant: {value!r} (e.g. 2026-03-31T20:00+08:00)"
+            ) from exc
+    return value
+
+
 AsOf = Annotated[
     str | None,
     typer.Option(
         "--as-of",
         help="The pipeline clock: extraction time and Kafka timestamp (ISO 8601; default now). "
         "Replaying months uses past instants.",
+        callback=_as_of_arg,
     ),
 ]
 
@@ -189,7 +214,8 @@ AsOf = Annotated[
 @app.command()
 def extract(
     source: Annotated[
-        list[str] | None, typer.Option("--source", "-s", help="Source name; repeatable.")
+        list[str] | None,
+        typer.Option("--source", "-s", help="Source name; repeatable.", callback=_source_args),
     ] = None,
     all_sources: Annotated[bool, typer.Option("--all", help="Every configured source.")] = False,
     as_of: AsOf = None,
@@ -199,48 +225,44 @@ def extract(
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from regsync import endpoints, sources
-    from regsync.extract import run_extract
-    from regsync.topics import Topics, ensure_topics
+    from regsync.kafka.topics import Topics, ensure_topics
+    from regsync.stages.extract import run_extract
 
     settings = get_settings()
     names = list(sources.FACTORIES) if all_sources else list(source or [])
     if not names:
         console.print("[bold red]error:[/] name a --source or use --all", highlight=False)
         raise typer.Exit(2)
-    try:
-        services = endpoints.resolve(settings)
-        topics = Topics(prefix=settings.topic_prefix)
-        ensure_topics(services.bootstrap_servers, topics)
-        clock = _as_of(as_of)
-        summaries = []
-        for name in names:
-            connector = sources.build(name, settings)
-            with Progress(
-                SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
-            ) as bar:
-                task = bar.add_task(f"{name}: starting", total=None)
+    services = endpoints.resolve(settings)
+    topics = Topics(prefix=settings.topic_prefix)
+    ensure_topics(services.bootstrap_servers, topics)
+    clock = _as_of(as_of)
+    summaries = []
+    for name in names:
+        connector = sources.build(name, settings)
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
+        ) as bar:
+            task = bar.add_task(f"{name}: starting", total=None)
 
-                def show(batch: object, counts: object, _task: object = task, _name: str = name) -> None:
-                    bar.update(
-                        _task,  # type: ignore[arg-type]
-                        description=f"{_name}: read {counts.read:,}  published {counts.published:,}",  # type: ignore[attr-defined]
-                    )
-
-                summaries.append(
-                    run_extract(
-                        connector,
-                        bootstrap=services.bootstrap_servers,
-                        registry_url=services.registry_url,
-                        database_url=services.database_url,
-                        topics=topics,
-                        as_of=clock,
-                        batch_size=batch_size,
-                        progress=show,
-                    )
+            def show(batch: object, counts: object, _task: object = task, _name: str = name) -> None:
+                bar.update(
+                    _task,  # type: ignore[arg-type]
+                    description=f"{_name}: read {counts.read:,}  published {counts.published:,}",  # type: ignore[attr-defined]
                 )
-    except RegsyncError as exc:
-        _fail(exc)
-        return
+
+            summaries.append(
+                run_extract(
+                    connector,
+                    bootstrap=services.bootstrap_servers,
+                    registry_url=services.registry_url,
+                    database_url=services.database_url,
+                    topics=topics,
+                    as_of=clock,
+                    batch_size=batch_size,
+                    progress=show,
+                )
+            )
     table = Table("source", "read", "not childcare", "childcare", "published", "already on topic", "to DLQ")
     for s in summaries:
         table.add_row(
@@ -267,37 +289,33 @@ def gate(
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from regsync import endpoints
-    from regsync.gate import run_gate
-    from regsync.topics import Topics, ensure_topics
+    from regsync.kafka.topics import Topics, ensure_topics
+    from regsync.stages.gate import run_gate
 
     settings = get_settings()
-    try:
-        services = endpoints.resolve(settings)
-        topics = Topics(prefix=settings.topic_prefix)
-        ensure_topics(services.bootstrap_servers, topics)
-        with Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
-        ) as bar:
-            task = bar.add_task("gate: waiting for records", total=None)
+    services = endpoints.resolve(settings)
+    topics = Topics(prefix=settings.topic_prefix)
+    ensure_topics(services.bootstrap_servers, topics)
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
+    ) as bar:
+        task = bar.add_task("gate: waiting for records", total=None)
 
-            def show(counts: object) -> None:
-                bar.update(
-                    task,
-                    description=f"gate: {counts.consumed:,} judged, {counts.valid:,} valid, {counts.rejected:,} rejected",  # type: ignore[attr-defined]
-                )
-
-            counts = run_gate(
-                bootstrap=services.bootstrap_servers,
-                registry_url=services.registry_url,
-                database_url=services.database_url,
-                topics=topics,
-                instance=instance,
-                until_idle=until_idle,
-                progress=show,
+        def show(counts: object) -> None:
+            bar.update(
+                task,
+                description=f"gate: {counts.consumed:,} judged, {counts.valid:,} valid, {counts.rejected:,} rejected",  # type: ignore[attr-defined]
             )
-    except RegsyncError as exc:
-        _fail(exc)
-        return
+
+        counts = run_gate(
+            bootstrap=services.bootstrap_servers,
+            registry_url=services.registry_url,
+            database_url=services.database_url,
+            topics=topics,
+            instance=instance,
+            until_idle=until_idle,
+            progress=show,
+        )
     out.print(f"judged {counts.consumed:,}: valid {counts.valid:,} + rejected {counts.rejected:,}")
     if counts.by_rule:
         table = Table("rule", "records")
@@ -309,7 +327,10 @@ def gate(
 @app.command()
 def load(
     month: Annotated[
-        str, typer.Option("--month", "-m", help="The month pushed, YYYY-MM (any past month: backfill).")
+        str,
+        typer.Option(
+            "--month", "-m", help="The month pushed, YYYY-MM (any past month: backfill).", callback=_month_arg
+        ),
     ],
     as_of: AsOf = None,
     allow_open_month: Annotated[
@@ -319,26 +340,22 @@ def load(
 ) -> None:
     """Load one month of registrations.valid into the filing store, exactly once (a re-run is a no-op)."""
     from regsync import endpoints
-    from regsync.load import run_load
-    from regsync.topics import Topics
+    from regsync.kafka.topics import Topics
+    from regsync.stages.load import run_load
 
     settings = get_settings()
-    try:
-        services = endpoints.resolve(settings)
-        result = run_load(
-            bootstrap=services.bootstrap_servers,
-            registry_url=services.registry_url,
-            database_url=services.database_url,
-            topics=Topics(prefix=settings.topic_prefix),
-            month=month,
-            tz=settings.timezone,
-            as_of=_as_of(as_of),
-            allow_open_month=allow_open_month,
-            replace=replace,
-        )
-    except RegsyncError as exc:
-        _fail(exc)
-        return
+    services = endpoints.resolve(settings)
+    result = run_load(
+        bootstrap=services.bootstrap_servers,
+        registry_url=services.registry_url,
+        database_url=services.database_url,
+        topics=Topics(prefix=settings.topic_prefix),
+        month=month,
+        tz=settings.timezone,
+        as_of=_as_of(as_of),
+        allow_open_month=allow_open_month,
+        replace=replace,
+    )
     if result.noop:  # type: ignore[attr-defined]
         out.print(f"{month}: already loaded from the same offsets — nothing to do")
         return
@@ -354,22 +371,18 @@ def load(
 def trace_cmd(uscc: Annotated[str, typer.Argument(help="The institution's 统一社会信用代码.")]) -> None:
     """One institution's way through the system: source, extraction, raw, gate, load, store, package."""
     from regsync import endpoints
-    from regsync.topics import Topics
-    from regsync.trace import trace
+    from regsync.kafka.topics import Topics
+    from regsync.stages.trace import trace
 
     settings = get_settings()
-    try:
-        services = endpoints.resolve(settings)
-        found = trace(
-            bootstrap=services.bootstrap_servers,
-            registry_url=services.registry_url,
-            database_url=services.database_url,
-            topics=Topics(prefix=settings.topic_prefix),
-            uscc=uscc,
-        )
-    except RegsyncError as exc:
-        _fail(exc)
-        return
+    services = endpoints.resolve(settings)
+    found = trace(
+        bootstrap=services.bootstrap_servers,
+        registry_url=services.registry_url,
+        database_url=services.database_url,
+        topics=Topics(prefix=settings.topic_prefix),
+        uscc=uscc,
+    )
     if not found.hops:
         console.print(f"[yellow]nothing found for {found.uscc}[/]", highlight=False)
         raise typer.Exit(1)
@@ -389,11 +402,14 @@ def trace_cmd(uscc: Annotated[str, typer.Argument(help="The institution's 统一
 RuleOpt = Annotated[str | None, typer.Option("--rule", help="Only records violating this rule id.")]
 SourceOpt = Annotated[str | None, typer.Option("--source", help="Only records from this source.")]
 UsccOpt = Annotated[str | None, typer.Option("--uscc", help="Only this institution.")]
-MonthOpt = Annotated[str | None, typer.Option("--month", help="Only records pushed in this month (YYYY-MM).")]
+MonthOpt = Annotated[
+    str | None,
+    typer.Option("--month", help="Only records pushed in this month (YYYY-MM).", callback=_month_arg),
+]
 
 
 def _dlq_filter(rule: str | None, source: str | None, uscc: str | None, month: str | None) -> object:
-    from regsync.dlq import DlqFilter
+    from regsync.stages.dlq import DlqFilter
 
     return DlqFilter(rule_id=rule, source=source, uscc=uscc, month=month)
 
@@ -409,24 +425,21 @@ def dlq_list(
     """List rejected records (masked) with their rules; counts per rule at the end."""
     from collections import Counter
 
-    from regsync import dlq, endpoints
-    from regsync.topics import Topics
+    from regsync import endpoints
+    from regsync.kafka.topics import Topics
+    from regsync.stages import dlq
 
     settings = get_settings()
-    try:
-        services = endpoints.resolve(settings)
-        found = list(
-            dlq.entries(
-                services.bootstrap_servers,
-                services.registry_url,
-                Topics(prefix=settings.topic_prefix),
-                _dlq_filter(rule, source, uscc, month),  # type: ignore[arg-type]
-                settings.timezone,
-            )
+    services = endpoints.resolve(settings)
+    found = list(
+        dlq.entries(
+            services.bootstrap_servers,
+            services.registry_url,
+            Topics(prefix=settings.topic_prefix),
+            _dlq_filter(rule, source, uscc, month),  # type: ignore[arg-type]
+            settings.timezone,
         )
-    except RegsyncError as exc:
-        _fail(exc)
-        return
+    )
     table = Table("position", "pushed at", "source", "USCC", "name", "rules", "reason", "replayable")
     for entry in found[:limit]:
         row = entry.summary()
@@ -448,29 +461,24 @@ def dlq_show(
     """One rejected record in full (personal data masked): violations, error context, the event."""
     import json
 
-    from regsync import dlq, endpoints
-    from regsync.topics import Topics
+    from regsync import endpoints
+    from regsync.kafka.topics import Topics
+    from regsync.stages import dlq
     from schemas.masking import mask_text
 
     settings = get_settings()
-    try:
-        services = endpoints.resolve(settings)
-        for entry in dlq.entries(
-            services.bootstrap_servers,
-            services.registry_url,
-            Topics(prefix=settings.topic_prefix),
-            _dlq_filter(None, None, None, None),  # type: ignore[arg-type]
-            settings.timezone,
-        ):
-            if entry.position == position:
-                body = entry.record.to_avro()
-                out.print(
-                    mask_text(json.dumps(body, ensure_ascii=False, indent=2, default=str)), highlight=False
-                )
-                return
-    except RegsyncError as exc:
-        _fail(exc)
-        return
+    services = endpoints.resolve(settings)
+    for entry in dlq.entries(
+        services.bootstrap_servers,
+        services.registry_url,
+        Topics(prefix=settings.topic_prefix),
+        _dlq_filter(None, None, None, None),  # type: ignore[arg-type]
+        settings.timezone,
+    ):
+        if entry.position == position:
+            body = entry.record.to_avro()
+            out.print(mask_text(json.dumps(body, ensure_ascii=False, indent=2, default=str)), highlight=False)
+            return
     console.print(f"[bold red]error:[/] no rejected record at {position}", highlight=False)
     raise typer.Exit(1)
 
@@ -489,27 +497,24 @@ def dlq_replay(
     as_of: AsOf = None,
 ) -> None:
     """Re-submit rejected events to the gate; every replay (dry runs too) is recorded for auditors."""
-    from regsync import dlq, endpoints
-    from regsync.topics import Topics
+    from regsync import endpoints
+    from regsync.kafka.topics import Topics
+    from regsync.stages import dlq
 
     settings = get_settings()
-    try:
-        services = endpoints.resolve(settings)
-        result = dlq.replay(
-            bootstrap=services.bootstrap_servers,
-            registry_url=services.registry_url,
-            database_url=services.database_url,
-            topics=Topics(prefix=settings.topic_prefix),
-            flt=_dlq_filter(rule, source, uscc, month),  # type: ignore[arg-type]
-            as_of=_as_of(as_of),
-            dry_run=dry_run,
-            who=who,
-            reason=reason,
-            tz=settings.timezone,
-        )
-    except RegsyncError as exc:
-        _fail(exc)
-        return
+    services = endpoints.resolve(settings)
+    result = dlq.replay(
+        bootstrap=services.bootstrap_servers,
+        registry_url=services.registry_url,
+        database_url=services.database_url,
+        topics=Topics(prefix=settings.topic_prefix),
+        flt=_dlq_filter(rule, source, uscc, month),  # type: ignore[arg-type]
+        as_of=_as_of(as_of),
+        dry_run=dry_run,
+        who=who,
+        reason=reason,
+        tz=settings.timezone,
+    )
     verb = "would replay" if dry_run else "replayed"
     out.print(
         f"{result['replay_id']}: matched {result['matched']}, {verb} {result['replayable']}, "
@@ -531,16 +536,12 @@ def demo(
         console.print("[bold red]error:[/] --months must be 1…12", highlight=False)
         raise typer.Exit(2)
     month_names = tuple(f"2026-{m:02d}" for m in range(1, months + 1))
-    try:
-        s = run_demo(
-            months=month_names,
-            per_month=per_month,
-            keep_stack=keep_stack,
-            say=lambda m: console.print(f"[dim]{m}[/]", highlight=False),
-        )
-    except RegsyncError as exc:
-        _fail(exc)
-        return
+    s = run_demo(
+        months=month_names,
+        per_month=per_month,
+        keep_stack=keep_stack,
+        say=lambda m: console.print(f"[dim]{m}[/]", highlight=False),
+    )
     table = Table("source", "published to raw", "not childcare (filtered)", "connector DLQ")
     for name in s.extracted:
         table.add_row(
@@ -576,7 +577,9 @@ def demo(
     out.print(f"demo finished in {s.seconds:.0f} s; the stack is {'running' if keep_stack else 'stopped'}.")
 
 
-ReportMonth = Annotated[str, typer.Option("--month", "-m", help="The month pushed, YYYY-MM (load it first).")]
+ReportMonth = Annotated[
+    str, typer.Option("--month", "-m", help="The month pushed, YYYY-MM (load it first).", callback=_month_arg)
+]
 
 
 @app.command("quality")
@@ -584,11 +587,7 @@ def quality_cmd(month: ReportMonth) -> None:
     """Run the Great Expectations suites over a loaded month; results stored for trends, Data Docs written."""
     from regsync import jobs
 
-    try:
-        outcomes = jobs.quality(month)
-    except RegsyncError as exc:
-        _fail(exc)
-        return
+    outcomes = jobs.quality(month)
     for outcome in outcomes:
         verdict = "[green]passed[/]" if outcome.success else "[red]failed[/]"
         total = len(outcome.per_expectation)
@@ -617,18 +616,22 @@ def report_cmd(month: ReportMonth) -> None:
     """Write the month's self-contained audit report (HTML, personal data masked); prints its path."""
     from regsync import jobs
 
-    try:
-        path = jobs.report(month)
-    except RegsyncError as exc:
-        _fail(exc)
-        return
+    path = jobs.report(month)
     out.print(str(path), highlight=False, soft_wrap=True)
 
 
 def main() -> None:
-    """Entry point that keeps RegsyncError one line long."""
+    """Entry point: the one place where failures become a line and an exit code."""
     try:
         app()
-    except RegsyncError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        sys.exit(2)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]", highlight=False)
+        sys.exit(130)
+    except Exception as exc:
+        known = classify(exc)
+        if known is None:
+            raise  # a bug: keep the traceback
+        if _debug:
+            console.print_exception()
+        console.print(f"[bold red]error:[/] {known.one_line()}", highlight=False, soft_wrap=True)
+        sys.exit(known.exit_code)

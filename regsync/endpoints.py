@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from regsync.errors import ConfigurationError
 from regsync.settings import Settings
+from schemas.errors import ConfigurationError, ServiceUnavailableError
 
 if TYPE_CHECKING:
     from regsync.stack.launcher import Endpoints
@@ -33,8 +33,14 @@ def sqlite_default(settings: Settings) -> str:
     return f"sqlite:///{path}"
 
 
-def resolve(settings: Settings) -> Services:
-    """Explicit settings win; missing ones come from ``regsync stack up``'s running stack."""
+def resolve(
+    settings: Settings, *, probe: bool = True, need: tuple[str, ...] = ("kafka", "registry", "database")
+) -> Services:
+    """Explicit settings win; missing ones come from ``regsync stack up``'s running stack.
+
+    With ``probe`` (the default) each service must answer within ``settings.probe_timeout`` seconds,
+    so a closed port is one clear line in seconds, not a client library's half-minute retry loop.
+    """
     from regsync.stack.launcher import Stack
 
     running = Stack(settings.stack).endpoints()
@@ -45,7 +51,94 @@ def resolve(settings: Settings) -> Services:
             "no Kafka / schema registry configured and no local stack running: "
             "run `regsync stack up` or set REGSYNC_KAFKA_BOOTSTRAP and REGSYNC_REGISTRY_URL"
         )
-    return Services(bootstrap, registry, resolve_database(settings, running))
+    services = Services(bootstrap, registry, resolve_database(settings, running))
+    if probe:
+        probe_services(services, timeout=settings.probe_timeout, need=need)
+    return services
+
+
+def probe_services(
+    services: Services, *, timeout: float = 5.0, need: tuple[str, ...] = ("kafka", "registry", "database")
+) -> None:
+    """Raise :class:`ServiceUnavailableError` naming the first needed service that does not answer."""
+    if "kafka" in need:
+        probe_kafka(services.bootstrap_servers, timeout)
+    if "registry" in need:
+        probe_registry(services.registry_url, timeout)
+    if "database" in need:
+        probe_database(services.database_url, timeout)
+
+
+def probe_kafka(bootstrap: str, timeout: float) -> None:
+    """A TCP connection to any one bootstrap server (the client finds the rest from it)."""
+    import socket
+
+    reasons = []
+    for server in (s.strip() for s in bootstrap.split(",") if s.strip()):
+        host, _, port = server.rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout=timeout):
+                return
+        except (OSError, ValueError) as exc:
+            reasons.append(f"{server}: {exc}")
+    raise ServiceUnavailableError(
+        "Kafka",
+        bootstrap,
+        "; ".join(reasons) or "no bootstrap server",
+        hint=_HINT.format(var="REGSYNC_KAFKA_BOOTSTRAP"),
+    )
+
+
+def probe_registry(url: str, timeout: float) -> None:
+    """Any HTTP answer below 500 from the registry's subject list counts as up."""
+    import httpx
+
+    try:
+        answer = httpx.get(url.rstrip("/") + "/subjects", timeout=timeout)
+    except httpx.HTTPError as exc:
+        raise ServiceUnavailableError(
+            "the schema registry", url, type(exc).__name__, hint=_HINT.format(var="REGSYNC_REGISTRY_URL")
+        ) from exc
+    if answer.status_code >= 500:
+        raise ServiceUnavailableError(
+            "the schema registry",
+            url,
+            f"HTTP {answer.status_code}",
+            hint=_HINT.format(var="REGSYNC_REGISTRY_URL"),
+        )
+
+
+def probe_database(url: str, timeout: float) -> None:
+    """Open and close one connection (SQLite files need no probe: they are created on first use)."""
+    import sqlalchemy as sa
+
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return
+    connect_args = (
+        {"connect_timeout": max(1, int(timeout))} if parsed.get_backend_name() == "postgresql" else {}
+    )
+    engine = sa.create_engine(parsed, connect_args=connect_args, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect():
+            pass
+    except sa.exc.DBAPIError as exc:
+        from regsync.failures import classify
+
+        translated = classify(exc)
+        if translated is not None and not isinstance(translated, ServiceUnavailableError):
+            raise translated from exc
+        raise ServiceUnavailableError(
+            "the database",
+            parsed.render_as_string(hide_password=True),
+            str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__,
+            hint=_HINT.format(var="REGSYNC_DATABASE_URL"),
+        ) from exc
+    finally:
+        engine.dispose()
+
+
+_HINT = "is it running? `regsync stack status` shows the local stack; {var} names another"
 
 
 def resolve_database(settings: Settings, running: Endpoints | None = None) -> str:

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from regsync.endpoints import Services, resolve
+from regsync.kafka.topics import Topics, ensure_topics
+from regsync.outputs import packages_dir
 from regsync.settings import Settings, get_settings
-from regsync.topics import Topics, ensure_topics
 
 
 def _env(settings: Settings | None) -> tuple[Settings, Services, Topics]:
@@ -30,7 +31,7 @@ def prepare(settings: Settings | None = None) -> dict[str, Any]:
 
     Both migration histories run: the pipeline's tables and the filing store's.
     """
-    from regsync import bus
+    from regsync.kafka import bus
 
     _, services, topics = _env(settings)
     registered = bus.register_schemas(services.registry_url, topics)
@@ -43,7 +44,7 @@ def migrate_database(database_url: str) -> dict[str, str | None]:
     import sqlalchemy as sa
     from alembic.migration import MigrationContext
 
-    from regsync import migrate
+    from regsync.bookkeeping import migrate
     from sink import store
 
     engine = sa.create_engine(database_url)
@@ -62,7 +63,7 @@ def migrate_database(database_url: str) -> dict[str, str | None]:
 def extract(source: str, as_of: datetime, settings: Settings | None = None, connector: Any = None) -> Any:
     """Pull one registrar system into ``registrations.raw`` (a built ``connector`` may be passed in)."""
     from regsync import sources
-    from regsync.extract import run_extract
+    from regsync.stages.extract import run_extract
 
     settings, services, topics = _env(settings)
     return run_extract(
@@ -77,7 +78,7 @@ def extract(source: str, as_of: datetime, settings: Settings | None = None, conn
 
 def gate(settings: Settings | None = None) -> Any:
     """A bounded gate run: judge everything raw that is not judged yet, then stop."""
-    from regsync.gate import run_gate
+    from regsync.stages.gate import run_gate
 
     _, services, topics = _env(settings)
     return run_gate(
@@ -91,7 +92,7 @@ def gate(settings: Settings | None = None) -> Any:
 
 def load(month: str, as_of: datetime | None = None, settings: Settings | None = None) -> Any:
     """Load one pushed month into the filing store (a re-run is a no-op)."""
-    from regsync.load import run_load
+    from regsync.stages.load import run_load
 
     settings, services, topics = _env(settings)
     return run_load(
@@ -107,7 +108,7 @@ def load(month: str, as_of: datetime | None = None, settings: Settings | None = 
 
 def quality(month: str, settings: Settings | None = None) -> Any:
     """Run the Great Expectations suites over the loaded month; results stored for trends."""
-    from regsync.monthly_quality import run_month_suites
+    from regsync.stages.quality import run_month_suites
 
     settings, services, topics = _env(settings)
     return run_month_suites(settings=settings, services=services, topics=topics, month=month)
@@ -115,7 +116,7 @@ def quality(month: str, settings: Settings | None = None) -> Any:
 
 def report(month: str, settings: Settings | None = None) -> Path:
     """Write the month's self-contained audit report; returns its path."""
-    from regsync.report_data import write_month_report
+    from regsync.reporting.build import write_month_report
 
     settings, services, topics = _env(settings)
     return write_month_report(settings=settings, services=services, topics=topics, month=month)
@@ -132,13 +133,6 @@ def export(month: str, settings: Settings | None = None) -> list[Any]:
     upgrade(services.database_url)
     engine = sa.create_engine(services.database_url)
     try:
-        return export_month(engine, month, output_dir(settings) / "packages")
+        return export_month(engine, month, packages_dir(settings))
     finally:
         engine.dispose()
-
-
-def output_dir(settings: Settings) -> Path:
-    """Where reports, packages and Data Docs go (beside the stack's state by default)."""
-    root = settings.output_dir or Path(settings.stack.state_dir).absolute().parent / "output"
-    root.mkdir(parents=True, exist_ok=True)
-    return root

@@ -10,13 +10,15 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from schemas.month import DEFAULT_TIMEZONE, zone
 
 
 def _default_cache_dir() -> Path:
@@ -75,7 +77,7 @@ class Settings(BaseSettings):
     stack: StackSettings = Field(default_factory=StackSettings)
     sources: SourcesSettings = Field(default_factory=SourcesSettings)
     topic_prefix: str = Field(default="", description="Prefix of topic and subject names.")
-    timezone: str = Field(default="Asia/Shanghai", description="Month boundaries are taken in this zone.")
+    timezone: str = Field(default=DEFAULT_TIMEZONE, description="Month boundaries are taken in this zone.")
     output_dir: Path | None = Field(
         default=None, description="Reports, county packages and Data Docs (default: .regsync/output)."
     )
@@ -93,6 +95,19 @@ class Settings(BaseSettings):
         default=None,
         description="Confluent-compatible schema registry base URL; unset means the local stack's.",
     )
+    probe_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="Seconds each service gets to answer before a job starts (a closed port fails fast).",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        """An unknown zone fails at start, not at the first month boundary."""
+        zone(value)
+        return value
 
     @classmethod
     def settings_customise_sources(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from connectors.base import Connector
-from regsync.errors import ConfigurationError
 from regsync.settings import Settings
+from schemas.errors import ConfigurationError
 
 
 def _need(value: object, setting: str, source: str) -> object:

@@ -29,6 +29,8 @@ from typing import Any, Protocol
 import fastavro
 from fastavro.read import SchemaResolutionError as _FastavroResolutionError
 
+from schemas.errors import RecordError
+
 MAGIC_BYTE = 0
 HEADER_SIZE = 5
 _HEADER = struct.Struct(">bI")
@@ -37,8 +39,8 @@ _INT_RANGE = (-(2**31), 2**31 - 1)
 _LONG_RANGE = (-(2**63), 2**63 - 1)
 
 
-class CodecError(Exception):
-    """Base of every codec failure; ``schema_id`` is set when known."""
+class CodecError(RecordError):
+    """Base of every codec failure; ``schema_id`` is set when known. Per record: the DLQ takes it."""
 
     def __init__(self, message: str, *, schema_id: int | None = None) -> None:
         super().__init__(message)

@@ -24,6 +24,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from schemas.errors import FatalError
+
 AVRO_DIR = Path(__file__).parent / "avro"
 """Root folder of the versioned ``.avsc`` files."""
 
@@ -44,7 +46,7 @@ TOPIC_CONTRACTS: Mapping[str, str] = {
 _VERSION_FILE = re.compile(r"^v([1-9][0-9]*)\.avsc$")
 
 
-class ContractError(Exception):
+class ContractError(FatalError):
     """The stored contracts are malformed or a name/topic/version is unknown."""
 
 

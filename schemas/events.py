@@ -541,3 +541,13 @@ class RejectedRecord:
             raw_value=data.get("raw_value"),
             decode_error=data.get("decode_error"),
         )
+
+
+def event_county(event: RegistrationEvent) -> str | None:
+    """The county whose health bureau an event is pushed to: 迁出 → the old county, 迁入 → the new one."""
+    move = event.jurisdiction
+    if move is not None and event.event_type is EventType.MOVED_OUT and move.from_county_code:
+        return move.from_county_code
+    if move is not None and event.event_type is EventType.MOVED_IN and move.to_county_code:
+        return move.to_county_code
+    return event.institution.county_code

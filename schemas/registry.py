@@ -36,6 +36,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from schemas.codec import AvroCodec
 from schemas.contracts import TOPIC_CONTRACTS, ContractVersion, get_contract, subject_for
+from schemas.errors import EXIT_UNAVAILABLE, ConfigurationError, FatalError, RegsyncError, RetriableError
 
 _CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 _ACCEPT = "application/vnd.schemaregistry.v1+json, application/vnd.schemaregistry+json; q=0.9, application/json; q=0.5"
@@ -53,7 +54,7 @@ class CompatibilityLevel(StrEnum):
     NONE = "NONE"
 
 
-class RegistryError(Exception):
+class RegistryError(RegsyncError):
     """The registry refused a request; carries the HTTP status and the registry's error code/message."""
 
     def __init__(
@@ -70,20 +71,25 @@ class RegistryError(Exception):
         self.error_code = error_code
 
 
-class SchemaNotFoundError(RegistryError, LookupError):
+class SchemaNotFoundError(RegistryError, ConfigurationError, LookupError):
     """Subject, version or schema id unknown (404). A ``LookupError``, as :class:`SchemaSource` expects."""
 
+    default_hint = "register the contracts first: `regsync schemas register`"
 
-class IncompatibleSchemaError(RegistryError):
+
+class IncompatibleSchemaError(RegistryError, FatalError):
     """The registry refused a new version because it breaks the subject's compatibility level (409)."""
 
 
-class InvalidSchemaError(RegistryError):
+class InvalidSchemaError(RegistryError, FatalError):
     """The registry could not parse the schema (422)."""
 
 
-class RegistryUnavailableError(RegistryError):
+class RegistryUnavailableError(RegistryError, RetriableError):
     """Connection failures or 5xx answers persisted through every retry; transient, retry later."""
+
+    exit_code = EXIT_UNAVAILABLE
+    default_hint = "is the schema registry running? `regsync stack status` shows the local one"
 
 
 @dataclass(frozen=True, slots=True)

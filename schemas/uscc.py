@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
+from schemas.errors import RecordError
+
 __all__ = [
     "ALPHABET",
     "CATEGORIES",
@@ -143,7 +145,7 @@ class UsccResult:
         return finding_id in self.finding_ids
 
 
-class InvalidUsccError(ValueError):
+class InvalidUsccError(RecordError, ValueError):
     """Raised by :func:`validate`; carries the full result so the caller can report every finding."""
 
     def __init__(self, result: UsccResult) -> None:

@@ -1,7 +1,7 @@
 """The filing store: the health bureaus' roster of childcare institutions, loaded month by month.
 
 Imports only ``schemas`` (plus SQLAlchemy, Alembic and openpyxl); it never talks to Kafka — the
-composition root (``regsync.load``) reads a month from the topic and hands the records over.
+composition root (``regsync.stages.load``) reads a month from the topic and hands the records over.
 
 * :mod:`sink.models` — the tables; :mod:`sink.migrations` — their Alembic history;
   :mod:`sink.store` — engines, ``upgrade(url)``, the dialect-aware upsert.

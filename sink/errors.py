@@ -7,10 +7,12 @@ topic and record so the operator can act without reading a traceback.
 
 from __future__ import annotations
 
+from schemas.errors import FatalError
+
 __all__ = ["FilingImportError", "MonthConflictError", "PositionError", "SinkError"]
 
 
-class SinkError(Exception):
+class SinkError(FatalError):
     """Base of every error the filing store raises on purpose."""
 
 

@@ -44,7 +44,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from schemas.events import EventType, InstitutionStatus, RegistrationEvent
+from schemas.events import EventType, InstitutionStatus, RegistrationEvent, event_county
 from sink.eventjson import masked_rep, masked_text
 
 __all__ = ["InstitutionState", "Position", "event_county", "fold", "is_behind"]
@@ -207,16 +207,6 @@ def _county(state: InstitutionState | None, event: RegistrationEvent) -> tuple[s
     if state is not None and state.county_code:
         return state.county_code, state.county_resolution
     return None, method
-
-
-def event_county(event: RegistrationEvent) -> str | None:
-    """The county whose health bureau an event is pushed to: 迁出 → the old county, 迁入 → the new one."""
-    move = event.jurisdiction
-    if move is not None and event.event_type is EventType.MOVED_OUT and move.from_county_code:
-        return move.from_county_code
-    if move is not None and event.event_type is EventType.MOVED_IN and move.to_county_code:
-        return move.to_county_code
-    return event.institution.county_code
 
 
 def _bookkeeping(

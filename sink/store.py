@@ -72,7 +72,7 @@ def upgrade(url: str | sa.URL | sa.Engine, revision: str = "head", location: Pat
 def run_migrations(context: Any, target_metadata: Any, version_table: str, include: Any) -> None:
     """The body of an Alembic ``env.py``: offline SQL, the caller's connection, or a URL.
 
-    Shared by this store's environment and the pipeline's (``regsync/migrations``), which differ
+    Shared by this store's environment and the pipeline's (``regsync/bookkeeping/migrations``), which differ
     only in their models and version table.
     """
     config = context.config

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from regsync.errors import FatalError
 from regsync.stack.prereq import find_maven
+from schemas.errors import FatalError
 
 MARKER = ".complete"
 

@@ -7,7 +7,7 @@ import logging
 import uuid
 from pathlib import Path
 
-from regsync.errors import ServiceStartError
+from regsync.stack.errors import ServiceStartError
 from regsync.stack.prereq import Java
 from regsync.stack.process import ServiceRecord, spawn, wait_ready
 

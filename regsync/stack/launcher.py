@@ -20,10 +20,10 @@ from typing import Any
 
 import psutil
 
-from regsync.errors import ServiceStartError
 from regsync.settings import StackSettings
 from regsync.stack import kafka_broker, postgres_cluster, schema_registry
 from regsync.stack.artifacts import apicurio_app, kafka_libs
+from regsync.stack.errors import ServiceStartError
 from regsync.stack.prereq import find_java, find_postgres
 from regsync.stack.process import ServiceRecord, find, free_port, port_is_free, stop
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psutil
 
-from regsync.errors import MissingPrerequisiteError, ServiceStartError
+from regsync.stack.errors import MissingPrerequisiteError, ServiceStartError
 from regsync.stack.prereq import PostgresBinaries
 from regsync.stack.process import ServiceRecord, tail
 

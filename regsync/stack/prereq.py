@@ -10,7 +10,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from regsync.errors import MissingPrerequisiteError
+from regsync.stack.errors import MissingPrerequisiteError
 
 MIN_JAVA = 17
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import psutil
 
-from regsync.errors import ServiceStartError
+from regsync.stack.errors import ServiceStartError
 
 
 @dataclass(slots=True)

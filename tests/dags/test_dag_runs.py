@@ -27,7 +27,7 @@ MONTH = "2026-01"
 PUSHED_AT = datetime(2026, 1, 31, 20, tzinfo=SHANGHAI)  # the last extraction evening of January
 MONTH_CLOSED = datetime(2026, 2, 1, tzinfo=SHANGHAI)  # → data interval [2026-01-01, 2026-02-01)
 # Monthly tasks whose regsync modules another engineer is still writing: run once they exist.
-PENDING_MODULES = {"quality": "regsync.monthly_quality", "report": "regsync.report_data"}
+PENDING_MODULES = {"quality": "regsync.stages.quality", "report": "regsync.reporting.build"}
 
 
 def run_dag(dag: Any, logical_date: datetime, **kwargs: Any) -> tuple[Any, float, dict[str, float]]:

@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from regsync import bus
-from regsync.extract import run_extract
-from regsync.topics import Topics, ensure_topics
+from regsync.kafka import bus
+from regsync.kafka.topics import Topics, ensure_topics
+from regsync.stages.extract import run_extract
 from schemas.events import RegistrationEvent
 from simulators.world import WorldConfig, build_world
 

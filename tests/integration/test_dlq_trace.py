@@ -7,12 +7,13 @@ from datetime import UTC, datetime
 import pytest
 from listsource import FaultyListConnector, rows
 
-from regsync import bus, dlq
-from regsync.extract import run_extract
-from regsync.gate import run_gate
-from regsync.load import run_load
-from regsync.topics import Topics, ensure_topics
-from regsync.trace import trace
+from regsync.kafka import bus
+from regsync.kafka.topics import Topics, ensure_topics
+from regsync.stages import dlq
+from regsync.stages.extract import run_extract
+from regsync.stages.gate import run_gate
+from regsync.stages.load import run_load
+from regsync.stages.trace import trace
 
 AS_OF = datetime(2026, 1, 31, 8, 0, tzinfo=UTC)
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from listsource import ListConnector, rows
 
-from regsync import bus
-from regsync.extract import run_extract
-from regsync.state import StateStore
-from regsync.topics import Topics, ensure_topics
+from regsync.bookkeeping.state import StateStore
+from regsync.kafka import bus
+from regsync.kafka.topics import Topics, ensure_topics
+from regsync.stages.extract import run_extract
 from schemas.events import RegistrationEvent
 
 AS_OF = datetime(2026, 1, 31, 16, 0, tzinfo=UTC)
@@ -83,8 +83,8 @@ def test_sigkill_between_ack_and_commit_loses_and_doubles_nothing(pipeline, cras
         import sys
         from datetime import datetime, timezone
         from listsource import ListConnector, rows
-        from regsync.extract import run_extract
-        from regsync.topics import Topics
+        from regsync.stages.extract import run_extract
+        from regsync.kafka.topics import Topics
         run_extract(
             ListConnector(rows(20)),
             bootstrap={pipeline["bootstrap"]!r},

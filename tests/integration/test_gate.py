@@ -14,10 +14,10 @@ import pytest
 from kafka import KafkaProducer
 from listsource import FaultyListConnector, rows
 
-from regsync import bus
-from regsync.extract import run_extract
-from regsync.gate import run_gate
-from regsync.topics import Topics, ensure_topics
+from regsync.kafka import bus
+from regsync.kafka.topics import Topics, ensure_topics
+from regsync.stages.extract import run_extract
+from regsync.stages.gate import run_gate
 from schemas.events import RegistrationEvent, RejectedRecord
 
 AS_OF = datetime(2026, 1, 31, 16, 0, tzinfo=UTC)
@@ -97,8 +97,8 @@ def test_gate_killed_mid_transaction_then_restarted_yields_exactly_one_output_ea
     run_extract(FaultyListConnector(rows(60)), as_of=AS_OF, batch_size=20, **pipeline)
     script = textwrap.dedent(
         f"""
-        from regsync.gate import run_gate
-        from regsync.topics import Topics
+        from regsync.stages.gate import run_gate
+        from regsync.kafka.topics import Topics
         run_gate(
             bootstrap={pipeline["bootstrap"]!r},
             registry_url={pipeline["registry_url"]!r},

@@ -39,7 +39,7 @@ def month_frame(month: int, late: int, duplicated: bool, total: int = 8) -> pd.D
 
 @pytest.fixture
 def engine(database_url):
-    from regsync import migrate
+    from regsync.bookkeeping import migrate
 
     engine = sa.create_engine(database_url)
     migrate.upgrade(engine)  # the production path: Alembic, not create_all
@@ -124,7 +124,7 @@ def test_rerun_of_a_month_replaces_it_in_the_trend(engine, tmp_path):
 def test_db_upgrade_migrates_both_histories_on_postgres(database_url, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from regsync import migrate
+    from regsync.bookkeeping import migrate
     from regsync.cli import app
     from regsync.settings import get_settings
     from sink import store

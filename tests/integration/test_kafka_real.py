@@ -118,7 +118,7 @@ def test_read_committed_sees_only_committed_transactions(kafka_bootstrap, new_to
 
 def test_scan_stops_at_the_last_stable_offset_while_a_transaction_is_open(kafka_bootstrap, new_topic, uid):
     """A writer killed mid-transaction leaves records above the LSO; a scan must end, not wait on them."""
-    from regsync import bus
+    from regsync.kafka import bus
 
     topic = new_topic("open-txn")
     producer = KafkaProducer(

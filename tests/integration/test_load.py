@@ -13,12 +13,12 @@ import pytest
 import sqlalchemy as sa
 from listsource import ListConnector, rows
 
-from regsync import bus
-from regsync.errors import ConfigurationError
-from regsync.extract import run_extract
-from regsync.gate import run_gate
-from regsync.load import run_load
-from regsync.topics import Topics, ensure_topics
+from regsync.kafka import bus
+from regsync.kafka.topics import Topics, ensure_topics
+from regsync.stages.extract import run_extract
+from regsync.stages.gate import run_gate
+from regsync.stages.load import run_load
+from schemas.errors import ConfigurationError
 
 HERE = Path(__file__).parent
 # 23:50 and 00:10 in Asia/Shanghai on either side of the January/February boundary.
@@ -86,8 +86,8 @@ def test_load_killed_mid_transaction_leaves_nothing_and_rerun_is_exact(pipeline)
     script = textwrap.dedent(
         f"""
         from datetime import datetime, timezone
-        from regsync.load import run_load
-        from regsync.topics import Topics
+        from regsync.stages.load import run_load
+        from regsync.kafka.topics import Topics
         run_load(
             bootstrap={p["bootstrap"]!r}, registry_url={p["registry_url"]!r},
             database_url={p["database_url"]!r}, topics=Topics(prefix={p["topics"].prefix!r}),

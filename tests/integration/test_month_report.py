@@ -21,10 +21,13 @@ from typer.testing import CliRunner
 from connectors.base import InvalidRecord
 from quality import gx_results
 from quality.expectations import DEFAULT_EXEMPT_REGISTRARS
-from regsync import bus, jobs, report_data
-from regsync.dlq import DlqFilter, replay
+from quality.month_records import EXEMPT_FROM_DUPLICATES
+from regsync import jobs
+from regsync.kafka import bus
+from regsync.kafka.topics import Topics
+from regsync.reporting import build as report_build
 from regsync.settings import Settings, StackSettings
-from regsync.topics import Topics
+from regsync.stages.dlq import DlqFilter, replay
 from schemas.events import Registrar, RegistrationEvent, RejectedRecord, Severity
 
 pytestmark = pytest.mark.filterwarnings("ignore:Series.values returning an ndarray that drops timezone")
@@ -132,8 +135,8 @@ def test_months_reconcile_and_the_report_is_safe(settings, tmp_path, monkeypatch
     }
     outcomes, reports, metrics = {}, {}, {}
     built = []  # what jobs.report rendered, captured rather than built a second time
-    build = report_data.build_metrics
-    monkeypatch.setattr(report_data, "build_metrics", lambda **kw: built.append(build(**kw)) or built[-1])
+    build = report_build.build_metrics
+    monkeypatch.setattr(report_build, "build_metrics", lambda **kw: built.append(build(**kw)) or built[-1])
     try:
         for i, month in enumerate(MONTHS):
             first_of_next = _first_of_next(month)
@@ -209,7 +212,7 @@ def test_months_reconcile_and_the_report_is_safe(settings, tmp_path, monkeypatch
     assert list(metrics["2026-01"].dlq_replays) == []
     # Late pushes exist in this world, and 行政审批/市场监管 duplicates are found (from the roster too).
     assert sum(len(metrics[m].late_pushes) for m in MONTHS) > 0
-    assert {Registrar(r) for r in DEFAULT_EXEMPT_REGISTRARS} == report_data.EXEMPT_FROM_DUPLICATES
+    assert {Registrar(r) for r in DEFAULT_EXEMPT_REGISTRARS} == EXEMPT_FROM_DUPLICATES
     cross = [c for m in MONTHS for c in metrics[m].cross_registrar]
     assert cross
     assert all({Registrar.SHENPI, Registrar.SHICHANG} <= set(c.registrars) for c in cross)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import command
 
-from regsync import migrate
+from regsync.bookkeeping import migrate
 from sink import store
 
 PIPELINE_TABLES = {

@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
-from regsync.errors import MissingPrerequisiteError
 from regsync.stack import prereq
+from regsync.stack.errors import MissingPrerequisiteError
+from schemas.errors import EXIT_CONFIG
 
 
 def test_missing_java_names_the_package(monkeypatch):
@@ -54,7 +55,7 @@ def test_cli_prints_one_line_without_traceback(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "regsync", "stack", "up"], capture_output=True, text=True, env=env, check=False
     )
-    assert proc.returncode == 2
+    assert proc.returncode == EXIT_CONFIG  # a person must install something
     assert "Traceback" not in proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, proc.stderr

@@ -1,9 +1,8 @@
 """Schema migrations of the pipeline's own tables, beside the filing store's.
 
 The same database holds the filing store (``sink``, history in ``alembic_version_sink``) and the
-pipeline's bookkeeping: connector cursors and run records (:mod:`regsync.state`), the DLQ replay
-audit trail (:mod:`regsync.dlq`), the report's monthly headline figures (:mod:`regsync.report_data`)
-and the Great Expectations results (:mod:`quality.gx_results`). Those tables are owned here, by
+pipeline's bookkeeping (every table in :mod:`regsync.bookkeeping.tables`) and the Great
+Expectations results (:mod:`quality.gx_results`). Those tables are owned here, by
 Alembic with its own version table, so a long-lived deployment is upgraded in place rather than
 left to ``create_all`` (which never alters a table that already exists).
 
@@ -43,10 +42,9 @@ _lock = threading.Lock()
 def target_metadata() -> list[sa.MetaData]:
     """The models these migrations must match (imported late: each module pulls in its own deps)."""
     from quality import gx_results
-    from regsync import dlq, report_data, state
+    from regsync.bookkeeping import tables
 
-    del dlq  # its table is declared on state.metadata; imported so it is registered there
-    return [state.metadata, report_data.metadata, gx_results.metadata]
+    return [tables.metadata, gx_results.metadata]
 
 
 def alembic_config(connection: sa.Connection | None = None) -> Config:

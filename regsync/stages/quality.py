@@ -6,7 +6,7 @@ Why these inputs:
 
 * ``monthly`` judges what the health departments received, so it reads the filing store — the
   ``institution_events`` the load of month M stored from the valid topic — not Kafka. Its rows are the
-  month's registrations (:data:`regsync.report_data.REGISTRATION_TYPES`): the timeliness rule and the
+  month's registrations (:data:`quality.month_records.REGISTRATION_TYPES`): the timeliness rule and the
   cross-registrar rule are about registrations, and the audit report counts the same rows, so the GX
   verdict and the report's figures cannot disagree. The push instant is the Kafka timestamp the
   loader stored (``pushed_at``), falling back to ``extracted_at``: a DLQ replay is pushed when it is
@@ -34,15 +34,15 @@ from typing import TYPE_CHECKING, Any, Final
 import sqlalchemy as sa
 
 from regsync.endpoints import Services
-from regsync.errors import ConfigurationError
+from regsync.kafka.topics import Topics
 from regsync.settings import Settings
-from regsync.topics import Topics
+from schemas.errors import ConfigurationError
 
 if TYPE_CHECKING:  # GX and pandas load only when the suites run
     import pandas as pd
 
     from quality.batch_checks import SuiteOutcome
-    from regsync.report_data import MonthRecords
+    from quality.month_records import MonthRecords
 
 __all__ = ["GATE_BATCH_COLUMNS", "MONTHLY_COLUMNS", "gate_batch_frame", "monthly_frame", "run_month_suites"]
 
@@ -83,14 +83,14 @@ def run_month_suites(
     from quality import gx_results
     from quality.batch_checks import run_suite
     from quality.suites import GATE_BATCH, MONTHLY, MonthlyParams, volume_bounds
-    from regsync.jobs import output_dir
-    from regsync.load import month_bounds
-    from regsync.migrate import ensure
-    from regsync.report_data import read_month
+    from regsync.bookkeeping.migrate import ensure
+    from regsync.kafka.month_reader import read_month
+    from regsync.outputs import quality_dir
+    from schemas.month import Month
     from sink.loader import find_manifest
     from sink.store import create_engine, upgrade
 
-    month_bounds(month, settings.timezone)  # a malformed month fails here, in one line
+    Month.parse(month).bounds(settings.timezone)  # a malformed month fails here, in one line
     upgrade(services.database_url)
     engine = create_engine(services.database_url)
     try:
@@ -110,7 +110,7 @@ def run_month_suites(
         )
         gate_frame, gate_extra = gate_batch_frame(records)
 
-        context_root = output_dir(settings) / "quality"
+        context_root = quality_dir(settings)
         run_id = f"quality-{month}-{uuid.uuid4().hex[:8]}"
         outcomes = [
             _with_extras(
@@ -136,7 +136,7 @@ def monthly_frame(engine: sa.Engine, valid_topic: str, month: str) -> pd.DataFra
     """The registrations the load of ``month`` stored, one row each, in Kafka order."""
     import pandas as pd
 
-    from regsync.report_data import REGISTRATION_TYPES
+    from quality.month_records import REGISTRATION_TYPES
     from sink.models import institution_events as ev
 
     query = (
@@ -169,7 +169,7 @@ def monthly_frame(engine: sa.Engine, valid_topic: str, month: str) -> pd.DataFra
 
 def _previous_volumes(engine: sa.Engine, valid_topic: str, month: str) -> list[int]:
     """Registrations per month for every month loaded before ``month`` (zero when it had none)."""
-    from regsync.report_data import REGISTRATION_TYPES
+    from quality.month_records import REGISTRATION_TYPES
     from sink.models import institution_events as ev
     from sink.models import load_manifests as lm
 

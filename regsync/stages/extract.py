@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from connectors.base import Batch, Connector, ExtractContext, InvalidRecord
-from regsync import bus
+from regsync.bookkeeping.state import RunCounts, StateStore
 from regsync.faults import crash_point
-from regsync.state import RunCounts, StateStore
-from regsync.topics import Topics
+from regsync.kafka import bus
+from regsync.kafka.topics import Topics
 from schemas.events import ErrorContext, RejectedRecord, RuleViolation, Severity
 
 Progress = Callable[[Batch, RunCounts], None]

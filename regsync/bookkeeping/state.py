@@ -14,49 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-metadata = sa.MetaData()
-
-connector_state = sa.Table(
-    "connector_state",
-    metadata,
-    sa.Column("source", sa.String(64), primary_key=True),
-    sa.Column("state_json", sa.Text, nullable=False),
-    sa.Column("raw_offsets_json", sa.Text, nullable=False),
-    sa.Column("run_id", sa.String(64), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-)
-
-extract_runs = sa.Table(
-    "extract_runs",
-    metadata,
-    sa.Column("run_id", sa.String(64), primary_key=True),
-    sa.Column("source", sa.String(64), nullable=False, index=True),
-    sa.Column("as_of", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("finished_at", sa.DateTime(timezone=True)),
-    sa.Column("status", sa.String(16), nullable=False),  # running | succeeded | failed
-    sa.Column("read", sa.Integer, nullable=False, default=0),
-    sa.Column("not_childcare", sa.Integer, nullable=False, default=0),
-    sa.Column("published", sa.Integer, nullable=False, default=0),
-    sa.Column("recovered", sa.Integer, nullable=False, default=0),
-    sa.Column("invalid", sa.Integer, nullable=False, default=0),
-    sa.Column("error", sa.Text),
-)
-
-
-gate_runs = sa.Table(
-    "gate_runs",
-    metadata,
-    sa.Column("run_id", sa.String(64), primary_key=True),
-    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("finished_at", sa.DateTime(timezone=True)),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("consumed", sa.Integer, nullable=False, default=0),
-    sa.Column("valid", sa.Integer, nullable=False, default=0),
-    sa.Column("rejected", sa.Integer, nullable=False, default=0),
-    sa.Column("by_rule_json", sa.Text, nullable=False, default="{}"),
-    sa.Column("error", sa.Text),
-)
+from regsync.bookkeeping.tables import connector_state, extract_runs, gate_runs
 
 
 @dataclass(slots=True)
@@ -87,7 +45,7 @@ class StateStore:
     """Cursor and run bookkeeping over SQLAlchemy."""
 
     def __init__(self, url: str) -> None:
-        from regsync.migrate import ensure
+        from regsync.bookkeeping.migrate import ensure
 
         self.engine = sa.create_engine(url, future=True)
         ensure(self.engine)

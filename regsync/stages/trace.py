@@ -13,8 +13,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from regsync import bus
-from regsync.topics import Topics
+from regsync.kafka import bus
+from regsync.kafka.topics import Topics
 from schemas.events import RegistrationEvent, RejectedRecord
 from schemas.masking import mask_text
 
@@ -110,7 +110,7 @@ def trace(*, bootstrap: str, registry_url: str, database_url: str, topics: Topic
 
 
 def _from_database(result: Trace, database_url: str, run_ids: set[str]) -> None:
-    from regsync.state import extract_runs
+    from regsync.bookkeeping.state import extract_runs
     from sink.models import county_pushes, institution_events, institutions, load_manifests
 
     engine = sa.create_engine(database_url)

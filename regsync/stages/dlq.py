@@ -19,26 +19,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from regsync import bus
-from regsync.migrate import ensure
-from regsync.state import metadata
-from regsync.topics import Topics
+from regsync.bookkeeping.migrate import ensure
+from regsync.bookkeeping.tables import dlq_replays
+from regsync.kafka import bus
+from regsync.kafka.topics import Topics
 from schemas.events import RejectedRecord
 from schemas.masking import mask_text
-
-dlq_replays = sa.Table(
-    "dlq_replays",
-    metadata,
-    sa.Column("replay_id", sa.String(64), primary_key=True),
-    sa.Column("who", sa.String(128), nullable=False),
-    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("filter_json", sa.Text, nullable=False),
-    sa.Column("dry_run", sa.Boolean, nullable=False),
-    sa.Column("matched", sa.Integer, nullable=False),
-    sa.Column("replayed", sa.Integer, nullable=False),
-    sa.Column("positions_json", sa.Text, nullable=False),
-    sa.Column("reason", sa.Text),
-)
 
 
 @dataclass(frozen=True, slots=True)

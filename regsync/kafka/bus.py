@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from regsync.errors import RetriableError
-from regsync.topics import Topics
+from regsync.kafka.topics import Topics
 from schemas.codec import AvroCodec
+from schemas.errors import RetriableError
 from schemas.registry import SchemaRegistryClient, codec_for_topic, register_all
 
 logging.getLogger("kafka").setLevel(logging.WARNING)

@@ -23,10 +23,10 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from quality.record_checks import GateConfig, evaluate_many
-from regsync import bus
+from regsync.bookkeeping.state import StateStore
 from regsync.faults import crash_point
-from regsync.state import StateStore
-from regsync.topics import Topics
+from regsync.kafka import bus
+from regsync.kafka.topics import Topics
 from schemas.codec import CodecError
 from schemas.events import (
     ErrorContext,

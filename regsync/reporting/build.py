@@ -1,0 +1,139 @@
+"""The numbers behind the monthly audit report, gathered from Kafka and the filing store.
+
+Why this lives in the composition root: the report's figures come from two places — the topics
+(what was extracted, judged valid, rejected) and the SQL store (the roster, filings, GX results,
+earlier months) — and only ``regsync`` may talk to both. :func:`build_metrics` gathers everything
+into one frozen :class:`~quality.report_model.MonthlyMetrics`; :func:`write_month_report` hands it to
+the renderer, which does no I/O and no counting.
+
+Month M means *pushed in M*: each topic is read between the offsets :func:`regsync.kafka.windows.month_window`
+finds for the first instant of M and of M+1 (``settings.timezone``). The gate keeps the raw record's
+timestamp on its outputs and connectors stamp their DLQ records with the same extraction instant, so
+the raw, valid and rejected windows hold the same pushes, and ``extracted = valid + rejected`` can be
+checked per registrar. Whatever is extracted but not judged yet (the gate has not run) shows as a
+positive difference — exactly what the report's ✗ is for.
+
+What each figure is computed from (:func:`build_metrics`):
+
+==========================  ==========================================================================
+reconciliation              raw window (extracted), valid window (valid), rejected window split into
+                            gate rejections (a decoded event, or a raw record the gate could not
+                            decode) and connector DLQ records (``SOURCE_UNREADABLE``: no event at all),
+                            per registrar. Connector DLQ records are shown beside ``extracted``, not
+                            inside it, as :class:`~quality.report_model.ReconRow` and the template say.
+rejection reasons           gate rejections: each reject-severity rule once per record; plus one row
+                            for the connector DLQ
+warnings                    warn-severity findings on the valid window's events, once per event
+volumes                     by registrar: the raw window; by county: valid events by kind and gate
+                            rejections, at the county the event is pushed to (``event_county``)
+timeliness, late pushes     the valid window's registrations (:data:`REGISTRATION_TYPES`): pushed
+                            (Kafka timestamp) in the calendar month of the event date, in the
+                            configured zone — the rule the ``monthly`` GX suite checks on the same rows
+cross-registrar             USCCs in the month's valid events whose registrars (store roster ∪ the
+                            month's events, 教育 exempt as in the GX suite) number two or more
+trend                       the ``monthly_metrics`` table (this module; upserted on every build) for
+                            every month ≤ M, plus the GX expectation pass rate from ``quality_runs``
+gx suites, replays, gap     ``quality_runs`` of M (latest run per suite); :func:`regsync.stages.dlq.replay_log`
+                            (replays whose records were pushed in M, or made during M);
+                            :func:`sink.filing.filing_gap` at the month's last day (``None`` when no
+                            filings were ever imported)
+==========================  ==========================================================================
+
+Personal data: institution names and replay operators are masked here with
+:func:`schemas.masking.mask_text`; the renderer masks every string again. USCCs are organisation
+identifiers from a public register and stay readable.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Final
+
+from quality import report_metrics as metrics
+from quality.report_model import MonthlyMetrics
+from regsync.endpoints import Services
+from regsync.kafka.month_reader import read_month, source_registrars
+from regsync.kafka.topics import Topics
+from regsync.outputs import reports_dir
+from regsync.reporting import history
+from regsync.settings import Settings
+from schemas.events import Registrar
+
+__all__ = ["build_metrics", "write_month_report"]
+
+# The sources' settings fields, to list a configured registrar even in a month it sent nothing.
+_SOURCE_SETTINGS: Final = {
+    "bianzhi": "bianzhi_url",
+    "minzheng": "minzheng_url",
+    "shichang": "shichang_drop_dir",
+    "shenpi": "shenpi_url",
+    "jiaoyu": "jiaoyu_feed",
+}
+
+
+def build_metrics(*, settings: Settings, services: Services, topics: Topics, month: str) -> MonthlyMetrics:
+    """Gather the month's report figures (see the module docstring) and record its headline figures."""
+    from schemas.month import Month
+    from sink.store import create_engine, upgrade
+
+    tz = settings.timezone
+    start, end = Month.parse(month).bounds(tz)  # fails in one line on a malformed month
+    records = read_month(services.bootstrap_servers, services.registry_url, topics, month, tz)
+    upgrade(services.database_url)  # roster and filings tables exist even before the first load
+    engine = create_engine(services.database_url)
+    try:
+        recon = metrics.reconciliation(records, _configured_registrars(settings))
+        timeliness, late = metrics.timeliness(records, tz)
+        cross = history.cross_registrar(engine, records)
+        on_time = sum(t.pushed_in_month for t in timeliness if t.is_total)
+        registrations = sum(t.registrations for t in timeliness if t.is_total)
+        history.record_headline(
+            engine,
+            month=month,
+            valid_topic=topics.valid,
+            recon=recon,
+            registrations=registrations,
+            pushed_in_month=on_time,
+            late_pushes=len(late),
+            cross_registrar=len(cross),
+        )
+        out = reports_dir(settings)
+        return MonthlyMetrics(
+            month=month,
+            generated_at=datetime.now(UTC),
+            timezone=tz,
+            reconciliation=recon,
+            volumes_by_registrar=metrics.volumes_by_registrar(records),
+            volumes_by_county=metrics.volumes_by_county(records),
+            rejection_reasons=metrics.rejection_reasons(records),
+            warnings=metrics.warnings(records),
+            timeliness=timeliness,
+            cross_registrar=cross,
+            late_pushes=late,
+            trend=history.trend(engine, month, topics.valid),
+            gx_suites=history.gx_suites(engine, month, out),
+            dlq_replays=history.replays(services.database_url, records, start, end),
+            filing_gap=history.filing_gap(engine, (end - timedelta(days=1)).date()),
+            timeliness_threshold=settings.timeliness_threshold,
+        )
+    finally:
+        engine.dispose()
+
+
+def write_month_report(*, settings: Settings, services: Services, topics: Topics, month: str) -> Path:
+    """Build the month's metrics and write ``<output_dir>/reports/audit-<month>.html``; returns its path."""
+    from quality.report import write_report
+
+    metrics = build_metrics(settings=settings, services=services, topics=topics, month=month)
+    return write_report(metrics, reports_dir(settings))
+
+
+def _configured_registrars(settings: Settings) -> set[Registrar]:
+    """Registrars whose source is configured: listed even in a month they sent nothing (a finding)."""
+    registrars = source_registrars()
+    return {
+        registrars[name]
+        for name, field in _SOURCE_SETTINGS.items()
+        if getattr(settings.sources, field, None) not in (None, "") and name in registrars
+    }
