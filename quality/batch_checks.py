@@ -229,7 +229,11 @@ def run_suite(
                 run_id=gx_run_id,
             )
         _mask_result(result)
-        result.meta["regsync"] = {"run_id": str(run_id), "month": month_text, "params": params_json}
+        result.meta["regsync"] = {  # type: ignore[typeddict-unknown-key]  # GX meta takes extra keys at run time
+            "run_id": str(run_id),
+            "month": month_text,
+            "params": params_json,
+        }
         key = ValidationResultIdentifier(
             expectation_suite_identifier=ExpectationSuiteIdentifier(name=name),
             run_id=gx_run_id,
@@ -336,7 +340,7 @@ def _batch_definition(context: FileDataContext, asset_name: str) -> Any:
 def _build_docs(context: FileDataContext, key: ValidationResultIdentifier) -> tuple[Path | None, Path | None]:
     sites = context.build_data_docs(
         site_names=[DATA_DOCS_SITE],
-        resource_identifiers=[key, key.expectation_suite_identifier],
+        resource_identifiers=[key, key.expectation_suite_identifier],  # type: ignore[arg-type]  # GX builds both kinds in one call
     )
     index = _file_url_to_path(sites.get(DATA_DOCS_SITE))
     pages = context.get_docs_sites_urls(resource_identifier=key, site_name=DATA_DOCS_SITE)

@@ -170,8 +170,7 @@ def cross_registrar_duplicates(
     flagged, norm, names = _duplicated_mask(codes[present], registrars[present], exempt)
     pairs = pd.DataFrame({"code": norm[flagged], "registrar": names[flagged]})
     return {
-        str(code): sorted(group.unique())
-        for code, group in pairs.groupby("code", sort=True)["registrar"]  # type: ignore[union-attr]
+        str(code): sorted(group.unique()) for code, group in pairs.groupby("code", sort=True)["registrar"]
     }
 
 

@@ -218,8 +218,8 @@ def timeliness(records: MonthRecords, tz: str) -> tuple[list[Timeliness], list[L
         if registrar not in totals:
             continue
         rows.append(Timeliness.of(registrar, None, *totals[registrar]))
-        for (reg, county), (n, on_time) in sorted(by_county.items(), key=lambda kv: kv[0][1]):
+        for (reg, county), (n, in_month) in sorted(by_county.items(), key=lambda kv: kv[0][1]):
             if reg is registrar:
-                rows.append(Timeliness.of(registrar, county, n, on_time))
+                rows.append(Timeliness.of(registrar, county, n, in_month))
     late.sort(key=lambda p: (-p.months_late, p.event_date, p.uscc))
     return rows, late

@@ -70,7 +70,9 @@ class GateBatchParams:
     )
     """Columns that must be non-null in every row (``county_code`` may be unresolved: that is a
     routing finding the known-division check and the filing-gap lists report, not a missing field)."""
-    registrar_prefixes: Mapping[str, Sequence[str]] = field(default_factory=lambda: dict(REGISTRAR_PREFIXES))
+    registrar_prefixes: Mapping[str, Sequence[str]] = field(
+        default_factory=lambda: {k: sorted(v) for k, v in REGISTRAR_PREFIXES.items()}
+    )
     allow_legacy_pilot: bool = True
     require_routing_unit: bool = True
     verdicts: tuple[str, ...] = ("accepted", "rejected")
@@ -116,7 +118,7 @@ class SuiteSpec(Generic[P]):
         if isinstance(params, self.params_type):
             return params
         if isinstance(params, Mapping):
-            known = {f.name for f in fields(self.params_type)}  # type: ignore[arg-type]
+            known = {f.name for f in fields(self.params_type)}  # type: ignore[arg-type]  # P is bound to dataclasses; mypy has no DataclassInstance bound
             unknown = sorted(set(params) - known)
             if unknown:
                 raise ValueError(f"suite {self.name!r}: unknown parameters {unknown}; known: {sorted(known)}")
@@ -126,7 +128,7 @@ class SuiteSpec(Generic[P]):
 
     def params_dict(self, params: P) -> dict[str, Any]:
         """JSON-friendly view of the params, kept in the suite's ``meta`` and the stored results."""
-        return _jsonable(asdict(params))  # type: ignore[call-overload]
+        return _jsonable(asdict(params))  # type: ignore[call-overload]  # as above: P is always a dataclass
 
 
 def volume_bounds(

@@ -9,16 +9,24 @@ checked before any service is contacted.
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from regsync.failures import classify
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
+
+    from connectors.base import Batch
+    from regsync.bookkeeping.state import RunCounts
+    from regsync.stages.dlq import DlqFilter
+    from regsync.stages.gate import GateCounts
 from regsync.settings import get_settings
 from schemas.errors import ConfigurationError
 from schemas.month import Month
@@ -26,7 +34,28 @@ from schemas.month import Month
 console = Console(stderr=True)
 out = Console()
 
+
+class _Handled(TyperGroup):
+    """The one place where failures become a line and an exit code (see the module docstring)."""
+
+    def invoke(self, ctx: Any) -> Any:  # Any: the Context of the click that typer vendors
+        """Run the command; an expected failure is one red line and its group's exit code."""
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise
+        except Exception as exc:
+            known = classify(exc)
+            if known is None:
+                raise  # a bug: keep the traceback
+            if _debug:
+                console.print_exception()
+            console.print(f"[bold red]error:[/] {known.one_line()}", highlight=False, soft_wrap=True)
+            raise typer.Exit(known.exit_code) from exc
+
+
 app = typer.Typer(
+    cls=_Handled,
     name="regsync",
     help="Sync childcare-institution (托育机构) registrations from registrars to county health departments.",
     no_args_is_help=True,
@@ -245,10 +274,9 @@ def extract(
         ) as bar:
             task = bar.add_task(f"{name}: starting", total=None)
 
-            def show(batch: object, counts: object, _task: object = task, _name: str = name) -> None:
+            def show(batch: Batch, counts: RunCounts, _task: TaskID = task, _name: str = name) -> None:
                 bar.update(
-                    _task,  # type: ignore[arg-type]
-                    description=f"{_name}: read {counts.read:,}  published {counts.published:,}",  # type: ignore[attr-defined]
+                    _task, description=f"{_name}: read {counts.read:,}  published {counts.published:,}"
                 )
 
             summaries.append(
@@ -301,10 +329,10 @@ def gate(
     ) as bar:
         task = bar.add_task("gate: waiting for records", total=None)
 
-        def show(counts: object) -> None:
+        def show(counts: GateCounts) -> None:
             bar.update(
                 task,
-                description=f"gate: {counts.consumed:,} judged, {counts.valid:,} valid, {counts.rejected:,} rejected",  # type: ignore[attr-defined]
+                description=f"gate: {counts.consumed:,} judged, {counts.valid:,} valid, {counts.rejected:,} rejected",
             )
 
         counts = run_gate(
@@ -356,13 +384,13 @@ def load(
         allow_open_month=allow_open_month,
         replace=replace,
     )
-    if result.noop:  # type: ignore[attr-defined]
+    if result.noop:
         out.print(f"{month}: already loaded from the same offsets — nothing to do")
         return
     r = result
     out.print(
-        f"{month}: {r.records:,} records, {r.inserted:,} events stored, {r.duplicates:,} duplicates skipped, "  # type: ignore[attr-defined]
-        f"{r.institutions_touched:,} institutions updated, {r.late:,} late; checksum {r.checksum[:16]}…",  # type: ignore[attr-defined]
+        f"{month}: {r.records:,} records, {r.inserted:,} events stored, {r.duplicates:,} duplicates skipped, "
+        f"{r.institutions_touched:,} institutions updated, {r.late:,} late; checksum {r.checksum[:16]}…",
         highlight=False,
     )
 
@@ -408,7 +436,7 @@ MonthOpt = Annotated[
 ]
 
 
-def _dlq_filter(rule: str | None, source: str | None, uscc: str | None, month: str | None) -> object:
+def _dlq_filter(rule: str | None, source: str | None, uscc: str | None, month: str | None) -> DlqFilter:
     from regsync.stages.dlq import DlqFilter
 
     return DlqFilter(rule_id=rule, source=source, uscc=uscc, month=month)
@@ -436,7 +464,7 @@ def dlq_list(
             services.bootstrap_servers,
             services.registry_url,
             Topics(prefix=settings.topic_prefix),
-            _dlq_filter(rule, source, uscc, month),  # type: ignore[arg-type]
+            _dlq_filter(rule, source, uscc, month),
             settings.timezone,
         )
     )
@@ -472,7 +500,7 @@ def dlq_show(
         services.bootstrap_servers,
         services.registry_url,
         Topics(prefix=settings.topic_prefix),
-        _dlq_filter(None, None, None, None),  # type: ignore[arg-type]
+        _dlq_filter(None, None, None, None),
         settings.timezone,
     ):
         if entry.position == position:
@@ -508,7 +536,7 @@ def dlq_replay(
         registry_url=services.registry_url,
         database_url=services.database_url,
         topics=Topics(prefix=settings.topic_prefix),
-        flt=_dlq_filter(rule, source, uscc, month),  # type: ignore[arg-type]
+        flt=_dlq_filter(rule, source, uscc, month),
         as_of=_as_of(as_of),
         dry_run=dry_run,
         who=who,
@@ -621,17 +649,5 @@ def report_cmd(month: ReportMonth) -> None:
 
 
 def main() -> None:
-    """Entry point: the one place where failures become a line and an exit code."""
-    try:
-        app()
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]", highlight=False)
-        sys.exit(130)
-    except Exception as exc:
-        known = classify(exc)
-        if known is None:
-            raise  # a bug: keep the traceback
-        if _debug:
-            console.print_exception()
-        console.print(f"[bold red]error:[/] {known.one_line()}", highlight=False, soft_wrap=True)
-        sys.exit(known.exit_code)
+    """Console entry point (errors are handled by :class:`_Handled`, also under Typer's test runner)."""
+    app()

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pydantic import SecretStr
+
 from regsync import jobs
 from regsync.settings import Settings, StackSettings
 from regsync.stack.launcher import Stack
@@ -142,7 +144,7 @@ def run_demo(
         settings = Settings(
             kafka_bootstrap=endpoints.bootstrap_servers,
             registry_url=endpoints.registry_url,
-            database_url=endpoints.database_url,
+            database_url=SecretStr(endpoints.database_url) if endpoints.database_url else None,
             output_dir=root / "output",
             stack=StackSettings(state_dir=root / "stack"),
         )

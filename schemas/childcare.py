@@ -181,7 +181,7 @@ def classify(
             negated += neg
 
     industry = _normalize_industry(industry_code)
-    if industry in industry_codes:
+    if industry is not None and industry in industry_codes:
         includes.append(TermMatch(f"行业{industry} {industry_codes[industry]}", "industry", industry, 0))
 
     strong = [m for m in includes if m.where == "industry" or m.term in lexicon.strong_labels]
@@ -296,7 +296,7 @@ def _notes(negated: list[TermMatch], industry: str | None, codes: Mapping[str, s
     notes = ""
     if negated:
         notes += f"; negated {_join(negated)}"
-    if industry in NON_CHILDCARE_INDUSTRY_CODES and industry not in codes:
+    if industry is not None and industry in NON_CHILDCARE_INDUSTRY_CODES and industry not in codes:
         notes += f"; industry {industry} {NON_CHILDCARE_INDUSTRY_CODES[industry]} alone is not childcare"
     return notes
 

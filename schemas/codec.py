@@ -107,13 +107,15 @@ def read_header(payload: bytes) -> int:
         )
     if payload[0] != MAGIC_BYTE:
         raise MagicByteError(f"payload starts with 0x{payload[0]:02x}, expected magic byte 0x00")
-    return _HEADER.unpack_from(payload)[1]
+    schema_id: int = _HEADER.unpack_from(payload)[1]
+    return schema_id
 
 
 def _parse(schema: str | Mapping[str, Any]) -> dict[str, Any]:
-    if isinstance(schema, str):
-        schema = json.loads(schema)
-    return fastavro.parse_schema(dict(schema))  # type: ignore[arg-type]
+    as_json: Mapping[str, Any] = json.loads(schema) if isinstance(schema, str) else schema
+    parsed = fastavro.parse_schema(dict(as_json))
+    assert isinstance(parsed, dict)  # a record schema parses to a dict
+    return parsed
 
 
 class AvroCodec:
@@ -207,7 +209,7 @@ class AvroCodec:
                 f"{schema_id}); the payload was not written with that schema",
                 schema_id=schema_id,
             )
-        return record  # type: ignore[return-value]
+        return record  # type: ignore[return-value]  # fastavro types reads as Any-ish unions; a record schema reads a dict
 
     def decode_many(self, payloads: Iterable[bytes]) -> list[dict[str, Any]]:
         """Decode a batch; fails on the first bad payload."""
@@ -230,7 +232,8 @@ class AvroCodec:
 
 
 def _same_schema(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    return fastavro.schema.to_parsing_canonical_form(a) == fastavro.schema.to_parsing_canonical_form(b)
+    canonical = fastavro.schema.to_parsing_canonical_form
+    return bool(canonical(dict(a)) == canonical(dict(b)))
 
 
 def _join(path: str, name: str) -> str:
@@ -267,9 +270,9 @@ def _locate_mismatch(
     kind = schema["type"]
     logical = schema.get("logicalType")
     if logical is not None:
-        problem = _check_logical(schema, logical, datum, path)
-        if problem is not False:
-            return problem
+        checked = _check_logical(schema, logical, datum, path)
+        if checked is not False:
+            return None if checked is True else checked
     if kind == "record":
         if not isinstance(datum, Mapping):
             return path, f"expected a record ({schema.get('name')}), got {_short(datum)}"

@@ -68,7 +68,8 @@ class ContractVersion:
     @property
     def schema(self) -> dict[str, Any]:
         """A fresh parsed-JSON copy of the schema (safe to mutate)."""
-        return json.loads(self.schema_str)
+        parsed: dict[str, Any] = json.loads(self.schema_str)
+        return parsed
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,7 +48,7 @@ class _LabelledEnum(StrEnum):
 
     label_zh: str
 
-    def __new__(cls, value: str, label_zh: str) -> Self:
+    def __new__(cls, value: str, label_zh: str = "") -> Self:  # default: lets mypy see Registrar(value)
         member = str.__new__(cls, value)
         member._value_ = value
         member.label_zh = label_zh

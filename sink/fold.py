@@ -42,10 +42,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import date
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from schemas.events import EventType, InstitutionStatus, RegistrationEvent, event_county
 from sink.eventjson import masked_rep, masked_text
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 __all__ = ["InstitutionState", "Position", "event_county", "fold", "is_behind"]
 
@@ -108,7 +111,7 @@ class InstitutionState:
         return row
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> InstitutionState:
+    def from_row(cls, row: Mapping[str, Any] | sa.RowMapping) -> InstitutionState:
         """Read a row back (the inverse of :meth:`to_row`)."""
         values = {name: row[name] for name in _COLUMNS}
         values["registrars"] = tuple(r for r in (row["registrars"] or "").split(",") if r)

@@ -148,6 +148,7 @@ def upsert(
         return
     key = tuple(key)
     dialect = conn.dialect.name
+    stmt: postgresql.Insert | sqlite.Insert
     if dialect == "postgresql":
         stmt = postgresql.insert(table)
     elif dialect == "sqlite":

@@ -9,9 +9,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Protocol, cast
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from regsync.kafka import headers as headers_
 from regsync.kafka.topics import Topics
 from schemas.codec import AvroCodec
 from schemas.errors import RetriableError
@@ -19,9 +21,21 @@ from schemas.registry import SchemaRegistryClient, codec_for_topic, register_all
 
 logging.getLogger("kafka").setLevel(logging.WARNING)
 
-HEADER_SOURCE = "regsync.source"
-HEADER_EVENT_ID = "regsync.event_id"
-HEADER_RUN_ID = "regsync.run_id"
+HEADER_SOURCE = headers_.SOURCE
+HEADER_EVENT_ID = headers_.EVENT_ID
+HEADER_RUN_ID = headers_.RUN_ID
+
+
+class KafkaRecord(Protocol):
+    """What the pipeline reads of a consumed record (kafka-python's ``ConsumerRecord`` has no stubs)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes  # our topics carry no tombstones; a None value fails the codec as a record error
+    headers: list[tuple[str, bytes | None]]
 
 
 def idempotent_producer(bootstrap: str, **overrides: object) -> KafkaProducer:
@@ -92,7 +106,7 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
 
 def scan(
     bootstrap: str, topic: str, start: dict[int, int], stop: dict[int, int] | None = None
-) -> Iterator[object]:
+) -> Iterator[KafkaRecord]:
     """Records of ``topic`` from ``start`` offsets (0 where absent) up to ``stop`` (default: the end now)."""
     stop = stop if stop is not None else end_offsets(bootstrap, topic)
     todo = {p: (start.get(p, 0), end) for p, end in stop.items() if start.get(p, 0) < end}
@@ -127,14 +141,14 @@ def scan(
                     if record.offset >= end:
                         remaining.discard(tp.partition)
                         break
-                    yield record
+                    yield cast(KafkaRecord, record)
                 if consumer.position(tp) >= end:
                     remaining.discard(tp.partition)
     finally:
         consumer.close()
 
 
-def header(record: object, name: str) -> str | None:
+def header(record: KafkaRecord | object, name: str) -> str | None:
     """A header value as text, or None."""
     for key, value in getattr(record, "headers", None) or ():
         if key == name:

@@ -11,17 +11,16 @@ import logging
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
-from typing import Any, Final
+from typing import Any
 
 from quality.month_records import CONNECTOR_DLQ_RULE, Judged, MonthRecords, RawRecord
-from regsync.kafka import bus
+from regsync.kafka import bus, headers
 from regsync.kafka.topics import Topics
 from schemas.events import Registrar, RegistrationEvent, RejectedRecord
 
 __all__ = ["read_month", "source_registrars"]
 
 _LOGGER = logging.getLogger(__name__)
-_REPLAY_ID_HEADER: Final = "regsync.replay_id"
 
 
 @cache
@@ -95,15 +94,15 @@ def read_month(bootstrap: str, registry_url: str, topics: Topics, month: str, tz
                 source,
                 _registrar(source, event),
                 event,
-                bus.header(record, _REPLAY_ID_HEADER),
+                bus.header(record, headers.REPLAY_ID),
             )
         )
     valid = []
     for record in scan(topics.valid):
         event = RegistrationEvent.from_avro(codecs.valid.decode(record.value))
         source = bus.header(record, bus.HEADER_SOURCE)
-        raw_partition = _int_header(record, "regsync.raw_partition")
-        raw_offset = _int_header(record, "regsync.raw_offset")
+        raw_partition = _int_header(record, headers.RAW_PARTITION)
+        raw_offset = _int_header(record, headers.RAW_OFFSET)
         position = None if raw_partition is None or raw_offset is None else (raw_partition, raw_offset)
         valid.append(
             Judged(
@@ -122,8 +121,8 @@ def read_month(bootstrap: str, registry_url: str, topics: Topics, month: str, tz
     for record in scan(topics.rejected):
         dlq = RejectedRecord.from_avro(codecs.rejected.decode(record.value))
         source = bus.header(record, bus.HEADER_SOURCE)
-        raw_partition = _int_header(record, "__connect.errors.partition")
-        raw_offset = _int_header(record, "__connect.errors.offset")
+        raw_partition = _int_header(record, headers.ERRORS_PARTITION)
+        raw_offset = _int_header(record, headers.ERRORS_OFFSET)
         position = None if raw_partition is None or raw_offset is None else (raw_partition, raw_offset)
         from_connector = dlq.event is None and (
             position is None or any(v.rule_id == CONNECTOR_DLQ_RULE for v in dlq.violations)

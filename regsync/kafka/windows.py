@@ -12,6 +12,7 @@ from datetime import datetime
 
 from kafka import KafkaConsumer, TopicPartition
 
+from regsync.kafka.bus import KafkaRecord
 from schemas.errors import FatalError
 from schemas.month import Month
 
@@ -67,7 +68,9 @@ def month_window(bootstrap: str, topic: str, month: str, tz: str) -> MonthWindow
         consumer.close()
 
 
-def _first_data_record(consumer: KafkaConsumer, tp: TopicPartition, offset: int, end: int) -> object | None:
+def _first_data_record(
+    consumer: KafkaConsumer, tp: TopicPartition, offset: int, end: int
+) -> KafkaRecord | None:
     """The first data record at or after ``offset`` (markers and aborted data skipped), or None."""
     if offset >= end:
         return None
@@ -85,8 +88,8 @@ def _first_at_or_after(consumer: KafkaConsumer, tp: TopicPartition, ts_ms: int, 
     while lo < hi:
         mid = (lo + hi) // 2
         record = _first_data_record(consumer, tp, mid, hi)
-        if record is None or record.timestamp >= ts_ms:  # type: ignore[attr-defined]
+        if record is None or record.timestamp >= ts_ms:
             hi = mid
         else:
-            lo = record.offset + 1  # type: ignore[attr-defined]
+            lo = record.offset + 1
     return lo

@@ -125,7 +125,7 @@ def record_headline(
         conn.execute(sa.insert(table), [row])
 
 
-def _latest_runs(conn: sa.Connection, months: Sequence[str]) -> list[Mapping[str, Any]]:
+def _latest_runs(conn: sa.Connection, months: Sequence[str]) -> list[sa.RowMapping]:
     """The latest ``quality_runs`` row of each (month, suite): a re-run replaces the verdict."""
     from quality.gx_results import quality_runs
 
@@ -134,14 +134,14 @@ def _latest_runs(conn: sa.Connection, months: Sequence[str]) -> list[Mapping[str
         .where(quality_runs.c.month.in_(list(months)))
         .order_by(quality_runs.c.month, quality_runs.c.suite, quality_runs.c.started_at)
     ).mappings()
-    latest: dict[tuple[str, str], Mapping[str, Any]] = {}
+    latest: dict[tuple[str, str], sa.RowMapping] = {}
     for row in rows:
         latest[(row["month"], row["suite"])] = row
     return list(latest.values())
 
 
 def _expectation_counts(
-    conn: sa.Connection, runs: Sequence[Mapping[str, Any]]
+    conn: sa.Connection, runs: Sequence[sa.RowMapping]
 ) -> dict[tuple[str, str], Counter[bool]]:
     """(run, suite) → {passed: n, failed: m} over the runs' expectations."""
     from quality.gx_results import quality_results

@@ -150,7 +150,7 @@ def wait(record: ServiceRecord, proc: object, timeout: float) -> float:
     return wait_ready(
         NAME,
         lambda: probe(record.endpoints["bootstrap"]),
-        proc=proc,  # type: ignore[arg-type]
+        proc=proc,
         log_path=Path(record.extra["stdout"]),
         timeout=timeout,
     )

@@ -69,7 +69,7 @@ def _run(cmd: list[str], user: str | None) -> subprocess.CompletedProcess[str]:
     if user is not None:
         entry = pwd.getpwnam(user)
         ids = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
-    return subprocess.run(cmd, capture_output=True, text=True, check=False, cwd="/", **ids)  # type: ignore[call-overload]
+    return subprocess.run(cmd, capture_output=True, text=True, check=False, cwd="/", **ids)  # type: ignore[call-overload]  # ids is {} or the user/group kwargs run() takes
 
 
 def start(state_dir: Path, bins: PostgresBinaries, port: int, timeout: float) -> ServiceRecord:

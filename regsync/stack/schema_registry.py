@@ -65,7 +65,7 @@ def wait(record: ServiceRecord, proc: object, timeout: float) -> float:
     return wait_ready(
         NAME,
         lambda: probe(record.endpoints["url"]),
-        proc=proc,  # type: ignore[arg-type]
+        proc=proc,
         log_path=Path(record.log),
         timeout=timeout,
     )

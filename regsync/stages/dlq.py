@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from regsync.bookkeeping.migrate import ensure
 from regsync.bookkeeping.tables import dlq_replays
-from regsync.kafka import bus
+from regsync.kafka import bus, headers
 from regsync.kafka.topics import Topics
 from schemas.events import RejectedRecord
 from schemas.masking import mask_text
@@ -151,8 +151,8 @@ def replay(
                             [
                                 (bus.HEADER_SOURCE, entry.source or "unknown"),
                                 (bus.HEADER_EVENT_ID, event.event_id),
-                                ("regsync.replay_of", f"{topics.rejected}:{entry.position}"),
-                                ("regsync.replay_id", replay_id),
+                                (headers.REPLAY_OF, f"{topics.rejected}:{entry.position}"),
+                                (headers.REPLAY_ID, replay_id),
                             ]
                         ),
                     )

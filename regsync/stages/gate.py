@@ -25,7 +25,7 @@ from kafka.structs import OffsetAndMetadata
 from quality.record_checks import GateConfig, evaluate_many
 from regsync.bookkeeping.state import StateStore
 from regsync.faults import crash_point
-from regsync.kafka import bus
+from regsync.kafka import bus, headers
 from regsync.kafka.topics import Topics
 from schemas.codec import CodecError
 from schemas.events import (
@@ -54,25 +54,29 @@ Progress = Callable[[GateCounts], None]
 
 
 def _context_headers(record: Any, rule_ids: list[str], run_id: str) -> list[tuple[str, bytes]]:
-    kept = [(k, v) for k, v in (record.headers or []) if k.startswith("regsync.") and k != "regsync.rule_ids"]
+    kept = [
+        (k, v)
+        for k, v in (record.headers or [])
+        if k.startswith(headers.LINEAGE_PREFIX) and k != headers.RULE_IDS
+    ]
     return kept + bus.headers(
         [
-            ("__connect.errors.topic", record.topic),
-            ("__connect.errors.partition", str(record.partition)),
-            ("__connect.errors.offset", str(record.offset)),
-            ("regsync.rule_ids", ",".join(rule_ids)),
-            ("regsync.gate_run_id", run_id),
+            (headers.ERRORS_TOPIC, record.topic),
+            (headers.ERRORS_PARTITION, str(record.partition)),
+            (headers.ERRORS_OFFSET, str(record.offset)),
+            (headers.RULE_IDS, ",".join(rule_ids)),
+            (headers.GATE_RUN_ID, run_id),
         ]
     )
 
 
 def _lineage_headers(record: Any, run_id: str) -> list[tuple[str, bytes]]:
-    kept = [(k, v) for k, v in (record.headers or []) if k.startswith("regsync.")]
+    kept = [(k, v) for k, v in (record.headers or []) if k.startswith(headers.LINEAGE_PREFIX)]
     return kept + bus.headers(
         [
-            ("regsync.raw_partition", str(record.partition)),
-            ("regsync.raw_offset", str(record.offset)),
-            ("regsync.gate_run_id", run_id),
+            (headers.RAW_PARTITION, str(record.partition)),
+            (headers.RAW_OFFSET, str(record.offset)),
+            (headers.GATE_RUN_ID, run_id),
         ]
     )
 
@@ -247,8 +251,8 @@ def _judge_in_transaction(
         next_offsets[tp] = max(next_offsets.get(tp, 0), record.offset + 1)
     producer.begin_transaction()
     try:
-        for topic, key, value, headers, timestamp in outputs:
-            producer.send(topic, key=key, value=value, headers=headers, timestamp_ms=timestamp)
+        for topic, key, value, hdrs, timestamp in outputs:
+            producer.send(topic, key=key, value=value, headers=hdrs, timestamp_ms=timestamp)
         producer.send_offsets_to_transaction(
             {tp: OffsetAndMetadata(off, "", -1) for tp, off in next_offsets.items()},
             consumer.group_metadata(),

@@ -19,14 +19,13 @@ from regsync.kafka.windows import MonthWindow, month_window
 from schemas.errors import ConfigurationError
 from schemas.events import RegistrationEvent
 from schemas.month import DEFAULT_TIMEZONE
+from sink.loader import LoadResult, PositionedEvent
 
 
 def positioned_events(
     bootstrap: str, registry_url: str, topics: Topics, window: MonthWindow
-) -> Iterator[object]:
+) -> Iterator[PositionedEvent]:
     """Decode the window's records lazily (memory stays flat however large the month)."""
-    from sink.loader import PositionedEvent
-
     codecs = bus.load_codecs(registry_url, topics)
     start = {p: r[0] for p, r in window.ranges.items()}
     stop = {p: r[1] for p, r in window.ranges.items()}
@@ -47,7 +46,7 @@ def run_load(
     allow_open_month: bool = False,
     replace: bool = False,
     chunk_size: int = 1000,
-) -> object:
+) -> LoadResult:
     """Load one month (backfill = the same call for an older month). Refuses a month not yet over."""
     import sqlalchemy as sa
 

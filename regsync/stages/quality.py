@@ -177,7 +177,7 @@ def _previous_volumes(engine: sa.Engine, valid_topic: str, month: str) -> list[i
         months = conn.scalars(
             sa.select(lm.c.month).where(lm.c.topic == valid_topic, lm.c.month < month).order_by(lm.c.month)
         ).all()
-        counts = dict(
+        counts: dict[str, int] = dict(
             conn.execute(
                 sa.select(ev.c.load_month, sa.func.count())
                 .where(
