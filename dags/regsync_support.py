@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+# Parsing imports nothing of ours (test_dag_integrity), so the default is repeated here;
+# tests/dags/test_fail_fast.py keeps it equal to schemas.month.DEFAULT_TIMEZONE.
 TZ = ZoneInfo(os.environ.get("REGSYNC_TIMEZONE", "Asia/Shanghai"))
 START = datetime.combine(
     date.fromisoformat(os.environ.get("REGSYNC_AIRFLOW__START_DATE", "2026-01-01")),

@@ -47,6 +47,7 @@ from great_expectations.validator.metric_configuration import MetricConfiguratio
 
 from quality.rules import REGISTRAR_PREFIXES as _RULE_PREFIXES
 from schemas import divisions, uscc
+from schemas.month import DEFAULT_TIMEZONE as _DEFAULT_TIMEZONE
 
 __all__ = [
     "DEFAULT_EXEMPT_REGISTRARS",
@@ -80,7 +81,7 @@ DEFAULT_EXEMPT_REGISTRARS: Final[tuple[str, ...]] = ("JIAOYU",)
 """Registrars whose events are *about* an entity registered elsewhere (教育 reports a 托班 opened by a
 kindergarten that 编制/民政/市场监管 registered), so their USCCs legitimately repeat another registrar's."""
 
-DEFAULT_TIMEZONE: Final = "Asia/Shanghai"
+DEFAULT_TIMEZONE: Final = _DEFAULT_TIMEZONE  # one definition: schemas.month
 """Registration months are calendar months in China: a push at 07:00 on the 1st (CST) is late even
 though it is still the previous day in UTC."""
 

@@ -35,6 +35,7 @@ from types import MappingProxyType
 from typing import Final, Literal
 
 from schemas.events import Registrar, RuleViolation, Severity
+from schemas.month import DEFAULT_TIMEZONE as _DEFAULT_TIMEZONE
 
 __all__ = [
     "BATCH_RULES",
@@ -74,7 +75,7 @@ class Rule:
 # --------------------------------------------------------------------------------------------------
 # Configurable defaults (GateConfig starts from these)
 
-DEFAULT_TIMEZONE: Final = "Asia/Shanghai"
+DEFAULT_TIMEZONE: Final = _DEFAULT_TIMEZONE  # one definition: schemas.month
 """Month boundaries of the 登记当月 push rule are Beijing time, the registrars' own calendar."""
 
 DEFAULT_FAMILY_CARE_CAPACITY: Final = 5

@@ -318,7 +318,7 @@ def gate(
 
     from regsync import endpoints
     from regsync.kafka.topics import Topics, ensure_topics
-    from regsync.stages.gate import run_gate
+    from regsync.stages.gate import gate_config, run_gate
 
     settings = get_settings()
     services = endpoints.resolve(settings)
@@ -340,6 +340,7 @@ def gate(
             registry_url=services.registry_url,
             database_url=services.database_url,
             topics=topics,
+            config=gate_config(settings),
             instance=instance,
             until_idle=until_idle,
             progress=show,

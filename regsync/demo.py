@@ -182,12 +182,12 @@ def run_demo(
             loaded = jobs.load(month, first_of_next + timedelta(hours=1), settings)
             summary.loaded[month] = loaded.inserted
             summary.late[month] = loaded.late
-            outcomes = jobs.quality(month, settings)
+            outcomes, report_path = jobs.quality_and_report(month, settings)  # the month is read once
             findings = sum(len(o.failed) for o in outcomes)
             summary.suites_passed[month] = (
                 f"{sum(o.success for o in outcomes)}/{len(outcomes)} ({findings} finding{'s' * (findings != 1)})"
             )
-            summary.reports[month] = jobs.report(month, settings)
+            summary.reports[month] = report_path
             summary.packages[month] = len(jobs.export(month, settings))
             say(
                 f"{month}: loaded {loaded.inserted} events ({loaded.late} late), suites passed "

@@ -10,9 +10,17 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from regsync.endpoints import Services, resolve
+
+if TYPE_CHECKING:
+    from connectors.base import Connector
+    from quality.batch_checks import SuiteOutcome
+    from regsync.stages.extract import ExtractSummary
+    from regsync.stages.gate import GateCounts
+    from sink.exports import PackageInfo
+    from sink.loader import LoadResult
 from regsync.kafka.topics import Topics, ensure_topics
 from regsync.outputs import packages_dir
 from regsync.settings import Settings, get_settings
@@ -60,7 +68,9 @@ def migrate_database(database_url: str) -> dict[str, str | None]:
         engine.dispose()
 
 
-def extract(source: str, as_of: datetime, settings: Settings | None = None, connector: Any = None) -> Any:
+def extract(
+    source: str, as_of: datetime, settings: Settings | None = None, connector: Connector | None = None
+) -> ExtractSummary:
     """Pull one registrar system into ``registrations.raw`` (a built ``connector`` may be passed in)."""
     from regsync import sources
     from regsync.stages.extract import run_extract
@@ -76,21 +86,22 @@ def extract(source: str, as_of: datetime, settings: Settings | None = None, conn
     )
 
 
-def gate(settings: Settings | None = None) -> Any:
+def gate(settings: Settings | None = None) -> GateCounts:
     """A bounded gate run: judge everything raw that is not judged yet, then stop."""
-    from regsync.stages.gate import run_gate
+    from regsync.stages.gate import gate_config, run_gate
 
-    _, services, topics = _env(settings)
+    settings, services, topics = _env(settings)
     return run_gate(
         bootstrap=services.bootstrap_servers,
         registry_url=services.registry_url,
         database_url=services.database_url,
         topics=topics,
+        config=gate_config(settings),
         until_idle=True,
     )
 
 
-def load(month: str, as_of: datetime | None = None, settings: Settings | None = None) -> Any:
+def load(month: str, as_of: datetime | None = None, settings: Settings | None = None) -> LoadResult:
     """Load one pushed month into the filing store (a re-run is a no-op)."""
     from regsync.stages.load import run_load
 
@@ -106,12 +117,29 @@ def load(month: str, as_of: datetime | None = None, settings: Settings | None = 
     )
 
 
-def quality(month: str, settings: Settings | None = None) -> Any:
+def quality(month: str, settings: Settings | None = None) -> list[SuiteOutcome]:
     """Run the Great Expectations suites over the loaded month; results stored for trends."""
     from regsync.stages.quality import run_month_suites
 
     settings, services, topics = _env(settings)
     return run_month_suites(settings=settings, services=services, topics=topics, month=month)
+
+
+def quality_and_report(month: str, settings: Settings | None = None) -> tuple[list[SuiteOutcome], Path]:
+    """Both monthly checks in one process, reading the month's three topics from Kafka once."""
+    from regsync.kafka.month_reader import read_month
+    from regsync.reporting.build import write_month_report
+    from regsync.stages.quality import run_month_suites
+
+    settings, services, topics = _env(settings)
+    records = read_month(services.bootstrap_servers, services.registry_url, topics, month, settings.timezone)
+    outcomes = run_month_suites(
+        settings=settings, services=services, topics=topics, month=month, records=records
+    )
+    path = write_month_report(
+        settings=settings, services=services, topics=topics, month=month, records=records
+    )
+    return outcomes, path
 
 
 def report(month: str, settings: Settings | None = None) -> Path:
@@ -122,7 +150,7 @@ def report(month: str, settings: Settings | None = None) -> Path:
     return write_month_report(settings=settings, services=services, topics=topics, month=month)
 
 
-def export(month: str, settings: Settings | None = None) -> list[Any]:
+def export(month: str, settings: Settings | None = None) -> list[PackageInfo]:
     """Write the county push packages of the month."""
     import sqlalchemy as sa
 

@@ -18,6 +18,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from quality import rules
 from schemas.month import DEFAULT_TIMEZONE, zone
 
 
@@ -51,6 +52,23 @@ class StackSettings(BaseModel):
     with_postgres: bool = True
 
 
+class GateSettings(BaseModel):
+    """What the per-record rules take from a deployment (the rest of ``GateConfig`` keeps its defaults)."""
+
+    family_care_capacity: int = Field(
+        default=rules.DEFAULT_FAMILY_CARE_CAPACITY, ge=0, description="家庭托育点 capacity limit [V 2023: 5]."
+    )
+    min_county_confidence: float = Field(
+        default=rules.DEFAULT_MIN_COUNTY_CONFIDENCE,
+        ge=0,
+        le=1,
+        description="Below this, a county resolved from the address is flagged as uncertain.",
+    )
+    disabled_rules: frozenset[str] = Field(
+        default=frozenset(), description="Rule ids switched off for this deployment (still in the catalog)."
+    )
+
+
 class SourcesSettings(BaseModel):
     """Where each registrar system is. Secrets (API tokens, DB passwords in URLs) via the environment."""
 
@@ -76,6 +94,7 @@ class Settings(BaseSettings):
 
     stack: StackSettings = Field(default_factory=StackSettings)
     sources: SourcesSettings = Field(default_factory=SourcesSettings)
+    gate: GateSettings = Field(default_factory=GateSettings)
     topic_prefix: str = Field(default="", description="Prefix of topic and subject names.")
     timezone: str = Field(default=DEFAULT_TIMEZONE, description="Month boundaries are taken in this zone.")
     output_dir: Path | None = Field(

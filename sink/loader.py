@@ -45,6 +45,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from schemas.events import RegistrationEvent
+from schemas.month import DEFAULT_TIMEZONE
 from sink.errors import MonthConflictError, PositionError
 from sink.eventjson import event_to_json
 from sink.fold import InstitutionState, Position, event_county, fold, is_behind
@@ -111,7 +112,7 @@ def load_month(
     positioned: Iterable[PositionedEvent],
     offset_ranges: Mapping[int, tuple[int, int]],
     run_id: str,
-    tz: str = "Asia/Shanghai",
+    tz: str = DEFAULT_TIMEZONE,
     chunk_size: int = 1000,
     on_chunk: Callable[[int], None] | None = None,
     replace: bool = False,

@@ -31,6 +31,7 @@ from schemas.events import (
     RegistrationEvent,
     ServiceForm,
 )
+from schemas.month import DEFAULT_TIMEZONE
 from schemas.uscc import ALPHABET, make_uscc
 from sink.loader import PositionedEvent
 
@@ -39,7 +40,7 @@ __all__ = ["COUNTIES", "make_event", "synthetic_month", "uscc_for"]
 COUNTIES: tuple[str, ...] = ("441802", "441803", "370102", "370103")
 """Current county codes used by default (清城区, 清新区, 历下区, 市中区)."""
 
-_SHANGHAI = ZoneInfo("Asia/Shanghai")
+_SHANGHAI = ZoneInfo(DEFAULT_TIMEZONE)
 _PREFIX = {Registrar.SHICHANG: ("9", "1"), Registrar.SHENPI: ("9", "1"), Registrar.MINZHENG: ("5", "2")}
 _FORM = {"1": LegalForm.ENTERPRISE, "2": LegalForm.PRIVATE_NON_ENTERPRISE}
 

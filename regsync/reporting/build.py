@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Final
 
 from quality import report_metrics as metrics
+from quality.month_records import MonthRecords
 from quality.report_model import MonthlyMetrics
 from regsync.endpoints import Services
 from regsync.kafka.month_reader import read_month, source_registrars
@@ -72,14 +73,17 @@ _SOURCE_SETTINGS: Final = {
 }
 
 
-def build_metrics(*, settings: Settings, services: Services, topics: Topics, month: str) -> MonthlyMetrics:
+def build_metrics(
+    *, settings: Settings, services: Services, topics: Topics, month: str, records: MonthRecords | None = None
+) -> MonthlyMetrics:
     """Gather the month's report figures (see the module docstring) and record its headline figures."""
     from schemas.month import Month
     from sink.store import create_engine, upgrade
 
     tz = settings.timezone
     start, end = Month.parse(month).bounds(tz)  # fails in one line on a malformed month
-    records = read_month(services.bootstrap_servers, services.registry_url, topics, month, tz)
+    if records is None:
+        records = read_month(services.bootstrap_servers, services.registry_url, topics, month, tz)
     upgrade(services.database_url)  # roster and filings tables exist even before the first load
     engine = create_engine(services.database_url)
     try:
@@ -121,11 +125,13 @@ def build_metrics(*, settings: Settings, services: Services, topics: Topics, mon
         engine.dispose()
 
 
-def write_month_report(*, settings: Settings, services: Services, topics: Topics, month: str) -> Path:
+def write_month_report(
+    *, settings: Settings, services: Services, topics: Topics, month: str, records: MonthRecords | None = None
+) -> Path:
     """Build the month's metrics and write ``<output_dir>/reports/audit-<month>.html``; returns its path."""
     from quality.report import write_report
 
-    metrics = build_metrics(settings=settings, services=services, topics=topics, month=month)
+    metrics = build_metrics(settings=settings, services=services, topics=topics, month=month, records=records)
     return write_report(metrics, reports_dir(settings))
 
 

@@ -25,6 +25,7 @@ from regsync.kafka import bus, headers
 from regsync.kafka.topics import Topics
 from schemas.events import RejectedRecord
 from schemas.masking import mask_text
+from schemas.month import DEFAULT_TIMEZONE
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +85,7 @@ def _month_of(timestamp_ms: int, tz: str) -> str:
 
 
 def entries(
-    bootstrap: str, registry_url: str, topics: Topics, flt: DlqFilter, tz: str = "Asia/Shanghai"
+    bootstrap: str, registry_url: str, topics: Topics, flt: DlqFilter, tz: str = DEFAULT_TIMEZONE
 ) -> Iterator[DlqEntry]:
     """Scan the DLQ (read_committed) and yield the entries matching ``flt``."""
     codecs = bus.load_codecs(registry_url, topics)
@@ -127,7 +128,7 @@ def replay(
     dry_run: bool,
     who: str | None = None,
     reason: str | None = None,
-    tz: str = "Asia/Shanghai",
+    tz: str = DEFAULT_TIMEZONE,
 ) -> dict[str, Any]:
     """Re-submit matching replayable events to raw (unless ``dry_run``) and record the replay."""
     matched = list(entries(bootstrap, registry_url, topics, flt, tz))

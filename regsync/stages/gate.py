@@ -27,6 +27,7 @@ from regsync.bookkeeping.state import StateStore
 from regsync.faults import crash_point
 from regsync.kafka import bus, headers
 from regsync.kafka.topics import Topics
+from regsync.settings import Settings
 from schemas.codec import CodecError
 from schemas.events import (
     ErrorContext,
@@ -84,6 +85,16 @@ def _lineage_headers(record: Any, run_id: str) -> list[tuple[str, bytes]]:
 def gate_transactional_id(topics: Topics, instance: int = 0) -> str:
     """Stable per gate instance, so a restarted gate fences its zombie predecessor."""
     return f"regsync-gate-{topics.prefix or 'default'}-{instance}"
+
+
+def gate_config(settings: Settings) -> GateConfig:
+    """The record rules' configuration from the settings: one time zone for the whole pipeline."""
+    return GateConfig(
+        timezone=settings.timezone,
+        family_care_capacity=settings.gate.family_care_capacity,
+        min_county_confidence=settings.gate.min_county_confidence,
+        disabled_rules=settings.gate.disabled_rules,
+    )
 
 
 def run_gate(

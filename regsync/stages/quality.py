@@ -73,12 +73,13 @@ GATE_BATCH_COLUMNS: Final = (
 
 
 def run_month_suites(
-    *, settings: Settings, services: Services, topics: Topics, month: str
+    *, settings: Settings, services: Services, topics: Topics, month: str, records: MonthRecords | None = None
 ) -> list[SuiteOutcome]:
     """Run ``monthly`` and ``gate_batch`` for ``month`` (``YYYY-MM``), store both, return their outcomes.
 
     Refuses a month that has not been loaded: the monthly suite would judge an empty month and
-    store a misleading green result in the trend.
+    store a misleading green result in the trend. ``records`` is the month already read (the report
+    reads the same windows), so a caller doing both reads Kafka once.
     """
     from quality import gx_results
     from quality.batch_checks import run_suite
@@ -105,9 +106,10 @@ def run_month_suites(
             timeliness_threshold=settings.timeliness_threshold,
             timezone=settings.timezone,
         )
-        records = read_month(
-            services.bootstrap_servers, services.registry_url, topics, month, settings.timezone
-        )
+        if records is None:
+            records = read_month(
+                services.bootstrap_servers, services.registry_url, topics, month, settings.timezone
+            )
         gate_frame, gate_extra = gate_batch_frame(records)
 
         context_root = quality_dir(settings)

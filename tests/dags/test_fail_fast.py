@@ -74,3 +74,11 @@ def test_unavailable_service_is_left_to_airflow_retries(support):
 def test_a_bug_keeps_its_own_exception(support):
     raised = _raised(support, ZeroDivisionError("bug"))
     assert type(raised) is ZeroDivisionError
+
+
+def test_the_dags_default_zone_is_the_pipelines(support, monkeypatch):
+    from schemas.month import DEFAULT_TIMEZONE
+
+    if "REGSYNC_TIMEZONE" in __import__("os").environ:
+        pytest.skip("REGSYNC_TIMEZONE set in this environment")
+    assert support.TZ.key == DEFAULT_TIMEZONE
