@@ -365,6 +365,10 @@ def load(
     allow_open_month: Annotated[
         bool, typer.Option(help="Load a month that is not over yet (later pushes then need --replace).")
     ] = False,
+    allow_unjudged: Annotated[
+        bool,
+        typer.Option(help="Load although the gate has not judged every raw record of the month yet."),
+    ] = False,
     replace: Annotated[bool, typer.Option(help="Reload a month whose offset ranges changed.")] = False,
 ) -> None:
     """Load one month of registrations.valid into the filing store, exactly once (a re-run is a no-op)."""
@@ -383,6 +387,7 @@ def load(
         tz=settings.timezone,
         as_of=_as_of(as_of),
         allow_open_month=allow_open_month,
+        allow_unjudged=allow_unjudged,
         replace=replace,
     )
     if result.noop:

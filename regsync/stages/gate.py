@@ -87,6 +87,11 @@ def gate_transactional_id(topics: Topics, instance: int = 0) -> str:
     return f"regsync-gate-{topics.prefix or 'default'}-{instance}"
 
 
+def gate_group_id(topics: Topics) -> str:
+    """The gate's consumer group: its committed offsets on raw say how far the raw topic is judged."""
+    return f"regsync-gate-{topics.prefix or 'default'}"
+
+
 def gate_config(settings: Settings) -> GateConfig:
     """The record rules' configuration from the settings: one time zone for the whole pipeline."""
     return GateConfig(
@@ -112,7 +117,7 @@ def run_gate(
 ) -> GateCounts:
     """Judge raw records until idle (bounded run, for Airflow) or forever (``until_idle=False``)."""
     config = config or GateConfig()
-    group_id = group_id or f"regsync-gate-{topics.prefix or 'default'}"
+    group_id = group_id or gate_group_id(topics)
     codecs = bus.load_codecs(registry_url, topics)
     run_id = f"gate-{uuid.uuid4().hex[:12]}"
     store = StateStore(database_url)

@@ -16,7 +16,8 @@ from regsync.faults import crash_point
 from regsync.kafka import bus
 from regsync.kafka.topics import Topics
 from regsync.kafka.windows import MonthWindow, month_window
-from schemas.errors import ConfigurationError
+from regsync.stages.gate import gate_group_id
+from schemas.errors import ConfigurationError, RetriableError
 from schemas.events import RegistrationEvent
 from schemas.month import DEFAULT_TIMEZONE
 from sink.loader import LoadResult, PositionedEvent
@@ -34,6 +35,47 @@ def positioned_events(
         yield PositionedEvent(record.partition, record.offset, record.timestamp, event)
 
 
+class UnjudgedMonthError(RetriableError):
+    """Raw records pushed in the month are not judged yet: loading now would store a partial month."""
+
+    def __init__(self, month: str, waiting: dict[int, int]) -> None:
+        super().__init__(
+            f"month {month}: {sum(waiting.values()):,} raw records are not judged by the gate yet "
+            f"(partitions {sorted(waiting)})",
+            hint="run `regsync gate` until it is caught up, or pass --allow-unjudged if you know better",
+        )
+        self.waiting = waiting
+
+
+def unjudged(bootstrap: str, topics: Topics, month: str, tz: str) -> dict[int, int]:
+    """Per raw partition, how many records pushed in ``month`` lie beyond the gate's committed offset.
+
+    The gate commits its raw offsets inside its Kafka transactions, so a committed offset at or past
+    the month's end on every partition means every record of the month has a verdict on valid or
+    rejected (read_committed).
+    """
+    from kafka import KafkaConsumer, TopicPartition
+
+    window = month_window(bootstrap, topics.raw, month, tz)
+    wanted = {p: (first, end) for p, (first, end) in window.ranges.items() if end > first}
+    if not wanted:
+        return {}
+    # A consumer that never subscribes only asks the group coordinator (it joins no group).
+    reader = KafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=gate_group_id(topics), enable_auto_commit=False
+    )
+    try:
+        done = {p: reader.committed(TopicPartition(topics.raw, p)) for p in wanted}
+    finally:
+        reader.close()
+    waiting = {}
+    for partition, (first, end) in wanted.items():
+        reached = max(done.get(partition) or -1, first)
+        if reached < end:
+            waiting[partition] = end - reached
+    return waiting
+
+
 def run_load(
     *,
     bootstrap: str,
@@ -44,6 +86,7 @@ def run_load(
     tz: str = DEFAULT_TIMEZONE,
     as_of: datetime | None = None,
     allow_open_month: bool = False,
+    allow_unjudged: bool = False,
     replace: bool = False,
     chunk_size: int = 1000,
 ) -> LoadResult:
@@ -59,6 +102,10 @@ def run_load(
             f"month {month} is not over at {as_of.isoformat()}; loading it now would miss later pushes "
             "(use --allow-open-month to load it anyway and --replace later)"
         )
+    if not allow_unjudged:
+        waiting = unjudged(bootstrap, topics, month, tz)
+        if waiting:
+            raise UnjudgedMonthError(month, waiting)
     upgrade(database_url)
     engine = sa.create_engine(database_url)
     try:

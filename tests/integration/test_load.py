@@ -112,3 +112,30 @@ def test_load_killed_mid_transaction_leaves_nothing_and_rerun_is_exact(pipeline)
     assert events == {"2026-01": 18}
     assert institutions == 18
     assert len(manifests) == 1
+
+
+def test_a_month_the_gate_has_not_judged_is_refused_until_it_has(stack, uid, database_url):
+    """Issue: loading while the gate was still judging exited 0 with a partial month and no warning."""
+    from regsync.stages.load import UnjudgedMonthError, unjudged
+
+    topics = Topics(prefix=f"u{uid}.")
+    ensure_topics(stack.bootstrap_servers, topics)
+    bus.register_schemas(stack.registry_url, topics)
+    p = {
+        "bootstrap": stack.bootstrap_servers,
+        "registry_url": stack.registry_url,
+        "database_url": database_url,
+        "topics": topics,
+    }
+    run_extract(ListConnector(rows(12)), as_of=LAST_OF_JAN, batch_size=4, **p)
+    waiting = unjudged(stack.bootstrap_servers, topics, "2026-01", "Asia/Shanghai")
+    assert sum(waiting.values()) == 12
+    with pytest.raises(UnjudgedMonthError, match="12 raw records are not judged"):
+        run_load(**p, month="2026-01", as_of=LOAD_AT)
+    # The operator's override loads what is judged (nothing yet) and says so in the manifest counts.
+    partial = run_load(**p, month="2026-01", as_of=LOAD_AT, allow_unjudged=True)
+    assert partial.records == 0
+    run_gate(**p, until_idle=True)
+    assert unjudged(stack.bootstrap_servers, topics, "2026-01", "Asia/Shanghai") == {}
+    full = run_load(**p, month="2026-01", as_of=LOAD_AT, replace=True)
+    assert full.records == 12
