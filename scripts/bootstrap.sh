@@ -141,8 +141,8 @@ fi
 if ((${#UV_CMD[@]} == 0)); then
   step "uv $UV_VERSION into .tools/uv (pip --target: no root, no change to the system Python)"
   rm -rf "$UV_DIR"
-  python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location --root-user-action=ignore \
-    --target "$UV_DIR" "uv==$UV_VERSION"
+  PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check \
+    --no-warn-script-location --target "$UV_DIR" "uv==$UV_VERSION"
   UV_CMD=("$UV_DIR/bin/uv")
   "${UV_CMD[@]}" --version >/dev/null || fail "uv did not install into $UV_DIR"
 fi
