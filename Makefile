@@ -1,21 +1,32 @@
 # regsync — `make` alone lists the targets.
 SHELL := /bin/bash
-UV ?= $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 PY := .venv/bin/python
+# scripts/bootstrap.sh installs what a target needs (uv and .venv; as root also the Debian packages)
+# and returns in about a second when all is there. UV=/path/to/uv picks the uv it uses.
+BOOTSTRAP := bash scripts/bootstrap.sh
+export UV
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 
 .PHONY: help
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}'
 
 .PHONY: install
-install: ## Create .venv with the locked dependencies (needs uv: python3 -m pip install uv)
-	$(UV) sync --extra dev --frozen
+install: ## uv (installed into .tools/uv when missing) and .venv with the locked dependencies
+	@$(BOOTSTRAP) python
+
+.PHONY: bootstrap-demo
+bootstrap-demo: ## install + JDK 17, Maven, PostgreSQL server (apt-get as root)
+	@$(BOOTSTRAP) demo
+
+.PHONY: bootstrap
+bootstrap: ## bootstrap-demo + Chromium, CJK fonts, LibreOffice Calc for the tests (apt-get as root)
+	@$(BOOTSTRAP) test
 
 .PHONY: test
-test: install ## Run the whole test suite against a real stack it starts itself
+test: bootstrap ## Run the whole test suite against a real stack it starts itself
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: test-unit
@@ -23,11 +34,11 @@ test-unit: install ## Only the unit tests (no services)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 .PHONY: test-fast
-test-fast: install ## Everything but the slow fault/lifecycle tests
+test-fast: bootstrap ## Everything but the slow fault/lifecycle tests
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 .PHONY: demo
-demo: install ## Run the pipeline end to end on the embedded defaults
+demo: bootstrap-demo ## Run the pipeline end to end on the embedded defaults
 	$(PY) -m regsync demo
 
 .PHONY: lint
@@ -41,21 +52,21 @@ fmt: install ## Apply ruff fixes and formatting
 	$(PY) -m ruff format .
 
 .PHONY: stack-up
-stack-up: install ## Start Kafka, the schema registry and PostgreSQL locally
+stack-up: bootstrap-demo ## Start Kafka, the schema registry and PostgreSQL locally
 	$(PY) -m regsync stack up
 
 .PHONY: stack-status
-stack-status: install ## Show the local stack's endpoints and health
+stack-status: bootstrap-demo ## Show the local stack's endpoints and health
 	$(PY) -m regsync stack status
 
 .PHONY: stack-down
-stack-down: install ## Stop the local stack
+stack-down: bootstrap-demo ## Stop the local stack
 	$(PY) -m regsync stack down
 
 SCENARIO ?= all
 BENCH_ARGS ?=
 
 .PHONY: bench
-bench: install ## Benchmark the pipeline on a real stack it starts itself (SCENARIO=100k|1m|all; all ≈ 18 min)
+bench: bootstrap-demo ## Benchmark the pipeline on a real stack it starts itself (SCENARIO=100k|1m|all; all ≈ 18 min)
 	$(PY) -m bench.codec
 	$(PY) -m bench.run --scenario $(SCENARIO) $(BENCH_ARGS)
