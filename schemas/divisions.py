@@ -522,6 +522,8 @@ def _fused_split(
     if found is None:
         return None
     county_len, county = found
+    if text.startswith("域", cut + county_len):  # 济南市中区域: 济南市 + 中区域 (the central area)
+        return None
     county = [e for e in county if e.kind != _KIND_SHORT and e.level is Level.COUNTY]
     return (short, county_len, county) if county else None
 

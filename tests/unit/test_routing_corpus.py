@@ -73,7 +73,9 @@ def test_fused_old_name_maps_forward():
     assert "historical_name" in r.notes
 
 
-@pytest.mark.parametrize("address", ["济南市中心医院旁", "青岛市南京路", "济南市中山公园", "济南市中"])
+@pytest.mark.parametrize(
+    "address", ["济南市中心医院旁", "青岛市南京路", "济南市中山公园", "济南市中", "济南市中区域内"]
+)
 def test_words_starting_with_shi_after_a_prefecture_are_not_counties(address):
     r = dv.resolve_address(address)
     assert r.county is None
