@@ -25,12 +25,12 @@ import json
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import cache
 from importlib import resources
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 __all__ = [
     "AddressResolution",
@@ -137,8 +137,12 @@ class AddressResolution:
 
     ``reason`` is set whenever ``county`` is ``None`` (or a stated code conflicts): ``empty``,
     ``no_division``, ``ambiguous``, ``inconsistent``, ``no_county``, ``development_zone``,
-    ``abolished_unmapped``. ``notes`` carries extra evidence for auditors (e.g. ``short_name``,
-    ``historical_name``, ``prefecture_without_counties``, ``stated_code_conflict``).
+    ``abolished_unmapped``. ``ambiguous`` lists every county the text can mean in ``candidates``: a
+    name shared by several, a head that splits two ways (``prefecture_suffix_fused``), or two counties
+    named together (``two_counties``, ``boundary``). ``notes`` carries extra evidence for auditors
+    (e.g. ``short_name``, ``historical_name``, ``prefecture_without_counties``, ``stated_code_conflict``,
+    ``prefecture_suffix_fused`` — 济南市中区 read as 济南 + 市中区, ``other_county_named`` — a second
+    county mentioned after the premises).
     """
 
     text: str
@@ -328,7 +332,7 @@ _SKIP_WORDS: Final = (
 # districts (浦东新区, 滨海新区…) are in the table and are matched as names before this pattern is tried.
 _ZONE = re.compile(
     r"[\u4e00-\u9fff]{0,12}?(?:自由贸易试验区|保税港区|工业园区|产业园区|开发区|高新区|新区|园区|工业园|保税区"
-    r"|自贸区|试验区|示范区|合作区|片区)"
+    r"|自贸区|试验区|示范区|合作区|片区|经开区|度假区|起步区)"
 )
 # A short name followed by one of these is a street or place name (朝阳路, 海淀街道), not a county.
 _STREET_WORDS: Final = (
@@ -349,6 +353,7 @@ _STREET_WORDS: Final = (
     "花园",
 )
 _KIND_FULL, _KIND_SHORT, _KIND_HIST = "full", "short", "historical"
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,7 +376,10 @@ def resolve_address(text: str | None, *, stated_code: object = None) -> AddressR
     海淀, and abolished names mapped forward), stopping at the first county. Confidence bands:
     ``high`` — full county name and its parent named; ``medium`` — full name unique within the named
     province or nationally, a short name under its parent, or an abolished name under its parent;
-    ``low`` — a short or abolished name with nothing around it. Functional zones (开发区/高新区/园区…)
+    ``low`` — a short or abolished name with nothing around it, or another county mentioned later in
+    the text. A prefecture written without 市 before a county whose name begins with 市 (济南市中区) is
+    read both ways; an address naming two counties together (兰山区与罗庄区交界处) is ``ambiguous``
+    unless a house number before the second one places the premises. Functional zones (开发区/高新区/园区…)
     resolve to the county named with them, else stay at prefecture level with reason
     ``development_zone``. A stated code that is (or maps to) a routing county wins over the address;
     a disagreement is kept as ``low`` with note ``stated_code_conflict`` so a person checks it.
@@ -415,38 +423,122 @@ def resolve_address(text: str | None, *, stated_code: object = None) -> AddressR
     )
 
 
+@dataclass(slots=True)
+class _Reading:
+    """One way of splitting the head of an address into nested names."""
+
+    tokens: list[list[_Entry]]  # the accepted meanings of each matched name, in order
+    matched: list[str]
+    end: int  # text position just after the last matched name
+    zone: str | None = None
+    inconsistent: bool = False
+    fused: bool = False  # a prefecture's 市 was read as the first character of the county
+
+
 def _resolve_text(raw: str) -> AddressResolution:
+    """Resolve the address text alone: every reading of its head, then a check for a second county.
+
+    Readings differ only where a name ending in 市 can also be its short name followed by a county
+    whose own name begins with 市 (济南市中区 = 济南 + 市中区, not 济南市 + 中区). When more than one
+    reading names a county, the answer is ``ambiguous`` with every candidate.
+    """
     text = unicodedata.normalize("NFKC", raw).strip()
     if not text:
         return AddressResolution(raw, None, Confidence.UNRESOLVED, reason="empty")
     tables = _tables()
-    tokens: list[list[_Entry]] = []  # the accepted meanings of each matched name, in order
-    matched: list[str] = []
-    zone: str | None = None
-    inconsistent = False
-    pos, n = 0, len(text)
+    alternatives: list[_Reading] = []
+    greedy = _read(tables, text, 0, alternatives)
+    results = [_conclude(tables, raw, text, reading) for reading in (greedy, *alternatives)]
+    naming = [r for r in results if r.county is not None or r.reason == "ambiguous"]
+    if not naming:
+        return results[0]
+    counties = _unique(d for r in naming for d in ((r.county,) if r.county is not None else r.candidates))
+    if len(naming) == 1 or len(counties) == 1:
+        return next((r for r in naming if r.county is not None), naming[0])
+    notes = _unique(n for r in naming for n in r.notes)
+    return _ambiguous(naming[0], counties, notes)
+
+
+def _read(tables: _Tables, text: str, pos: int, alternatives: list[_Reading] | None) -> _Reading:
+    """The greedy reading from ``pos`` (longest nested name each time, up to the first county).
+
+    With ``alternatives`` given, readings that split a name before its final 市 are appended to it.
+    """
+    reading = _Reading([], [], pos)
+    n = len(text)
     while pos < n:
         pos = _skip(text, pos)
         if pos >= n:
             break
-        context = tokens[-1] if tokens else []
+        context = reading.tokens[-1] if reading.tokens else []
         found = _match_at(tables, text, pos, context)
         if found is None:
-            zone_match = _ZONE.match(text, pos) if zone is None else None
+            zone_match = _ZONE.match(text, pos) if reading.zone is None else None
             if zone_match is not None:
-                zone = zone_match.group(0)
-                pos = zone_match.end()
+                reading.zone = zone_match.group(0)
+                pos = reading.end = zone_match.end()
                 continue
-            inconsistent = _has_full_name_at(tables, text, pos)
+            reading.inconsistent = _has_full_name_at(tables, text, pos)
             break
         length, entries = found
-        matched.append(text[pos : pos + length])
-        tokens.append(entries)
-        pos += length
+        if alternatives is not None:
+            split = _fused_split(tables, text, pos, length, entries)
+            if split is not None:
+                short, county_len, county = split
+                cut = pos + length - 1
+                alternatives.append(
+                    _Reading(
+                        [*reading.tokens, short, county],
+                        [*reading.matched, text[pos:cut], text[cut : cut + county_len]],
+                        cut + county_len,
+                        reading.zone,
+                        fused=True,
+                    )
+                )
+        reading.matched.append(text[pos : pos + length])
+        reading.tokens.append(entries)
+        pos = reading.end = pos + length
         if all(e.terminal for e in entries):
             break
+    return reading
 
-    base = AddressResolution(raw, None, Confidence.UNRESOLVED, matched=tuple(matched), development_zone=zone)
+
+def _fused_split(
+    tables: _Tables, text: str, pos: int, length: int, entries: list[_Entry]
+) -> tuple[list[_Entry], int, list[_Entry]] | None:
+    """济南市中区: the unit matched at ``pos`` without its 市, then a county whose name begins with 市.
+
+    Only full (or abolished) county names qualify after the split, never short ones, so 济南市中心医院
+    does not become 济南 + 市中(区).
+    """
+    cut = pos + length - 1
+    if length < 3 or text[cut] != "市" or all(e.terminal for e in entries):
+        return None
+    codes = {e.code for e in entries}
+    short = [e for e in tables.variants.get(text[pos:cut], ()) if e.code in codes]
+    if not short:
+        return None
+    found = _match_at(tables, text, cut, short)
+    if found is None:
+        return None
+    county_len, county = found
+    if text.startswith("域", cut + county_len):  # 济南市中区域: 济南市 + 中区域 (the central area)
+        return None
+    county = [e for e in county if e.kind != _KIND_SHORT and e.level is Level.COUNTY]
+    return (short, county_len, county) if county else None
+
+
+def _conclude(tables: _Tables, raw: str, text: str, reading: _Reading) -> AddressResolution:
+    """What one reading says: a county with its confidence, or why there is none."""
+    tokens, zone = reading.tokens, reading.zone
+    base = AddressResolution(
+        raw,
+        None,
+        Confidence.UNRESOLVED,
+        matched=tuple(reading.matched),
+        development_zone=zone,
+        notes=("prefecture_suffix_fused",) if reading.fused else (),
+    )
     if not tokens:
         return _replace(base, reason="development_zone" if zone else "no_division")
     final = tokens[-1]
@@ -460,14 +552,14 @@ def _resolve_text(raw: str) -> AddressResolution:
     entry = final[0]
     target = tables.by_code.get(entry.target) if entry.target else None
     history = entry.history
-    notes: list[str] = []
+    notes: list[str] = list(base.notes)
     if entry.kind == _KIND_SHORT:
         notes.append("short_name")
     if any(e.kind == _KIND_HIST for token in tokens for e in token):
         notes.append("historical_name")
     if not entry.terminal:
         prov, pref = _ancestors(target)
-        reason = "development_zone" if zone else ("inconsistent" if inconsistent else "no_county")
+        reason = "development_zone" if zone else ("inconsistent" if reading.inconsistent else "no_county")
         return _replace(
             base, reason=reason, province=prov, prefecture=pref, history=history, notes=tuple(notes)
         )
@@ -478,19 +570,149 @@ def _resolve_text(raw: str) -> AddressResolution:
     if zone:
         notes.append("development_zone_in_county")
     parent_named = any(e.code == _structural_parent(tables, entry) for token in tokens[:-1] for e in token)
+    confidence = _confidence(entry.kind, parent_named, context_named=len(tokens) > 1)
     prov, pref = _ancestors(target)
-    return AddressResolution(
+    result = AddressResolution(
         text=raw,
         county=target,
-        confidence=_confidence(entry.kind, parent_named, context_named=len(tokens) > 1),
+        confidence=confidence,
         province=prov,
         prefecture=pref,
-        matched=tuple(matched),
+        matched=tuple(reading.matched),
         development_zone=zone,
         history=history,
         source="address",
         notes=tuple(notes),
     )
+    return _second_county(tables, text, reading.end, result)
+
+
+# A boundary or a span between places: "兰山区与罗庄区交界处", "东昌府区和茌平区之间".
+_BOUNDARY_WORDS: Final = ("交界", "接壤", "交汇", "交接", "结合部", "接合部", "边界", "之间", "毗邻", "相邻")
+_JOINERS: Final = frozenset("与和及、同跟")
+# A house number: the premises themselves, as opposed to a landmark or boundary description.
+_HOUSE_NUMBER = re.compile(r"\d+\s*(?:号|號|栋|幢|室)")
+
+
+def _second_county(tables: _Tables, text: str, start: int, result: AddressResolution) -> AddressResolution:
+    """Check the rest of the address for another county ("兰山区与罗庄区交界处").
+
+    An address that names two counties *together* — joined by 与/和/、 or with a boundary word
+    (交界, 之间…) — does not say which one the premises are in: the answer becomes ``ambiguous`` with
+    both as candidates (notes ``two_counties``, and ``boundary`` when a boundary word is there). A
+    house number written *before* the other county (临沂市兰山区通达路8号（兰山区与罗庄区交界处）)
+    places the premises in the first county: it stays, at most ``medium``, with note
+    ``other_county_named``. Another county merely mentioned further on (东城区分店, a landmark) keeps
+    the first county at ``low``, so the gate asks a person.
+    """
+    county = result.county
+    assert county is not None
+    others = _other_counties(tables, text, start, county)
+    if not others:
+        return result
+    first_at = others[0][0]
+    boundary = any(word in text[start:] for word in _BOUNDARY_WORDS)
+    joined = boundary or any(j for _, _, j in others)
+    extra = ("boundary",) if boundary else ()
+    notes = (*result.notes, "other_county_named", *extra)
+    if _HOUSE_NUMBER.search(text, start, first_at):
+        confidence = Confidence.MEDIUM if result.confidence is Confidence.HIGH else result.confidence
+        return _replace(result, confidence=confidence, notes=notes)
+    if not joined:
+        return _replace(result, confidence=Confidence.LOW, notes=notes)
+    candidates = _unique((county, *(d for _, divs, _ in others for d in divs)))
+    return _ambiguous(result, candidates, (*result.notes, "two_counties", *extra))
+
+
+def _other_counties(
+    tables: _Tables, text: str, start: int, county: Division
+) -> list[tuple[int, tuple[Division, ...], bool]]:
+    """Counties other than ``county`` named in ``text[start:]``: where, which, and whether joined.
+
+    A mention is *joined* when a joiner (与/和/、…) precedes it or a boundary word follows it. Counted:
+    a county named with its own prefecture or province (佛山市三水区); a full name of 3+ characters in
+    the same prefecture as ``county``; a short name, a two-character name (郊区, 城区, 新县 are ordinary
+    words too) or a county of another prefecture of the province only when joined. Abolished names
+    are not counted (原莱城区 is the same place under its old name), and a short name before a street
+    word (罗庄路) never matches at all.
+    """
+    contexts: list[list[_Entry]] = []
+    up = tables.by_code.get(county.parent) if county.parent else None
+    while up is not None:
+        contexts.append([_Entry(up.code, up.level, _KIND_FULL, up.code, False)])
+        up = tables.by_code.get(up.parent) if up.parent else None
+    found: list[tuple[int, tuple[Division, ...], bool]] = []
+    pos, n = start, len(text)
+    while pos < n:
+        hit = _county_mention(tables, text, pos, contexts)
+        if hit is None:
+            pos += 1
+            continue
+        length, divs, joined = hit
+        divs = tuple(d for d in divs if d.code != county.code)
+        if divs:
+            found.append((pos, divs, joined))
+        pos += length
+    return found
+
+
+def _county_mention(
+    tables: _Tables, text: str, pos: int, contexts: list[list[_Entry]]
+) -> tuple[int, tuple[Division, ...], bool] | None:
+    """A county named at ``pos`` (see :func:`_other_counties`): length, what it denotes, joined."""
+    if text[pos : pos + 2] not in tables.prefixes:  # every name has 2+ characters: a cheap early out
+        return None
+    for depth, context in enumerate(contexts):
+        found = _match_at(tables, text, pos, context)
+        if found is None:
+            continue
+        length, entries = found
+        joined = text[pos - 1 : pos] in _JOINERS or text.startswith(_BOUNDARY_WORDS, pos + length)
+        plain = depth == 0 and length >= 3  # a full name in the same prefecture needs no joiner
+        keep = [
+            e
+            for e in entries
+            if e.level is Level.COUNTY
+            and e.target
+            and e.kind != _KIND_HIST
+            and (joined or (plain and e.kind == _KIND_FULL))
+        ]
+        if keep:
+            return length, tuple(tables.by_code[e.target] for e in _dedupe(keep)), joined
+    alternatives: list[_Reading] = []
+    for reading in (_read(tables, text, pos, alternatives), *alternatives):
+        if len(reading.tokens) < 2:
+            continue
+        last = reading.tokens[-1]
+        if len(last) == 1 and last[0].level is Level.COUNTY and last[0].target:
+            joined = text[pos - 1 : pos] in _JOINERS or text.startswith(_BOUNDARY_WORDS, reading.end)
+            return reading.end - pos, (tables.by_code[last[0].target],), joined
+    return None
+
+
+def _ambiguous(
+    result: AddressResolution, candidates: tuple[Division, ...], notes: tuple[str, ...]
+) -> AddressResolution:
+    """``result`` turned into an explicit ``ambiguous`` answer; shared province/prefecture are kept."""
+    provinces = {_ancestors(c)[0] for c in candidates}
+    prefectures = {_ancestors(c)[1] for c in candidates}
+    return _replace(
+        result,
+        county=None,
+        confidence=Confidence.UNRESOLVED,
+        reason="ambiguous",
+        candidates=candidates,
+        province=provinces.pop() if len(provinces) == 1 else None,
+        prefecture=prefectures.pop() if len(prefectures) == 1 else None,
+        history=(),
+        source=None,
+        notes=_unique(notes),
+    )
+
+
+def _unique(items: Iterable[_T]) -> tuple[_T, ...]:
+    """``items`` without repeats, in first-seen order."""
+    return tuple(dict.fromkeys(items))
 
 
 def _confidence(kind: str, parent_named: bool, context_named: bool) -> Confidence:

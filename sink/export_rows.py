@@ -13,20 +13,51 @@ might embed an ID or phone (address, changed values) goes through ``mask_text``.
 
 Formula injection: a text cell starting with ``= + - @`` (or a tab/CR) is prefixed with ``'`` so
 Excel shows it instead of evaluating it (openpyxl would even write ``=…`` as a formula).
+
+Code columns (USCC, division codes; ``Column.code``) stay text. A spreadsheet opening a CSV guesses
+types: the all-digit USCC 914403001922038216 becomes the float 9.14403E+17 (digits after the 15th
+lost) and a code with a leading zero loses it. So:
+
+* XLSX: a string cell with number format ``@`` (Text), so it also stays text when a clerk edits it.
+* CSV: ``="914403001922038216"``, the form Excel (and WPS) evaluate to the text itself. Checked with
+  headless LibreOffice 7.4 (``tests/unit/test_spreadsheet_open.py``): with "evaluate formulas" on
+  (the default of a conversion without filter options) the cell is the exact text; with the Text
+  Import dialog's default (``EvaluateFormulas`` false in its registry) it shows ``="…"`` literally —
+  still text, every digit kept, never a number; ticking "Evaluate formulas" (remembered) or opening the
+  XLSX gives the bare code. Bare digits, by contrast, came back as a float there too. Rejected: an
+  apostrophe prefix (Calc keeps it as a visible character), a tab prefix (stays inside the value and
+  breaks lookups), a second "machine" CSV (one more file per package for the bureau to tell apart).
+* Only a *plain* code (``[0-9A-Za-z]+``) is wrapped, so nothing a source sends can reach a formula:
+  anything else in a code column goes through the injection defence above like any text. Machine
+  readers strip the wrapper with :func:`unwrap_csv_text`; ``manifest.json`` names the wrapped columns
+  (``csv_text_columns``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
+from openpyxl.cell import WriteOnlyCell
+
 from schemas.events import EventType, InstitutionStatus, LegalForm, ProfitNature, Registrar, ServiceForm
 from schemas.masking import mask_phone, mask_resident_id, mask_text
 
-__all__ = ["COLUMNS", "Column", "cell_text", "event_row"]
+__all__ = [
+    "CODE_COLUMNS",
+    "COLUMNS",
+    "CSV_TEXT_COLUMNS",
+    "Column",
+    "cell_text",
+    "csv_row",
+    "event_row",
+    "unwrap_csv_text",
+    "xlsx_row",
+]
 
 Cell = str | int | Decimal | date | None
 
@@ -41,11 +72,15 @@ _TZ = ZoneInfo("Asia/Shanghai")
 
 
 class Column(NamedTuple):
-    """A package column: Chinese header, Excel width, and how to read it from a stored event."""
+    """A package column: Chinese header, Excel width, how to read it from a stored event.
+
+    ``code`` marks an identifier (USCC, division code) that must stay text in the CSV and the XLSX.
+    """
 
     header: str
     width: int
     value: Callable[[Mapping[str, Any]], Cell]
+    code: bool = False
 
 
 def _label(enum: Any, value: str | None) -> str | None:
@@ -84,7 +119,7 @@ def _move(doc: Mapping[str, Any], key: str) -> str | None:
 
 
 COLUMNS: tuple[Column, ...] = (
-    Column("统一社会信用代码", 22, lambda d: _inst(d)["uscc"]),
+    Column("统一社会信用代码", 22, lambda d: _inst(d)["uscc"], code=True),
     Column("机构名称", 36, lambda d: _inst(d)["name"]),
     Column("事件类型", 18, lambda d: _label(EventType, d["event_type"])),
     Column("登记(核准)日期", 14, lambda d: date.fromisoformat(d["event_date"])),
@@ -94,7 +129,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("法人类型", 24, lambda d: _label(LegalForm, _inst(d)["legal_form"])),
     Column("营利性质", 10, lambda d: _label(ProfitNature, _inst(d)["profit_nature"])),
     Column("住所(经营场所)", 44, lambda d: mask_text(_inst(d)["address"])),
-    Column("县级行政区划代码", 14, lambda d: d["_county_code"]),
+    Column("县级行政区划代码", 14, lambda d: d["_county_code"], code=True),
     Column("登记状态", 10, lambda d: _label(InstitutionStatus, _inst(d)["status"])),
     Column("业务(经营)范围", 50, lambda d: mask_text(_inst(d)["business_scope"])),
     Column("注册资本(开办资金,万元)", 14, _capital),
@@ -106,12 +141,22 @@ COLUMNS: tuple[Column, ...] = (
         "法定代表人证件号码(脱敏)", 22, lambda d: mask_resident_id(_rep(d).get("id_number_masked")) or None
     ),
     Column("联系电话(脱敏)", 16, lambda d: mask_phone(_rep(d).get("phone_masked")) or None),
-    Column("迁出地区划代码", 14, lambda d: _move(d, "from_county_code")),
-    Column("迁入地区划代码", 14, lambda d: _move(d, "to_county_code")),
+    Column("迁出地区划代码", 14, lambda d: _move(d, "from_county_code"), code=True),
+    Column("迁入地区划代码", 14, lambda d: _move(d, "to_county_code"), code=True),
     Column("变更事项", 40, _changes),
     Column("来源记录", 28, lambda d: f"{d['lineage']['source_system']}/{d['lineage']['source_record_id']}"),
     Column("事件编号", 38, lambda d: d["event_id"]),
 )
+
+
+CODE_COLUMNS: tuple[str, ...] = tuple(c.header for c in COLUMNS if c.code)
+"""Headers of the columns written as text (``="…"`` in the CSV, ``@`` cells in the XLSX)."""
+CSV_TEXT_COLUMNS: dict[str, Any] = {
+    "columns": list(CODE_COLUMNS),
+    "form": '="<代码>"：电子表格按文本显示（不变成 9.14403E+17、不丢前导零）；程序读取时去掉外层 =" "（sink.export_rows.unwrap_csv_text）',
+}
+"""What ``manifest.json`` says about the wrapped CSV columns, for the bureau's own programs."""
+_PLAIN_CODE = re.compile(r"[0-9A-Za-z]+")
 
 
 def event_row(
@@ -135,6 +180,38 @@ def cell_text(value: Cell) -> str:
     if isinstance(value, Decimal):
         return format(value, "f")
     return str(value)
+
+
+def csv_row(cells: Sequence[Cell]) -> list[str]:
+    """One CSV row: :func:`cell_text` of each cell, plain codes in code columns as ``="…"``."""
+    return [_csv_cell(cell, col.code) for cell, col in zip(cells, COLUMNS, strict=True)]
+
+
+def _csv_cell(value: Cell, code: bool) -> str:
+    text = cell_text(value)
+    return f'="{text}"' if code and _PLAIN_CODE.fullmatch(text) else text
+
+
+def unwrap_csv_text(value: str) -> str:
+    """The code inside a CSV cell written as ``="…"``; any other cell text unchanged."""
+    if value.startswith('="') and value.endswith('"') and _PLAIN_CODE.fullmatch(value[2:-1]):
+        return value[2:-1]
+    return value
+
+
+def xlsx_row(sheet: Any, cells: Sequence[Cell]) -> list[Any]:
+    """One write-only worksheet row: code columns as string cells formatted ``@`` (Text)."""
+    row: list[Any] = []
+    for value, col in zip(cells, COLUMNS, strict=True):
+        if not col.code:
+            row.append(value)
+            continue
+        cell = WriteOnlyCell(sheet, value=None if value is None else str(value))
+        if value is not None:
+            cell.data_type = "s"  # _defuse already made sure no code cell starts with "="
+        cell.number_format = "@"
+        row.append(cell)
+    return row
 
 
 def _defuse(value: Cell) -> Cell:

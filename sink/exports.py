@@ -3,7 +3,8 @@
 ``export_month(engine, month, out_dir)`` writes, for every county with events loaded in the month,
 ``out_dir/<month>/<county code>_<county name>/`` holding:
 
-* ``registrations.csv`` — UTF-8 **with BOM** (Excel otherwise reads the Chinese as mojibake), CRLF;
+* ``registrations.csv`` — UTF-8 **with BOM** (Excel otherwise reads the Chinese as mojibake), CRLF,
+  code columns as ``="…"`` so a spreadsheet keeps them text (see :mod:`sink.export_rows`);
 * ``registrations.xlsx`` — the same rows, Chinese header row in bold, frozen, sized columns;
 * ``manifest.json`` — month, county, row counts by event type, late count, SHA-256 and size of each
   file, the load manifests the data came from, ``generated_at``.
@@ -39,7 +40,7 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
 from schemas.divisions import lookup
-from sink.export_rows import COLUMNS, cell_text, event_row
+from sink.export_rows import COLUMNS, CSV_TEXT_COLUMNS, csv_row, event_row, xlsx_row
 from sink.models import county_pushes, institution_events, load_manifests
 
 __all__ = ["UNRESOLVED_COUNTY", "PackageInfo", "export_month"]
@@ -101,6 +102,7 @@ def export_month(engine: sa.Engine, month: str, out_dir: str | Path) -> list[Pac
                 for name in (CSV_NAME, XLSX_NAME)
             },
             "columns": [c.header for c in COLUMNS],
+            "csv_text_columns": CSV_TEXT_COLUMNS,
             "personal_data": "证件号码、联系电话已脱敏；保留法定代表人姓名（备案核验与联系所需）",
             "sources": sources,
             "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -184,8 +186,8 @@ def _write_package(
             cells = event_row(
                 row.event_json, pushed_at=row.pushed_at, late=row.late, county_code=row.county_code
             )
-            writer.writerow([cell_text(c) for c in cells])
-            sheet.append(cells)
+            writer.writerow(csv_row(cells))
+            sheet.append(xlsx_row(sheet, cells))
             counts[row.event_type] += 1
             late += bool(row.late)
     workbook.properties.creator = "regsync"

@@ -15,6 +15,8 @@ import pytest
 import sqlalchemy as sa
 
 from schemas.events import EventType, FieldChange, InstitutionStatus, JurisdictionMove, LegalRepresentative
+from sink import export_rows
+from sink.export_rows import CODE_COLUMNS, COLUMNS, csv_row, unwrap_csv_text
 from sink.exports import export_month
 from sink.loader import PositionedEvent, load_month
 from sink.models import county_pushes
@@ -137,9 +139,11 @@ def test_csv_is_excel_friendly(engine, tmp_path):
     assert raw.startswith(b"\xef\xbb\xbf") and b"\r\n" in raw
     rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
     assert len(rows) == 4
-    assert rows[0]["统一社会信用代码"] == uscc_for(2) and rows[0]["逾期推送"] == "是"  # sorted by event date
+    assert rows[0]["统一社会信用代码"] == f'="{uscc_for(2)}"'  # code columns stay text in a spreadsheet
+    assert unwrap_csv_text(rows[0]["统一社会信用代码"]) == uscc_for(2)
+    assert rows[0]["逾期推送"] == "是"  # sorted by event date
     assert [r["事件类型"] for r in rows] == ["设立", "设立", "变更", "迁出"]
-    assert rows[-1]["迁入地区划代码"] == "441803" and rows[-1]["登记状态"] == "迁出"
+    assert rows[-1]["迁入地区划代码"] == '="441803"' and rows[-1]["登记状态"] == "迁出"
     assert rows[0]["推送时间"] == "2025-03-11 11:00:00"  # Asia/Shanghai
 
 
@@ -185,3 +189,85 @@ def test_reexport_is_byte_identical(engine, tmp_path):
 
 def test_month_without_events_exports_nothing(engine, tmp_path):
     assert export_month(engine, "2025-01", tmp_path) == []
+
+
+# ------------------------------------------------------------------ code columns stay text (issue 15 §6)
+
+DIGIT_USCC = "914403001922038216"  # legal and common: every character a digit
+
+
+@pytest.fixture
+def digits_engine(tmp_path):
+    """A month whose codes are all digits: the USCC, the county, the move's from/to codes."""
+    url = f"sqlite:///{tmp_path / 'digits.db'}"
+    upgrade(url)
+    eng = create_engine(url)
+    events = [
+        make_event(DIGIT_USCC, EventType.ESTABLISHED, date(2025, 3, 2), county="370103"),
+        make_event(
+            DIGIT_USCC,
+            EventType.MOVED_OUT,
+            date(2025, 3, 9),
+            county="370103",
+            version=2,
+            status=InstitutionStatus.MOVED_OUT,
+            move=JurisdictionMove("370103", "370102"),
+        ),
+        make_event(uscc_for(9), EventType.ESTABLISHED, date(2025, 3, 3), county="370103", name="=1+2"),
+    ]
+    records = [PositionedEvent(0, i, pushed(10 + i), e) for i, e in enumerate(events)]
+    load_month(
+        eng, month="2025-03", topic="t", positioned=records, offset_ranges={0: (0, len(records))}, run_id="r"
+    )
+    yield eng
+    eng.dispose()
+
+
+def csv_rows(package):
+    return list(csv.reader(io.StringIO(package.files["registrations.csv"].read_text(encoding="utf-8-sig"))))
+
+
+def test_csv_code_columns_are_written_as_formula_text(digits_engine, tmp_path):
+    (package,) = export_month(digits_engine, "2025-03", tmp_path)
+    header, first, second, third = csv_rows(package)
+    col = {name: i for i, name in enumerate(header)}
+    assert first[col["统一社会信用代码"]] == f'="{DIGIT_USCC}"'
+    assert first[col["县级行政区划代码"]] == '="370103"'
+    assert third[col["迁出地区划代码"]] == '="370103"' and third[col["迁入地区划代码"]] == '="370102"'
+    assert first[col["迁出地区划代码"]] == ""  # empty stays empty, not =""
+    assert first[col["登记(核准)日期"]] == "2025-03-02"  # other columns untouched
+    assert second[col["机构名称"]] == "'=1+2"  # formula injection from the source is still defused
+    # Machine readers get the plain value back with one documented call.
+    assert unwrap_csv_text(first[col["统一社会信用代码"]]) == DIGIT_USCC
+    assert unwrap_csv_text(second[col["机构名称"]]) == "'=1+2"
+    manifest = json.loads(package.files["manifest.json"].read_text(encoding="utf-8"))
+    assert manifest["csv_text_columns"]["columns"] == list(CODE_COLUMNS)
+    assert '="' in manifest["csv_text_columns"]["form"]
+
+
+@pytest.mark.parametrize(
+    "value", ['=HYPERLINK("http://x")', '91"+1', "@SUM(A1)", "-370103", "37 0103", "", None]
+)
+def test_code_cells_that_are_not_plain_codes_are_never_wrapped(value):
+    cells = [None] * len(COLUMNS)
+    index = [c.header for c in COLUMNS].index("统一社会信用代码")
+    doc_value = export_rows._defuse(value)
+    cells[index] = doc_value
+    written = csv_row(cells)[index]
+    assert not written.startswith('="'), written
+    if value and value[0] in "=+-@":
+        assert written.startswith("'")
+
+
+def test_xlsx_code_cells_are_text_formatted_as_text(digits_engine, tmp_path):
+    (package,) = export_month(digits_engine, "2025-03", tmp_path)
+    sheet = openpyxl.load_workbook(package.files["registrations.xlsx"]).active
+    header = [c.value for c in sheet[1]]
+    for row in sheet.iter_rows(min_row=2):
+        for name in ("统一社会信用代码", "县级行政区划代码"):
+            cell = row[header.index(name)]
+            assert cell.data_type == "s" and cell.number_format == "@", (name, cell.value)
+            assert isinstance(cell.value, str)
+        assert row[header.index("托位数")].data_type == "n"  # real numbers stay numbers
+    assert sheet.cell(2, header.index("统一社会信用代码") + 1).value == DIGIT_USCC
+    assert all(cell.data_type != "f" for row in sheet.iter_rows() for cell in row)
