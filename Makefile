@@ -42,9 +42,11 @@ demo: bootstrap-demo ## Run the pipeline end to end on the embedded defaults
 	$(PY) -m regsync demo
 
 .PHONY: lint
-lint: install ## ruff lint and format check
+lint: install ## ruff lint and format check, import-linter layer contracts, mypy
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	.venv/bin/lint-imports
+	$(PY) -m mypy
 
 .PHONY: fmt
 fmt: install ## Apply ruff fixes and formatting

@@ -2,7 +2,7 @@
 
 GX has no expectation for a valid 统一社会信用代码, a known GB/T 2260 county, the registrar/USCC-prefix
 rule, one institution reported by two registrars, or the "pushed within the registration month" rule
-(DOMAIN.md), so they are written here the GX 1.x way: a *metric provider* registered for the pandas
+(docs/domain.md), so they are written here the GX 1.x way: a *metric provider* registered for the pandas
 execution engine (``ColumnMapMetricProvider`` / ``ColumnPairMapMetricProvider`` with a
 ``column_condition_partial`` / ``column_pair_condition_partial``), and a ``ColumnMapExpectation`` /
 ``ColumnPairMapExpectation`` that names it in ``map_metric``. Defining the classes registers them
@@ -71,7 +71,7 @@ __all__ = [
 REGISTRAR_PREFIXES: Final[Mapping[str, frozenset[str]]] = MappingProxyType(
     {str(registrar.value): prefixes for registrar, prefixes in _RULE_PREFIXES.items()}
 )
-"""USCC positions 1–2 each registrar may issue (DOMAIN.md, 国卫办人口发〔2019〕25号).
+"""USCC positions 1–2 each registrar may issue (docs/domain.md, 国卫办人口发〔2019〕25号).
 
 Data, not code: a province whose 行政审批局 registers other forms passes its own table to
 :class:`ExpectColumnPairValuesRegistrarPrefixConsistent` (``registrar_prefixes``).

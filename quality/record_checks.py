@@ -18,7 +18,7 @@ connector. So:
   re-resolves the premises address (``GateConfig.resolve_missing_county``, on by default). A hit is
   published with ``DIVISION_RESOLVED_AT_GATE`` (warn); a miss is ``DIVISION_UNKNOWN`` (reject). Re-resolving
   is what makes a DLQ replay useful after the division table is updated, and it costs nothing when the
-  connector already did its job. The USCC's division digits are never used (DOMAIN.md).
+  connector already did its job. The USCC's division digits are never used (docs/domain.md).
 
 Speed: the gate must judge >10k events/s on one core. The expensive pure steps (USCC parse, division
 check + address resolution, childcare classification) are memoised in bounded ``functools.lru_cache``
@@ -89,7 +89,7 @@ _CODE_CACHE = 4_096  # division codes: a few thousand exist
 
 @dataclass(frozen=True)
 class GateConfig:
-    """Everything DOMAIN.md says to keep configurable, validated at construction (fail fast).
+    """Everything docs/domain.md says to keep configurable, validated at construction (fail fast).
 
     ``prefix_table`` replaces :data:`quality.rules.REGISTRAR_PREFIXES` wholesale and must name every
     registrar (e.g. ``{**REGISTRAR_PREFIXES, Registrar.SHICHANG: {"91", "92", "93"}}``).

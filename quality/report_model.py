@@ -53,7 +53,7 @@ __all__ = [
 DEFAULT_TIMELINESS_THRESHOLD = 0.95
 """Share of registrations that should reach the health department within their registration month.
 
-The rule itself ("push within the month", DOMAIN.md) is national; the target share auditors hold it
+The rule itself ("push within the month", docs/domain.md) is national; the target share auditors hold it
 to is not, so this is only a default the caller can override per report.
 """
 

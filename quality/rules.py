@@ -10,7 +10,7 @@ Severity semantics (``schemas.events.Severity``): ``REJECT`` sends the record to
 ``quality_warnings``. ``scope`` says who evaluates a rule: ``record`` rules run in the gate
 (:mod:`quality.record_checks`), ``batch`` rules over a gate batch or a month in Great Expectations.
 
-Decisions on ambiguous points (DOMAIN.md marks the registrar table as [V] for the registrars but not
+Decisions on ambiguous points (docs/domain.md marks the registrar table as [V] for the registrars but not
 for every entity-type code; see :data:`REGISTRAR_PREFIXES`):
 
 * 编制 registers childcare only as 事业单位 (``12``). ``11`` 机关, ``13`` 群众团体 and ``19`` 其他 are also
@@ -22,7 +22,7 @@ for every entity-type code; see :data:`REGISTRAR_PREFIXES`):
 * 行政审批 takes over whatever entity types the province moved to it: ``91``, ``92``, ``52``.
 * 教育 reports kindergartens opening 托班: public (``12``), private non-profit (``52``) or enterprise (``91``).
 
-Every limit DOMAIN.md marks [U] or "keep configurable" is a :class:`quality.record_checks.GateConfig`
+Every limit docs/domain.md marks [U] or "keep configurable" is a :class:`quality.record_checks.GateConfig`
 field, never a constant here; the defaults below are just the documented starting points.
 """
 
@@ -79,7 +79,7 @@ DEFAULT_TIMEZONE: Final = _DEFAULT_TIMEZONE  # one definition: schemas.month
 """Month boundaries of the 登记当月 push rule are Beijing time, the registrars' own calendar."""
 
 DEFAULT_FAMILY_CARE_CAPACITY: Final = 5
-"""家庭托育点 (2023): at most 5 children [V], DOMAIN.md; provinces may differ, hence configurable."""
+"""家庭托育点 (2023): at most 5 children [V], docs/domain.md; provinces may differ, hence configurable."""
 
 DEFAULT_CAPITAL_MAX_WAN: Final = Decimal("100000")
 """Registered capital above 10亿元 (100,000 万元) is implausible for a 托育机构 and usually a unit error
@@ -98,7 +98,7 @@ REGISTRAR_PREFIXES: Final[Mapping[Registrar, frozenset[str]]] = MappingProxyType
         Registrar.JIAOYU: frozenset({"12", "52", "91"}),
     }
 )
-"""USCC positions 1–2 each registrar may issue to a childcare institution (DOMAIN.md table; the
+"""USCC positions 1–2 each registrar may issue to a childcare institution (docs/domain.md table; the
 module docstring explains what is left out and why). Override per deployment in ``GateConfig``."""
 
 

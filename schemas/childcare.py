@@ -5,13 +5,13 @@ real ones (家庭托育点 with only 家庭托育服务 in scope) or admitting l
 disability 托养, elder 托老, and 早教 centres. Auditors must see *why* a record was or was not taken, so
 the verdict carries the matched terms, the exclusions, and any negated mentions.
 
-Rules (DOMAIN.md "Recognising childcare"):
+Rules (docs/domain.md "Recognising childcare"):
 
 * A *strong* include (托育, 婴幼儿照护, 3岁以下婴幼儿, 托儿所, 托班, 乳儿班/托小班/托大班, 家庭托育…) makes it
   childcare, whatever exclusions also appear.
 * A *weak* include (the service forms 全日托/半日托/计时托/临时托, also used for elder or school-age care)
   counts only when no exclusion appears.
-* Exclusions (托管, 午托, 晚托, 托养, 早教/早期教育; plus 托老 and 托运, which DOMAIN.md does not list) decide
+* Exclusions (托管, 午托, 晚托, 托养, 早教/早期教育; plus 托老 and 托运, which docs/domain.md does not list) decide
   "not childcare" when no strong include is present.
 * Industry code 8020 (托儿所服务, GB/T 4754-2017) counts as a strong include; 8310 (学前教育) alone does not.
 
@@ -90,8 +90,8 @@ EXCLUDE_TERMS: Final[tuple[Term, ...]] = (
     Term.literal("托养"),
     Term.literal("早教"),
     Term.literal("早期教育"),
-    Term.literal("托老"),  # elder day care (日间托老); not in DOMAIN.md, guards 全日托老
-    Term.literal("托运"),  # freight; not in DOMAIN.md, guards 临时托运
+    Term.literal("托老"),  # elder day care (日间托老); not in docs/domain.md, guards 全日托老
+    Term.literal("托运"),  # freight; not in docs/domain.md, guards 临时托运
 )
 """Default exclusion keywords (false positives unless a strong include also appears)."""
 

@@ -678,7 +678,7 @@ def _county_mention(
             and (joined or (plain and e.kind == _KIND_FULL))
         ]
         if keep:
-            return length, tuple(tables.by_code[e.target] for e in _dedupe(keep)), joined
+            return length, tuple(tables.by_code[e.target] for e in _dedupe(keep) if e.target), joined
     alternatives: list[_Reading] = []
     for reading in (_read(tables, text, pos, alternatives), *alternatives):
         if len(reading.tokens) < 2:
@@ -883,6 +883,8 @@ def _tables() -> _Tables:
             continue
         if any(e.kind != _KIND_HIST and e.code == code for e in variants.get(name, ())):
             continue
+        end: str | None
+        history: tuple[ChangeStep, ...]
         if code in by_code:  # an old name of a unit that still has its code (襄樊市 → 襄阳市)
             end, history = code, (step,)
         else:
@@ -939,7 +941,7 @@ def _load_history(
             edges[old_code].append(step)
         for side, code in ((old, old_code), (new, new_code)):
             name = side.get("name")
-            if code and _clean_name(name) and (code not in by_code or by_code[code].name != name):
+            if code and name and _clean_name(name) and (code not in by_code or by_code[code].name != name):
                 names[(name, code)] = step  # events are in year order: the latest one wins
     for steps in edges.values():
         steps.sort(key=lambda s: s.year)  # stable: file order breaks ties

@@ -76,12 +76,12 @@ CATEGORIES: Final[dict[str, dict[str, str]]] = {
     "5": {"1": "社会团体", "2": "民办非企业单位", "3": "基金会", "9": "其他"},
     "9": {"1": "企业", "2": "个体工商户", "3": "农民专业合作社"},
 }
-"""Position 2 per registrar, as far as this project needs them (DOMAIN.md); others are 'unknown'."""
+"""Position 2 per registrar, as far as this project needs them (docs/domain.md); others are 'unknown'."""
 
 LEGACY_PILOT_CODES: Final[frozenset[str]] = frozenset(
     {
         # Fujian/Xiamen pilot (2015): org check digit is fine, the GB 32100 check digit is not
-        # (computed '1', printed 'M'), yet the code was issued and is in use. Cited in DOMAIN.md.
+        # (computed '1', printed 'M'), yet the code was issued and is in use. Cited in docs/domain.md.
         "91350100M0001TGQXM",
     }
 )

@@ -46,6 +46,7 @@ from openpyxl.cell import WriteOnlyCell
 
 from schemas.events import EventType, InstitutionStatus, LegalForm, ProfitNature, Registrar, ServiceForm
 from schemas.masking import mask_phone, mask_resident_id, mask_text
+from schemas.month import DEFAULT_TIMEZONE
 
 __all__ = [
     "CODE_COLUMNS",
@@ -68,7 +69,7 @@ _FIELD_ZH = {
     "business_scope": "业务范围",
     "registered_capital": "注册资本(开办资金)",
 }
-_TZ = ZoneInfo("Asia/Shanghai")
+_TZ = ZoneInfo(DEFAULT_TIMEZONE)
 
 
 class Column(NamedTuple):
@@ -88,7 +89,8 @@ def _label(enum: Any, value: str | None) -> str | None:
 
 
 def _inst(doc: Mapping[str, Any]) -> Mapping[str, Any]:
-    return doc["institution"]
+    inst: Mapping[str, Any] = doc["institution"]
+    return inst
 
 
 def _rep(doc: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -1,6 +1,6 @@
 """The monthly load: one month of ``registrations.valid`` into the filing store, in ONE transaction.
 
-The caller (``regsync.stages.load``) reads the month from Kafka between the offsets the broker's time index
+The caller (``regsync.stages.load``) reads the month from Kafka between the offsets a search of the records' timestamps
 gives for the start of the month and of the next one, and hands the records here in per-partition
 offset order (partitions may interleave). Everything the load writes — events, the folded roster,
 the manifest — commits together or not at all, so:

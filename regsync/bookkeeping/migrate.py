@@ -6,7 +6,7 @@ Expectations results (:mod:`quality.gx_results`). Those tables are owned here, b
 Alembic with its own version table, so a long-lived deployment is upgraded in place rather than
 left to ``create_all`` (which never alters a table that already exists).
 
-``quality`` must not import ``regsync`` (DESIGN.md's layers), so its tables' migrations live here,
+``quality`` must not import ``regsync`` (docs/architecture.md's layers), so its tables' migrations live here,
 where the layers are wired.
 """
 

@@ -1,6 +1,6 @@
 """The Kafka side of the pipeline: producers that never fire-and-forget, codecs bound to registered ids.
 
-Only the composition root talks to Kafka (DESIGN.md); connectors, the gate logic and the sink see
+Only the composition root talks to Kafka (docs/architecture.md); connectors, the gate logic and the sink see
 events, not records.
 """
 

@@ -16,7 +16,7 @@ def _raw(name):
 
 
 def test_vendored_data_counts_match_what_the_package_states():
-    # DOMAIN.md: 34 provinces / 333 prefectures / 2,847 counties; 5,276 change events.
+    # docs/domain.md: 34 provinces / 333 prefectures / 2,847 counties; 5,276 change events.
     assert len(dv.all_divisions(Level.PROVINCE)) == 34
     assert len(dv.all_divisions(Level.PREFECTURE)) == 333
     assert len(dv.all_divisions(Level.COUNTY)) == 2847

@@ -128,7 +128,7 @@ def test_valid_uscc_all_valid_passes_and_mostly_applies(validate):
 
 
 def test_known_division_current_and_abolished_mapped_pass(validate):
-    # 371202 莱城区 was abolished and maps forward to 370116 莱芜区 (DOMAIN.md); 12-digit codes are cut to 6.
+    # 371202 莱城区 was abolished and maps forward to 370116 莱芜区 (docs/domain.md); 12-digit codes are cut to 6.
     frame = pd.DataFrame({"county_code": ["110105", "371202", "110105000000"]})
     assert validate(frame, ExpectColumnValuesToBeKnownDivision(column="county_code")).success
 

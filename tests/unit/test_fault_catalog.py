@@ -110,7 +110,7 @@ def _imports(path: Path) -> Iterable[str]:
 
 
 def test_quality_depends_on_schemas_only():
-    # DESIGN.md layering: quality may import schemas (and third-party libraries), never the other layers.
+    # docs/architecture.md layering: quality may import schemas (and third-party libraries), never the other layers.
     forbidden = {"regsync", "connectors", "sink", "simulators", "dags", "kafka"}
     for path in sorted(QUALITY_DIR.glob("*.py")):
         assert not set(_imports(path)) & forbidden, path.name

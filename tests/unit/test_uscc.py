@@ -5,14 +5,14 @@ import pytest
 from schemas import uscc
 from schemas.uscc import ALPHABET, Severity
 
-# Vectors from GB 32100-2015 and DOMAIN.md; the check digits were worked by hand there.
+# Vectors from GB 32100-2015 and docs/domain.md; the check digits were worked by hand there.
 STANDARD_EXAMPLE = "91350100M000100Y43"
 BEIJING_EXAMPLE = "91110000600037341L"
 PILOT = "91350100M0001TGQXM"
 
 
 def test_weights_follow_the_standard_table():
-    # DOMAIN.md lists W1..W17 explicitly; the module derives them as 3^(i-1) mod 31.
+    # docs/domain.md lists W1..W17 explicitly; the module derives them as 3^(i-1) mod 31.
     assert uscc._WEIGHTS == (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 
 
@@ -106,7 +106,7 @@ def test_letter_registrars_are_accepted(registrar, name):
     r = uscc.parse(code)
     assert r.is_valid, r.findings
     assert r.registrar_name == name
-    # Categories for these registrars are outside DOMAIN.md's table: a note, not an error.
+    # Categories for these registrars are outside docs/domain.md's table: a note, not an error.
     assert r.finding_ids == ("unknown_category",)
     assert r.findings[0].severity is Severity.INFO
 
