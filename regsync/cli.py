@@ -654,6 +654,25 @@ def report_cmd(month: ReportMonth) -> None:
     out.print(str(path), highlight=False, soft_wrap=True)
 
 
+@app.command("export")
+def export_cmd(month: ReportMonth) -> None:
+    """Write the month's county push packages (CSV + XLSX + manifest per county); prints one line each."""
+    from regsync import jobs
+
+    packages = jobs.export(month)
+    table = Table("county", "name", "rows", "late", "folder")
+    for package in packages:
+        table.add_row(
+            package.county_code,
+            package.county_name,
+            f"{package.rows:,}",
+            f"{package.late:,}",
+            str(package.directory),
+        )
+    out.print(table)
+    out.print(f"{month}: {len(packages)} county packages", highlight=False)
+
+
 def main() -> None:
     """Console entry point (errors are handled by :class:`_Handled`, also under Typer's test runner)."""
     app()

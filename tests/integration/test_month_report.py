@@ -292,5 +292,9 @@ def test_months_reconcile_and_the_report_is_safe(settings, tmp_path, monkeypatch
         done = runner.invoke(app, ["report", "--month", MONTHS[0]])
         assert done.exit_code == 0, done.output
         assert done.output.strip().endswith(f"audit-{MONTHS[0]}.html")
+        packaged = runner.invoke(app, ["export", "--month", MONTHS[0]])
+        assert packaged.exit_code == 0, packaged.output
+        assert f"{MONTHS[0]}: " in packaged.output and "county packages" in packaged.output
+        assert any((settings.output_dir / "packages" / MONTHS[0]).iterdir())
     finally:
         get_settings.cache_clear()
