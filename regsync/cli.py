@@ -254,7 +254,7 @@ def extract(
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from regsync import endpoints, sources
-    from regsync.kafka.topics import Topics, ensure_topics
+    from regsync.kafka.topics import ensure_topics, topics_from
     from regsync.stages.extract import run_extract
 
     settings = get_settings()
@@ -263,7 +263,7 @@ def extract(
         console.print("[bold red]error:[/] name a --source or use --all", highlight=False)
         raise typer.Exit(2)
     services = endpoints.resolve(settings)
-    topics = Topics(prefix=settings.topic_prefix)
+    topics = topics_from(settings)
     ensure_topics(services.bootstrap_servers, topics)
     clock = _as_of(as_of)
     summaries = []
@@ -312,18 +312,39 @@ def gate(
         typer.Option("--until-idle/--forever", help="Stop when caught up (Airflow) or run continuously."),
     ] = True,
     instance: Annotated[int, typer.Option(help="Gate instance number (its transactional id).")] = 0,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Run N worker processes in one consumer group (instances --instance … --instance+N-1).",
+        ),
+    ] = 1,
 ) -> None:
     """Judge raw registrations into registrations.valid or registrations.rejected, in Kafka transactions."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from regsync import endpoints
-    from regsync.kafka.topics import Topics, ensure_topics
+    from regsync.kafka.topics import ensure_topics, topics_from
     from regsync.stages.gate import gate_config, run_gate
 
     settings = get_settings()
     services = endpoints.resolve(settings)
-    topics = Topics(prefix=settings.topic_prefix)
+    topics = topics_from(settings)
     ensure_topics(services.bootstrap_servers, topics)
+    if workers > 1:
+        from regsync.stages.gate_workers import run_gate_workers
+
+        exits = run_gate_workers(workers, until_idle=until_idle, first_instance=instance)
+        failed = [e for e in exits if e.returncode != 0]
+        for e in failed:
+            console.print(
+                f"[bold red]error:[/] gate worker {e.instance} exited with {e.returncode}", highlight=False
+            )
+        if failed:
+            raise typer.Exit(max(abs(e.returncode) for e in failed))
+        out.print(f"{workers} gate workers finished", highlight=False)
+        return
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
     ) as bar:
@@ -373,7 +394,7 @@ def load(
 ) -> None:
     """Load one month of registrations.valid into the filing store, exactly once (a re-run is a no-op)."""
     from regsync import endpoints
-    from regsync.kafka.topics import Topics
+    from regsync.kafka.topics import topics_from
     from regsync.stages.load import run_load
 
     settings = get_settings()
@@ -382,7 +403,7 @@ def load(
         bootstrap=services.bootstrap_servers,
         registry_url=services.registry_url,
         database_url=services.database_url,
-        topics=Topics(prefix=settings.topic_prefix),
+        topics=topics_from(settings),
         month=month,
         tz=settings.timezone,
         as_of=_as_of(as_of),
@@ -405,7 +426,7 @@ def load(
 def trace_cmd(uscc: Annotated[str, typer.Argument(help="The institution's 统一社会信用代码.")]) -> None:
     """One institution's way through the system: source, extraction, raw, gate, load, store, package."""
     from regsync import endpoints
-    from regsync.kafka.topics import Topics
+    from regsync.kafka.topics import topics_from
     from regsync.stages.trace import trace
 
     settings = get_settings()
@@ -414,7 +435,7 @@ def trace_cmd(uscc: Annotated[str, typer.Argument(help="The institution's 统一
         bootstrap=services.bootstrap_servers,
         registry_url=services.registry_url,
         database_url=services.database_url,
-        topics=Topics(prefix=settings.topic_prefix),
+        topics=topics_from(settings),
         uscc=uscc,
     )
     if not found.hops:
@@ -460,7 +481,7 @@ def dlq_list(
     from collections import Counter
 
     from regsync import endpoints
-    from regsync.kafka.topics import Topics
+    from regsync.kafka.topics import topics_from
     from regsync.stages import dlq
 
     settings = get_settings()
@@ -469,7 +490,7 @@ def dlq_list(
         dlq.entries(
             services.bootstrap_servers,
             services.registry_url,
-            Topics(prefix=settings.topic_prefix),
+            topics_from(settings),
             _dlq_filter(rule, source, uscc, month),
             settings.timezone,
         )
@@ -496,7 +517,7 @@ def dlq_show(
     import json
 
     from regsync import endpoints
-    from regsync.kafka.topics import Topics
+    from regsync.kafka.topics import topics_from
     from regsync.stages import dlq
     from schemas.masking import mask_text
 
@@ -505,7 +526,7 @@ def dlq_show(
     for entry in dlq.entries(
         services.bootstrap_servers,
         services.registry_url,
-        Topics(prefix=settings.topic_prefix),
+        topics_from(settings),
         _dlq_filter(None, None, None, None),
         settings.timezone,
     ):
@@ -532,7 +553,7 @@ def dlq_replay(
 ) -> None:
     """Re-submit rejected events to the gate; every replay (dry runs too) is recorded for auditors."""
     from regsync import endpoints
-    from regsync.kafka.topics import Topics
+    from regsync.kafka.topics import topics_from
     from regsync.stages import dlq
 
     settings = get_settings()
@@ -541,7 +562,7 @@ def dlq_replay(
         bootstrap=services.bootstrap_servers,
         registry_url=services.registry_url,
         database_url=services.database_url,
-        topics=Topics(prefix=settings.topic_prefix),
+        topics=topics_from(settings),
         flt=_dlq_filter(rule, source, uscc, month),
         as_of=_as_of(as_of),
         dry_run=dry_run,

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from regsync.stages.gate import GateCounts
     from sink.exports import PackageInfo
     from sink.loader import LoadResult
-from regsync.kafka.topics import Topics, ensure_topics
+from regsync.kafka.topics import Topics, ensure_topics, topics_from
 from regsync.outputs import packages_dir
 from regsync.settings import Settings, get_settings
 
@@ -29,7 +29,7 @@ from regsync.settings import Settings, get_settings
 def _env(settings: Settings | None) -> tuple[Settings, Services, Topics]:
     settings = settings or get_settings()
     services = resolve(settings)
-    topics = Topics(prefix=settings.topic_prefix)
+    topics = topics_from(settings)
     ensure_topics(services.bootstrap_servers, topics)
     return settings, services, topics
 

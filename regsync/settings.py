@@ -96,6 +96,13 @@ class Settings(BaseSettings):
     sources: SourcesSettings = Field(default_factory=SourcesSettings)
     gate: GateSettings = Field(default_factory=GateSettings)
     topic_prefix: str = Field(default="", description="Prefix of topic and subject names.")
+    topic_partitions: int = Field(
+        default=6,
+        ge=1,
+        le=1000,
+        description="Partitions of topics regsync creates: the most gate workers that can share the load. "
+        "Existing topics keep theirs (adding partitions would move keys and break per-USCC order).",
+    )
     timezone: str = Field(default=DEFAULT_TIMEZONE, description="Month boundaries are taken in this zone.")
     output_dir: Path | None = Field(
         default=None, description="Reports, county packages and Data Docs (default: .regsync/output)."

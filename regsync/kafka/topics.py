@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from regsync.settings import Settings
 from schemas.contracts import TOPIC_RAW, TOPIC_REJECTED, TOPIC_VALID
 
 
@@ -62,3 +63,8 @@ def ensure_topics(bootstrap: str, topics: Topics) -> list[str]:
         return wanted
     finally:
         admin.close()
+
+
+def topics_from(settings: Settings) -> Topics:
+    """The deployment's topics: prefix and partition count from the settings (one place)."""
+    return Topics(prefix=settings.topic_prefix, partitions=settings.topic_partitions)
