@@ -142,6 +142,10 @@ def create_app(url: str | None = None, settings: PortalSettings | None = None) -
     templates.env.filters["mask"] = mask_text
     templates.env.filters["mask_id"] = mask_resident_id
     templates.env.filters["mask_phone"] = mask_phone
+    from portal.queries import division_name
+
+    templates.env.globals["division"] = division_name
+    templates.env.globals["csrf"] = ""
     app.state.templates = templates
     app.state.lockout = timedelta(minutes=settings.lockout_minutes)
     app.add_middleware(SessionMiddleware, codec=codec, settings=settings)
