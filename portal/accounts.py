@@ -60,7 +60,9 @@ def check_region(role: str, region: str | None) -> str:
     return value
 
 
-def add_user(engine: sa.Engine, username: str, role: str, region: str | None, password: str | None = None) -> str:
+def add_user(
+    engine: sa.Engine, username: str, role: str, region: str | None, password: str | None = None
+) -> str:
     """Create an account; returns the password (generated when not given), to be shown once."""
     region = check_region(role, region)
     if not re.fullmatch(r"[A-Za-z0-9_.@-]{2,64}", username):

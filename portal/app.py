@@ -88,20 +88,29 @@ def _guard(policy: Policy) -> Any:
                 with engine.begin() as conn:
                     who = accounts.token_principal(conn, secret.strip()) or ANONYMOUS
             if who.kind != "token":
-                accounts.record(engine, "-", "api_call", request.url.path, ip=client_ip(request), outcome="unauthorized")
-                raise HTTPException(401, "需要有效令牌 / a valid bearer token is required", {"WWW-Authenticate": "Bearer"})
+                accounts.record(
+                    engine, "-", "api_call", request.url.path, ip=client_ip(request), outcome="unauthorized"
+                )
+                raise HTTPException(
+                    401, "需要有效令牌 / a valid bearer token is required", {"WWW-Authenticate": "Bearer"}
+                )
         else:
             session = request.state.session
             if session.get("uid") is not None:
                 with engine.connect() as conn:
-                    who = accounts.user_principal(conn, int(session["uid"]), int(session.get("epoch", -1))) or ANONYMOUS
+                    who = (
+                        accounts.user_principal(conn, int(session["uid"]), int(session.get("epoch", -1)))
+                        or ANONYMOUS
+                    )
                 if who.kind == "anonymous":  # ended elsewhere (logout, disable, reset): drop it
                     request.state.session = {"csrf": new_csrf()}
                     request.state.session_changed = True
         request.state.principal = who
         if not policy.allows(who):
             if who.kind != "anonymous":
-                accounts.record(engine, who, "forbidden", request.url.path, ip=client_ip(request), outcome="denied")
+                accounts.record(
+                    engine, who, "forbidden", request.url.path, ip=client_ip(request), outcome="denied"
+                )
             deny(who)
         if request.method == "POST" and not policy.api:
             form = await request.form()
@@ -157,7 +166,9 @@ def create_app(url: str | None = None, settings: PortalSettings | None = None) -
 
     @app.exception_handler(CsrfRejected)
     async def _csrf(request: Request, exc: CsrfRejected) -> Response:
-        return HTMLResponse("<h1>403</h1><p>表单已失效，请刷新后重试 / CSRF token missing or wrong</p>", status_code=403)
+        return HTMLResponse(
+            "<h1>403</h1><p>表单已失效，请刷新后重试 / CSRF token missing or wrong</p>", status_code=403
+        )
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> Response:
@@ -166,7 +177,11 @@ def create_app(url: str | None = None, settings: PortalSettings | None = None) -
         return templates.TemplateResponse(
             request,
             "error.html",
-            {"who": getattr(request.state, "principal", ANONYMOUS), "status": exc.status_code, "detail": exc.detail},
+            {
+                "who": getattr(request.state, "principal", ANONYMOUS),
+                "status": exc.status_code,
+                "detail": exc.detail,
+            },
             status_code=exc.status_code,
             headers=exc.headers,
         )

@@ -57,5 +57,5 @@ def dlq_rows(*, month: str | None = None, rule: str | None = None, limit: int = 
             if len(found) >= limit:
                 break
         return DlqView(found, None)
-    except (RegsyncError, OSError, Exception) as exc:  # noqa: BLE001 - shown, never raised
+    except (RegsyncError, OSError, Exception) as exc:
         return DlqView([], f"DLQ 暂不可读 / the dead-letter queue cannot be read now: {type(exc).__name__}")

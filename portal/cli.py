@@ -14,7 +14,8 @@ tokens_app = typer.Typer(help="Roster-API bearer tokens for other departments (s
 
 
 def _engine(database_url: str | None = None) -> object:
-    from portal.db import database_url as resolve, open_engine
+    from portal.db import database_url as resolve
+    from portal.db import open_engine
 
     return open_engine(resolve(database_url))
 
@@ -29,7 +30,9 @@ def users_add(
     name: Annotated[str, typer.Argument(help="Login name.")],
     role: Annotated[str, typer.Option(help="bureau | city | province | auditor | admin")],
     county: Annotated[str | None, typer.Option(help="6-digit county code (role bureau).")] = None,
-    prefix: Annotated[str | None, typer.Option(help="Division prefix: 4 digits (city), 2 (province).")] = None,
+    prefix: Annotated[
+        str | None, typer.Option(help="Division prefix: 4 digits (city), 2 (province).")
+    ] = None,
     password_stdin: Annotated[bool, typer.Option(help="Read the password from standard input.")] = False,
 ) -> None:
     """Create an account; prints a generated password once unless --password-stdin."""
@@ -113,7 +116,9 @@ def tokens_list() -> None:
     for t in list_tokens(_engine()):  # type: ignore[arg-type]
         state = "revoked" if t["revoked"] else "active"
         used = t["last_used_at"].isoformat(timespec="seconds") if t["last_used_at"] else "-"
-        typer.echo(f"{t['id']:>4} {t['department']:<12} {t['region']:<7} {t['hint']}… {state:<8} last used {used}")
+        typer.echo(
+            f"{t['id']:>4} {t['department']:<12} {t['region']:<7} {t['hint']}… {state:<8} last used {used}"
+        )
 
 
 @tokens_app.command("revoke")
@@ -129,7 +134,9 @@ def tokens_revoke(token_id: Annotated[int, typer.Argument(help="Token id from `t
 
 
 def serve(
-    host: Annotated[str | None, typer.Option(help="Address to bind (default REGSYNC_PORTAL_HOST, 127.0.0.1).")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Address to bind (default REGSYNC_PORTAL_HOST, 127.0.0.1).")
+    ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default REGSYNC_PORTAL_PORT, 8000).")] = None,
 ) -> None:
     """Serve the portal (pages, downloads, roster API) with uvicorn until Ctrl-C."""
@@ -140,7 +147,9 @@ def serve(
 
     settings = get_portal_settings()
     app = create_app(settings=settings)
-    uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_level="info", proxy_headers=False)
+    uvicorn.run(
+        app, host=host or settings.host, port=port or settings.port, log_level="info", proxy_headers=False
+    )
 
 
 def register(app: typer.Typer) -> None:
@@ -150,5 +159,8 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
 
 
-main = typer.Typer(help="The health department's portal (also reachable as `regsync users|tokens|serve`).", no_args_is_help=True)
+main = typer.Typer(
+    help="The health department's portal (also reachable as `regsync users|tokens|serve`).",
+    no_args_is_help=True,
+)
 register(main)

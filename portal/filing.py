@@ -36,8 +36,11 @@ class Checked:
 
 
 def check(conn: sa.Connection, who: Principal, values: dict[str, Any], line: int = 0) -> Checked:
-    """Validate one filing for the caller: USCC known in its county, date not before registration,
-    number not used by another institution."""
+    """Validate one filing for the caller (the same rules online and by file).
+
+    USCC known in the caller's county, date not before registration nor in the future, number not
+    used by another institution.
+    """
     number = str(values.get("filing_number") or "").strip()
     uscc = normalize_uscc(str(values.get("uscc") or ""))
     status = str(values.get("status") or "").strip()
@@ -60,7 +63,9 @@ def check(conn: sa.Connection, who: Principal, values: dict[str, Any], line: int
         .first()
     )
     if row is None:
-        return Checked(line, values, None, f"{uscc}: 本辖区无此登记机构 / no registered institution in your county")
+        return Checked(
+            line, values, None, f"{uscc}: 本辖区无此登记机构 / no registered institution in your county"
+        )
     if row["registered_on"] is not None and filed < row["registered_on"]:
         return Checked(
             line, values, None, f"备案日期早于登记日期 {row['registered_on']} / filed before registration"
@@ -107,6 +112,8 @@ def preview(conn: sa.Connection, who: Principal, data: bytes) -> list[Checked]:
         if checked.row is not None:
             first = numbers.setdefault(checked.row["filing_number"], line)
             if first != line:
-                checked = Checked(line, values, None, f"与第 {first} 行备案编号重复 / duplicate of line {first}")
+                checked = Checked(
+                    line, values, None, f"与第 {first} 行备案编号重复 / duplicate of line {first}"
+                )
         out.append(checked)
     return out

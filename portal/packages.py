@@ -36,7 +36,11 @@ _EPOCH = (1980, 1, 1, 0, 0, 0)
 
 def signing_key(seed_hex: str | None, fallback_secret: str) -> Ed25519PrivateKey:
     """The manifest signing key: a configured 32-byte seed, else one derived from the session secret."""
-    seed = bytes.fromhex(seed_hex) if seed_hex else hashlib.sha256(b"manifest:" + fallback_secret.encode()).digest()
+    seed = (
+        bytes.fromhex(seed_hex)
+        if seed_hex
+        else hashlib.sha256(b"manifest:" + fallback_secret.encode()).digest()
+    )
     return Ed25519PrivateKey.from_private_bytes(seed)
 
 
@@ -84,7 +88,11 @@ def build(
     """The zip of one county's month: the written package, or an explicit empty one."""
     files: dict[str, bytes] = {}
     if push is not None:
-        for name, column in ((CSV_NAME, "csv_path"), (XLSX_NAME, "xlsx_path"), (MANIFEST_NAME, "manifest_path")):
+        for name, column in (
+            (CSV_NAME, "csv_path"),
+            (XLSX_NAME, "xlsx_path"),
+            (MANIFEST_NAME, "manifest_path"),
+        ):
             path = Path(push[column])
             if not path.is_file():
                 raise FileNotFoundError(f"package file missing on the server: {path.name}")

@@ -45,7 +45,9 @@ def months(conn: sa.Connection) -> list[str]:
 
 def month_loaded_at(conn: sa.Connection, month: str) -> Any:
     """The last load time of a month (pins the empty package's manifest), or ``None``."""
-    return conn.scalar(sa.select(sa.func.max(load_manifests.c.loaded_at)).where(load_manifests.c.month == month))
+    return conn.scalar(
+        sa.select(sa.func.max(load_manifests.c.loaded_at)).where(load_manifests.c.month == month)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +169,7 @@ def unfiled(
     conds = [
         inst.c.status == "ACTIVE",
         inst.c.childcare.is_(True),
-        REGISTERED_ON <= as_of,
+        as_of >= REGISTERED_ON,
         who.where(inst.c.county_code),
         ~sa.exists().where(fil.c.uscc == inst.c.uscc, fil.c.filed_date <= as_of, IN_FORCE),
     ]
@@ -215,14 +217,20 @@ def counties(conn: sa.Connection, who: Principal) -> list[str]:
     found: set[str] = set()
     for table in (inst, county_pushes):
         found.update(
-            c for c in conn.scalars(sa.select(table.c.county_code).where(who.where(table.c.county_code)).distinct()) if c
+            c
+            for c in conn.scalars(
+                sa.select(table.c.county_code).where(who.where(table.c.county_code)).distinct()
+            )
+            if c
         )
     if who.role == "bureau" and who.region:
         found.add(who.region)
     return sorted(found)
 
 
-def pushes(conn: sa.Connection, who: Principal, month: str | None = None) -> dict[tuple[str, str], dict[str, Any]]:
+def pushes(
+    conn: sa.Connection, who: Principal, month: str | None = None
+) -> dict[tuple[str, str], dict[str, Any]]:
     """The latest package row per (month, county) in the caller's region."""
     conds = [who.where(county_pushes.c.county_code)]
     if month:
@@ -285,7 +293,9 @@ def public_page(
     details = {
         r["filing_number"]: r
         for r in conn.execute(
-            sa.select(fil.c.filing_number, fil.c.filed_date, fil.c.status).where(fil.c.filing_number.in_(numbers))
+            sa.select(fil.c.filing_number, fil.c.filed_date, fil.c.status).where(
+                fil.c.filing_number.in_(numbers)
+            )
         ).mappings()
     }
     for row in rows:
@@ -298,7 +308,13 @@ def public_page(
 def public_regions(conn: sa.Connection) -> list[str]:
     """County codes that have filed institutions (for the 公示 region picker)."""
     filed = sa.exists().where(fil.c.uscc == inst.c.uscc, IN_FORCE)
-    return [c for c in conn.scalars(sa.select(inst.c.county_code).where(filed).distinct().order_by(inst.c.county_code)) if c]
+    return [
+        c
+        for c in conn.scalars(
+            sa.select(inst.c.county_code).where(filed).distinct().order_by(inst.c.county_code)
+        )
+        if c
+    ]
 
 
 API_COLUMNS = (

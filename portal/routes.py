@@ -12,9 +12,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from fastapi import APIRouter, HTTPException, Query, Request, UploadFile
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from itsdangerous import BadSignature, URLSafeSerializer
+from starlette.datastructures import UploadFile
 
 from portal import accounts, filing, packages, queries
 from portal.app import client_ip
@@ -45,11 +53,23 @@ def _page(request: Request, template: str, status_code: int = 200, **context: An
         "labels": LABELS,
         "division": queries.division_name,
     }
-    return request.app.state.templates.TemplateResponse(request, template, {**base, **context}, status_code=status_code)
+    return request.app.state.templates.TemplateResponse(
+        request, template, {**base, **context}, status_code=status_code
+    )
 
 
-def _audit(request: Request, action: str, target: str, outcome: str = "ok", detail: str | None = None) -> None:
-    accounts.record(_engine(request), principal(request), action, target, ip=client_ip(request), outcome=outcome, detail=detail)
+def _audit(
+    request: Request, action: str, target: str, outcome: str = "ok", detail: str | None = None
+) -> None:
+    accounts.record(
+        _engine(request),
+        principal(request),
+        action,
+        target,
+        ip=client_ip(request),
+        outcome=outcome,
+        detail=detail,
+    )
 
 
 def _today() -> date:
@@ -69,7 +89,11 @@ def _month(text: str | None, months: list[str]) -> str:
 def home(request: Request) -> RedirectResponse:
     """Signed-in staff land in their inbox (auditors in the report archive), everyone else on 公示."""
     who = principal(request)
-    target = "/public" if not who.is_staff else ("/audit/reports" if who.sees_all and who.role == "auditor" else "/inbox")
+    target = (
+        "/public"
+        if not who.is_staff
+        else ("/audit/reports" if who.sees_all and who.role == "auditor" else "/inbox")
+    )
     return RedirectResponse(target, status_code=303)
 
 
@@ -82,9 +106,11 @@ def healthz(request: Request) -> dict[str, str]:
 
 
 @route(router, "GET", "/login", PUBLIC, response_class=HTMLResponse)
-def login_form(request: Request, next: str = "/") -> HTMLResponse:  # noqa: A002 - the conventional name
+def login_form(request: Request, next: str = "/") -> HTMLResponse:
     """The login form."""
-    return _page(request, "login.html", next=next if next.startswith("/") and not next.startswith("//") else "/")
+    return _page(
+        request, "login.html", next=next if next.startswith("/") and not next.startswith("//") else "/"
+    )
 
 
 @route(router, "POST", "/login", PUBLIC, response_class=HTMLResponse)
@@ -106,7 +132,9 @@ async def login(request: Request) -> Response:
         lockout=request.app.state.lockout,
     )
     if result.principal is None:
-        accounts.record(_engine(request), username or "-", "login", username, ip=client_ip(request), outcome=result.reason)
+        accounts.record(
+            _engine(request), username or "-", "login", username, ip=client_ip(request), outcome=result.reason
+        )
         if result.reason == "locked" and result.locked_until is not None:
             until = result.locked_until.astimezone(_TZ).strftime("%H:%M")
             message = (
@@ -114,7 +142,9 @@ async def login(request: Request) -> Response:
                 f" / Too many failed logins: the account is locked until {until} (Beijing time); "
                 "ask an administrator to unlock it sooner."
             )
-            return _page(request, "login.html", status_code=429, error=message, next=target, username=username)
+            return _page(
+                request, "login.html", status_code=429, error=message, next=target, username=username
+            )
         message = "用户名或密码错误 / wrong user name or password"
         return _page(request, "login.html", status_code=401, error=message, next=target, username=username)
     from portal.security import new_csrf
@@ -143,7 +173,10 @@ def logout(request: Request) -> RedirectResponse:
 
 @route(router, "GET", "/public", PUBLIC, response_class=HTMLResponse)
 def public(
-    request: Request, q: str = "", region: str = Query("", pattern=r"^(\d{2}|\d{4}|\d{6})?$"), page: int = Query(1, ge=1, le=100000)
+    request: Request,
+    q: str = "",
+    region: str = Query("", pattern=r"^(\d{2}|\d{4}|\d{6})?$"),
+    page: int = Query(1, ge=1, le=100000),
 ) -> HTMLResponse:
     """公示: filed childcare institutions by region, searchable by name, USCC or address; no personal data."""
     per_page = 20
@@ -199,7 +232,14 @@ def inbox(
         )
         rows, total = queries.inbox(conn, who, flt, limit=per_page, offset=(page - 1) * per_page)
     return _page(
-        request, "inbox.html", rows=rows, total=total, months=months, flt=flt, page=page, pages=max(1, -(-total // per_page))
+        request,
+        "inbox.html",
+        rows=rows,
+        total=total,
+        months=months,
+        flt=flt,
+        page=page,
+        pages=max(1, -(-total // per_page)),
     )
 
 
@@ -233,7 +273,15 @@ def institution(request: Request, uscc: str) -> HTMLResponse:
             f"{c.get('field')}: {queries_mask(c.get('old'))} → {queries_mask(c.get('new'))}"
             for c in (e["event_json"] or {}).get("changed_fields") or ()
         ]
-    return _page(request, "institution.html", inst=row, events=events, filings=filed, today=_today(), statuses=filing.STATUSES)
+    return _page(
+        request,
+        "institution.html",
+        inst=row,
+        events=events,
+        filings=filed,
+        today=_today(),
+        statuses=filing.STATUSES,
+    )
 
 
 def queries_mask(value: Any) -> str:
@@ -250,11 +298,20 @@ def gap(request: Request, sort: str = "-days", page: int = Query(1, ge=1, le=100
     per_page = 200
     today = _today()
     with _engine(request).connect() as conn:
-        rows, total = queries.unfiled(conn, who, today, sort=sort, limit=per_page, offset=(page - 1) * per_page)
+        rows, total = queries.unfiled(
+            conn, who, today, sort=sort, limit=per_page, offset=(page - 1) * per_page
+        )
         orphans = queries.unregistered(conn, who, today)
     return _page(
-        request, "gap.html", rows=rows, total=total, orphans=orphans, sort=sort, page=page,
-        pages=max(1, -(-total // per_page)), today=today,
+        request,
+        "gap.html",
+        rows=rows,
+        total=total,
+        orphans=orphans,
+        sort=sort,
+        page=page,
+        pages=max(1, -(-total // per_page)),
+        today=today,
     )
 
 
@@ -353,17 +410,34 @@ async def filing_create(request: Request) -> Response:
     with _engine(request).begin() as conn:
         checked = filing.check(conn, who, values)
         if checked.row is None:
-            accounts.record(conn, who, "filing_online", values["uscc"], ip=client_ip(request), outcome="refused", detail=checked.reason)
+            accounts.record(
+                conn,
+                who,
+                "filing_online",
+                values["uscc"],
+                ip=client_ip(request),
+                outcome="refused",
+                detail=checked.reason,
+            )
         else:
             counts = filing.write(conn, [checked.row], f"网上备案 {who.name}")
             accounts.record(
-                conn, who, "filing_online", checked.row["uscc"], ip=client_ip(request),
+                conn,
+                who,
+                "filing_online",
+                checked.row["uscc"],
+                ip=client_ip(request),
                 detail=f"{checked.row['filing_number']} {checked.row['status']} (inserted, updated, unchanged)={counts}",
             )
     if checked.row is None:
         return _page(
-            request, "filing_form.html", status_code=422, values=values, error=checked.reason,
-            statuses=filing.STATUSES, today=_today(),
+            request,
+            "filing_form.html",
+            status_code=422,
+            values=values,
+            error=checked.reason,
+            statuses=filing.STATUSES,
+            today=_today(),
         )
     return RedirectResponse(f"/institutions/{checked.row['uscc']}?filed=1", status_code=303)
 
@@ -392,7 +466,12 @@ async def upload_preview(request: Request) -> HTMLResponse:
     with _engine(request).connect() as conn:
         checked = filing.preview(conn, who, data)
     ticket = _upload_signer(request).dumps(
-        {"uid": who.id, "name": name, "data": base64.b64encode(data).decode(), "sha": hashlib.sha256(data).hexdigest()}
+        {
+            "uid": who.id,
+            "name": name,
+            "data": base64.b64encode(data).decode(),
+            "sha": hashlib.sha256(data).hexdigest(),
+        }
     )
     return _page(request, "upload.html", checked=checked, ticket=ticket, name=name)
 
@@ -405,7 +484,9 @@ async def upload_commit(request: Request) -> HTMLResponse:
     try:
         ticket = _upload_signer(request).loads(str(form.get("ticket") or ""))
     except BadSignature:
-        raise HTTPException(400, "预览已失效，请重新上传 / the preview is no longer valid, upload again") from None
+        raise HTTPException(
+            400, "预览已失效，请重新上传 / the preview is no longer valid, upload again"
+        ) from None
     if ticket.get("uid") != who.id:
         raise HTTPException(403, "不是您的预览 / not your preview")
     data = base64.b64decode(ticket["data"])
@@ -414,7 +495,11 @@ async def upload_commit(request: Request) -> HTMLResponse:
         rows = [c.row for c in checked if c.row is not None]
         counts = filing.write(conn, rows, f"CSV {ticket['name']} {who.name}")
         accounts.record(
-            conn, who, "filing_import", ticket["name"], ip=client_ip(request),
+            conn,
+            who,
+            "filing_import",
+            ticket["name"],
+            ip=client_ip(request),
             detail=f"sha256 {ticket['sha']}; accepted {len(rows)}, refused {len(checked) - len(rows)}; "
             f"(inserted, updated, unchanged)={counts}",
         )
@@ -434,7 +519,12 @@ def package_index(request: Request) -> HTMLResponse:
         pushed = queries.pushes(conn, who)
         got = queries.receipts_of(conn, who)
     return _page(
-        request, "packages.html", months=months, counties=counties, pushed=pushed, got=got,
+        request,
+        "packages.html",
+        months=months,
+        counties=counties,
+        pushed=pushed,
+        got=got,
         public_key=packages.public_pem(request.app.state.key),
     )
 
@@ -453,23 +543,38 @@ def package_download(request: Request, month: str, county: str) -> Response:
         push = queries.pushes(conn, who, month).get((month, county))
         try:
             package = packages.build(
-                request.app.state.key, month, county, queries.division_name(county), push, queries.month_loaded_at(conn, month)
+                request.app.state.key,
+                month,
+                county,
+                queries.division_name(county),
+                push,
+                queries.month_loaded_at(conn, month),
             )
         except FileNotFoundError as exc:
             raise HTTPException(410, f"数据包文件已不在服务器上 / {exc}") from exc
         first = False
         if who.role == "bureau" and who.region == county:
-            have = conn.scalar(sa.select(receipts.c.id).where(receipts.c.month == month, receipts.c.county_code == county))
+            have = conn.scalar(
+                sa.select(receipts.c.id).where(receipts.c.month == month, receipts.c.county_code == county)
+            )
             if have is None:
                 conn.execute(
                     receipts.insert().values(
-                        month=month, county_code=county, username=who.name, received_at=datetime.now(UTC),
-                        sha256=package.sha256, rows=package.rows,
+                        month=month,
+                        county_code=county,
+                        username=who.name,
+                        received_at=datetime.now(UTC),
+                        sha256=package.sha256,
+                        rows=package.rows,
                     )
                 )
                 first = True
         accounts.record(
-            conn, who, "download_package", f"{month}/{county}", ip=client_ip(request),
+            conn,
+            who,
+            "download_package",
+            f"{month}/{county}",
+            ip=client_ip(request),
             detail=f"sha256 {package.sha256}; rows {package.rows}{'; receipt' if first else ''}",
         )
     name = f"regsync-{month}-{county}.zip"
@@ -487,7 +592,11 @@ def package_download(request: Request, month: str, county: str) -> Response:
 def report_archive(request: Request) -> HTMLResponse:
     """The monthly audit reports the pipeline wrote, newest first, with drill-down links."""
     folder = reports_dir(request.app.state.settings.output_dir)
-    found = sorted((p.stem.removeprefix("audit-") for p in folder.glob("audit-????-??.html")), reverse=True) if folder.is_dir() else []
+    found = (
+        sorted((p.stem.removeprefix("audit-") for p in folder.glob("audit-????-??.html")), reverse=True)
+        if folder.is_dir()
+        else []
+    )
     with _engine(request).connect() as conn:
         months = queries.months(conn)
     return _page(request, "reports.html", reports=found, months=months)
@@ -514,7 +623,15 @@ def audit_month(request: Request, month: str, rule: str = "") -> HTMLResponse:
         late = [
             dict(r)
             for r in conn.execute(
-                sa.select(ev.c.uscc, ev.c.event_type, ev.c.registrar, ev.c.event_date, ev.c.pushed_at, ev.c.county_code, queries.inst.c.name)
+                sa.select(
+                    ev.c.uscc,
+                    ev.c.event_type,
+                    ev.c.registrar,
+                    ev.c.event_date,
+                    ev.c.pushed_at,
+                    ev.c.county_code,
+                    queries.inst.c.name,
+                )
                 .select_from(ev.outerjoin(queries.inst, queries.inst.c.uscc == ev.c.uscc))
                 .where(ev.c.load_month == month, ev.c.late.is_(True), who.where(ev.c.county_code))
                 .order_by(ev.c.county_code, ev.c.event_date)
@@ -530,8 +647,15 @@ def audit_month(request: Request, month: str, rule: str = "") -> HTMLResponse:
                 by_rule[r] = by_rule.get(r, 0) + 1
     _audit(request, "view_audit_month", month)
     return _page(
-        request, "audit_month.html", month=month, late=late, unfiled=unfiled, unfiled_total=unfiled_total,
-        dlq=dlq, by_rule=sorted(by_rule.items()), rule=rule,
+        request,
+        "audit_month.html",
+        month=month,
+        late=late,
+        unfiled=unfiled,
+        unfiled_total=unfiled_total,
+        dlq=dlq,
+        by_rule=sorted(by_rule.items()),
+        rule=rule,
     )
 
 
@@ -553,10 +677,15 @@ def _audit_query(action: str, actor: str) -> sa.Select[Any]:
 
 
 @route(router, "GET", "/audit/log", AUDIT, response_class=HTMLResponse)
-def audit_log(request: Request, action: str = "", actor: str = "", page: int = Query(1, ge=1, le=100000)) -> HTMLResponse:
+def audit_log(
+    request: Request, action: str = "", actor: str = "", page: int = Query(1, ge=1, le=100000)
+) -> HTMLResponse:
     """The portal's audit log, newest first."""
     with _engine(request).connect() as conn:
-        rows = [dict(r) for r in conn.execute(_audit_query(action, actor).limit(200).offset((page - 1) * 200)).mappings()]
+        rows = [
+            dict(r)
+            for r in conn.execute(_audit_query(action, actor).limit(200).offset((page - 1) * 200)).mappings()
+        ]
     return _page(request, "audit_log.html", rows=rows, action=action, actor=actor, page=page)
 
 
@@ -594,14 +723,18 @@ def _etagged(request: Request, body: Any) -> Response:
     tag = '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
     if tag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
         return Response(status_code=304, headers={"ETag": tag})
-    return Response(data, media_type="application/json", headers={"ETag": tag, "Cache-Control": "private, no-cache"})
+    return Response(
+        data, media_type="application/json", headers={"ETag": tag, "Cache-Control": "private, no-cache"}
+    )
 
 
 @route(router, "GET", "/api/v1/institutions", API, response_class=JSONResponse)
 def api_institutions(
     request: Request,
     after: str = Query("", max_length=18, description="Keyset cursor: the last USCC of the previous page."),
-    updated_since: date | None = Query(None, description="Only institutions with an event on or after this date."),
+    updated_since: date | None = Query(  # noqa: B008 - FastAPI's declaration style
+        None, description="Only institutions with an event on or after this date."
+    ),
     limit: int = Query(500, ge=1, le=5000),
 ) -> Response:
     """The roster of the token's region, USCC order, keyset-paged; ``next`` is the following page's cursor.
@@ -613,7 +746,11 @@ def api_institutions(
     with _engine(request).begin() as conn:
         rows = queries.roster_page(conn, who, after=after.upper(), updated_since=updated_since, limit=limit)
         accounts.record(
-            conn, who, "api_call", str(request.url.path), ip=client_ip(request),
+            conn,
+            who,
+            "api_call",
+            str(request.url.path),
+            ip=client_ip(request),
             detail=f"after={after} updated_since={updated_since} limit={limit} rows={len(rows)}",
         )
     items = [_json_ready(r) for r in rows]
@@ -626,10 +763,23 @@ def api_institution(request: Request, uscc: str) -> Response:
     who: Principal = principal(request)
     key = uscc.strip().upper()
     with _engine(request).begin() as conn:
-        row = conn.execute(
-            sa.select(*queries.API_COLUMNS).where(queries.inst.c.uscc == key, who.where(queries.inst.c.county_code))
-        ).mappings().first()
-        accounts.record(conn, who, "api_call", str(request.url.path), ip=client_ip(request), outcome="ok" if row else "not_found")
+        row = (
+            conn.execute(
+                sa.select(*queries.API_COLUMNS).where(
+                    queries.inst.c.uscc == key, who.where(queries.inst.c.county_code)
+                )
+            )
+            .mappings()
+            .first()
+        )
+        accounts.record(
+            conn,
+            who,
+            "api_call",
+            str(request.url.path),
+            ip=client_ip(request),
+            outcome="ok" if row else "not_found",
+        )
         found = None if row is None else dict(row)
         if found is not None:
             found["filings"] = [

@@ -10,11 +10,11 @@ from fastapi.testclient import TestClient
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from world import PASSWORD, World, build  # noqa: E402
+from pydantic import SecretStr
+from world import PASSWORD, World, build
 
-from portal.app import create_app  # noqa: E402
-from portal.settings import PortalSettings  # noqa: E402
-from pydantic import SecretStr  # noqa: E402
+from portal.app import create_app
+from portal.settings import PortalSettings
 
 SECRET = "test-session-secret-that-must-not-leak-0123456789"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -40,7 +40,11 @@ def csrf_of(client: TestClient, path: str = "/login") -> str:
 
 def login(client: TestClient, user: str, password: str = PASSWORD) -> TestClient:
     token = csrf_of(client)
-    response = client.post("/login", data={"username": user, "password": password, "csrf": token, "next": "/"}, follow_redirects=False)
+    response = client.post(
+        "/login",
+        data={"username": user, "password": password, "csrf": token, "next": "/"},
+        follow_redirects=False,
+    )
     assert response.status_code == 303, response.text[:500]
     return client
 

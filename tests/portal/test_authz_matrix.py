@@ -15,8 +15,15 @@ from world import FOREIGN, MONTHS, OWN
 from portal.policy import POLICIES, PUBLIC
 
 ROLES = ("anonymous", "bureau_a", "city_a", "prov_a", "auditor", "admin", "token_3701")
-ROLE_OF = {"anonymous": "anonymous", "bureau_a": "bureau", "city_a": "city", "prov_a": "province",
-           "auditor": "auditor", "admin": "admin", "token_3701": "token"}
+ROLE_OF = {
+    "anonymous": "anonymous",
+    "bureau_a": "bureau",
+    "city_a": "city",
+    "prov_a": "province",
+    "auditor": "auditor",
+    "admin": "admin",
+    "token_3701": "token",
+}
 SCOPED_37 = {"bureau_a", "city_a", "prov_a", "token_3701"}
 
 
@@ -45,7 +52,14 @@ def _url(path: str, scope: str, world) -> str:
 def _form(path: str, scope: str, world) -> dict[str, object]:
     uscc = (world.own_uscc if scope == "own" else world.foreign_uscc)[6]
     if path == "/filings":
-        return {"data": {"uscc": uscc, "filing_number": f"MX-{scope}-{uscc[-6:]}", "filed_date": "2026-01-05", "status": "已备案"}}
+        return {
+            "data": {
+                "uscc": uscc,
+                "filing_number": f"MX-{scope}-{uscc[-6:]}",
+                "filed_date": "2026-01-05",
+                "status": "已备案",
+            }
+        }
     if path == "/filings/upload":
         body = f"统一社会信用代码,备案编号,备案日期,县级行政区划代码,状态\n{uscc},UP-{scope},2026-01-05,,已备案\n"
         return {"files": {"file": ("f.csv", body.encode("utf-8"), "text/csv")}}
@@ -112,13 +126,15 @@ def test_matrix(app, world, clients):
                     continue
                 body = r.content.decode("utf-8", "replace")
                 if who in SCOPED_37 and policy is not PUBLIC:  # 公示 is public everywhere by design
-                    typed = (world.foreign_uscc[6],) if method == "POST" else ()  # the caller's own input echoed
+                    typed = (
+                        (world.foreign_uscc[6],) if method == "POST" else ()
+                    )  # the caller's own input echoed
                     leaked = {u for u in foreign_usccs if u in body and u not in typed}
                     if leaked:
                         failures.append(f"{tag}: foreign institutions in the answer: {sorted(leaked)[:3]}")
-                    if scope == "foreign" and method == "GET" and ("{uscc}" in path or "{county}" in path):
-                        if r.status_code != 404:
-                            failures.append(f"{tag}: foreign object answered {r.status_code}, not 404")
+                    targeted = "{uscc}" in path or "{county}" in path
+                    if scope == "foreign" and method == "GET" and targeted and r.status_code != 404:
+                        failures.append(f"{tag}: foreign object answered {r.status_code}, not 404")
                     if scope == "own" and method == "GET" and "{uscc}" in path and r.status_code != 200:
                         failures.append(f"{tag}: own object answered {r.status_code}")
     assert not failures, "\n".join(failures[:40])
@@ -133,5 +149,7 @@ def test_foreign_filing_was_not_written(app, world, clients):
     from sink.models import filings
 
     with world.engine.connect() as conn:
-        numbers = set(conn.scalars(sa.select(filings.c.filing_number).where(filings.c.uscc.in_(world.foreign_uscc))))
+        numbers = set(
+            conn.scalars(sa.select(filings.c.filing_number).where(filings.c.uscc.in_(world.foreign_uscc)))
+        )
     assert not any(n.startswith(("MX-", "UP-")) for n in numbers)

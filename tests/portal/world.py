@@ -37,14 +37,28 @@ def build(url: str, out: Path, per_month: int = 120) -> World:
     serial = 0
     for i, month in enumerate(MONTHS):
         events = list(
-            synthetic_month(per_month, month=month, seed=i, counties=COUNTIES, start_serial=serial, first_offset=i * 10_000)
+            synthetic_month(
+                per_month,
+                month=month,
+                seed=i,
+                counties=COUNTIES,
+                start_serial=serial,
+                first_offset=i * 10_000,
+            )
         )
         serial += per_month
         ranges: dict[int, tuple[int, int]] = {}
         for e in events:
             lo, hi = ranges.get(e.partition, (e.offset, e.offset + 1))
             ranges[e.partition] = (min(lo, e.offset), max(hi, e.offset + 1))
-        load_month(engine, month=month, topic="registrations.valid", positioned=events, offset_ranges=ranges, run_id=f"r{i}")
+        load_month(
+            engine,
+            month=month,
+            topic="registrations.valid",
+            positioned=events,
+            offset_ranges=ranges,
+            run_id=f"r{i}",
+        )
     # packages only for the first month: the second is then "本月无推送" for every county
     export_month(engine, MONTHS[0], out / "packages")
     world = World(url, out, engine)
@@ -53,7 +67,11 @@ def build(url: str, out: Path, per_month: int = 120) -> World:
             bucket.extend(
                 conn.scalars(
                     sa.select(institutions.c.uscc)
-                    .where(institutions.c.county_code == code, institutions.c.status == "ACTIVE", institutions.c.childcare.is_(True))
+                    .where(
+                        institutions.c.county_code == code,
+                        institutions.c.status == "ACTIVE",
+                        institutions.c.childcare.is_(True),
+                    )
                     .order_by(institutions.c.uscc)
                 )
             )

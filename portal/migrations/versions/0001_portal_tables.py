@@ -4,7 +4,8 @@ Revision ID: p0001
 Revises:
 Create Date: 2026-12-04
 
-Written out in full (not imported from ``portal.models``): a migration is a frozen record."""
+Written out in full (not imported from ``portal.models``): a migration is a frozen record.
+"""
 
 from __future__ import annotations
 
