@@ -164,3 +164,17 @@ main = typer.Typer(
     no_args_is_help=True,
 )
 register(main)
+
+
+@main.command("demo")
+def demo(
+    months: Annotated[int, typer.Option(help="How many months to replay (from 2026-01).")] = 4,
+    per_month: Annotated[int, typer.Option(help="New institutions per month.")] = 60,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8000,
+) -> None:
+    """`regsync demo`, then the portal on its store until Ctrl-C (what `regsync demo --serve` runs)."""
+    from portal.demo import demo_and_serve
+
+    demo_and_serve(
+        months=tuple(f"2026-{m:02d}" for m in range(1, months + 1)), per_month=per_month, port=port
+    )
