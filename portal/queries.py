@@ -74,7 +74,6 @@ def inbox(
         conds.append(ev.c.late.is_(True))
     elif flt.status == "unseen":
         conds.append(~seen_by_me)
-    total = conn.scalar(sa.select(sa.func.count()).select_from(ev).where(*conds)) or 0
     query = (
         sa.select(
             ev.c.event_id,
@@ -94,7 +93,11 @@ def inbox(
         .limit(limit)
         .offset(offset)
     )
-    return [dict(r) for r in conn.execute(query).mappings()], total
+    rows = [dict(r) for r in conn.execute(query).mappings()]
+    if offset == 0 and len(rows) < limit:
+        return rows, len(rows)
+    total = conn.scalar(sa.select(sa.func.count()).select_from(ev).where(*conds)) or 0
+    return rows, total
 
 
 def mark_seen(conn: sa.Connection, who: Principal, event_ids: list[str]) -> None:
@@ -173,7 +176,6 @@ def unfiled(
         who.where(inst.c.county_code),
         ~sa.exists().where(fil.c.uscc == inst.c.uscc, fil.c.filed_date <= as_of, IN_FORCE),
     ]
-    total = conn.scalar(sa.select(sa.func.count()).select_from(inst).where(*conds)) or 0
     query = (
         sa.select(
             inst.c.uscc,
@@ -182,6 +184,7 @@ def unfiled(
             inst.c.registrars,
             inst.c.address,
             REGISTERED_ON.label("registered_on"),
+            sa.func.count().over().label("total"),  # one pass instead of a second COUNT query
         )
         .where(*conds)
         .order_by(*GAP_SORTS.get(sort, GAP_SORTS["days"]))
@@ -194,6 +197,9 @@ def unfiled(
         row = dict(r)
         row["days_since"] = (as_of - row["registered_on"]).days
         rows.append(row)
+    if rows:
+        return rows, rows[0]["total"]
+    total = conn.scalar(sa.select(sa.func.count()).select_from(inst).where(*conds)) or 0
     return rows, total
 
 
@@ -245,17 +251,6 @@ def receipts_of(conn: sa.Connection, who: Principal) -> dict[tuple[str, str], di
     return {(r["month"], r["county_code"]): dict(r) for r in rows}
 
 
-def latest_filing() -> sa.ScalarSelect[Any]:
-    """Correlated: the newest filing number of the outer institution (any status)."""
-    return (
-        sa.select(fil.c.filing_number)
-        .where(fil.c.uscc == inst.c.uscc)
-        .order_by(fil.c.filed_date.desc(), fil.c.filing_number.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-
-
 PUBLIC_COLUMNS = (
     inst.c.uscc,
     inst.c.name,
@@ -279,30 +274,41 @@ def public_page(
     if text:
         like = f"%{text.replace('%', '').replace('_', '')}%"
         conds.append(sa.or_(inst.c.name.like(like), inst.c.uscc == text.upper(), inst.c.address.like(like)))
-    total = conn.scalar(sa.select(sa.func.count()).select_from(inst).where(*conds)) or 0
-    number = latest_filing()
     query = (
-        sa.select(*PUBLIC_COLUMNS, number.label("filing_number"))
+        sa.select(*PUBLIC_COLUMNS, sa.func.count().over().label("total"))
         .where(*conds)
         .order_by(inst.c.county_code, inst.c.uscc)
         .limit(per_page)
         .offset((max(page, 1) - 1) * per_page)
     )
     rows = [dict(r) for r in conn.execute(query).mappings()]
-    numbers = [r["filing_number"] for r in rows if r["filing_number"]]
-    details = {
-        r["filing_number"]: r
-        for r in conn.execute(
-            sa.select(fil.c.filing_number, fil.c.filed_date, fil.c.status).where(
-                fil.c.filing_number.in_(numbers)
-            )
-        ).mappings()
-    }
+    if rows:
+        total = rows[0]["total"]
+    else:
+        total = conn.scalar(sa.select(sa.func.count()).select_from(inst).where(*conds)) or 0
+    latest = _latest_filings(conn, [r["uscc"] for r in rows])
     for row in rows:
-        detail = details.get(row["filing_number"]) or {}
-        row["filed_date"] = detail.get("filed_date")
-        row["filing_status"] = detail.get("status")
+        row.pop("total")
+        found = latest.get(row["uscc"]) or {}
+        row["filing_number"] = found.get("filing_number")
+        row["filed_date"] = found.get("filed_date")
+        row["filing_status"] = found.get("status")
     return rows, total
+
+
+def _latest_filings(conn: sa.Connection, usccs: list[str]) -> dict[str, dict[str, Any]]:
+    """The newest filing (any status) of each of a page's institutions, by USCC."""
+    if not usccs:
+        return {}
+    latest: dict[str, dict[str, Any]] = {}
+    query = (
+        sa.select(fil.c.uscc, fil.c.filing_number, fil.c.filed_date, fil.c.status)
+        .where(fil.c.uscc.in_(usccs))
+        .order_by(fil.c.uscc, fil.c.filed_date, fil.c.filing_number)
+    )
+    for r in conn.execute(query).mappings():
+        latest[r["uscc"]] = dict(r)  # ordered ascending: the last one wins
+    return latest
 
 
 def public_regions(conn: sa.Connection) -> list[str]:
@@ -352,25 +358,12 @@ def roster_page(
         conds.append(inst.c.uscc > after)
     if updated_since is not None:
         conds.append(inst.c.last_event_date >= updated_since)
-    query = (
-        sa.select(*API_COLUMNS, latest_filing().label("filing_number"))
-        .where(*conds)
-        .order_by(inst.c.uscc)
-        .limit(limit)
-    )
+    query = sa.select(*API_COLUMNS).where(*conds).order_by(inst.c.uscc).limit(limit)
     rows = [dict(r) for r in conn.execute(query).mappings()]
-    numbers = [r["filing_number"] for r in rows if r["filing_number"]]
-    details = {}
-    if numbers:
-        details = {
-            r["filing_number"]: dict(r)
-            for r in conn.execute(
-                sa.select(fil.c.filing_number, fil.c.filed_date, fil.c.status).where(
-                    fil.c.filing_number.in_(numbers)
-                )
-            ).mappings()
-        }
+    latest = _latest_filings(conn, [r["uscc"] for r in rows])
     for row in rows:
-        number = row.pop("filing_number")
-        row["filing"] = details.get(number)
+        found = latest.get(row["uscc"])
+        row["filing"] = (
+            None if found is None else {k: found[k] for k in ("filing_number", "filed_date", "status")}
+        )
     return rows

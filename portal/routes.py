@@ -182,7 +182,7 @@ def public(
     per_page = 20
     with _engine(request).connect() as conn:
         rows, total = queries.public_page(conn, q=q, region=region, page=page, per_page=per_page)
-        regions = queries.public_regions(conn)
+        regions = _public_regions(request, conn)
     provinces = sorted({c[:2] for c in regions})
     cities = sorted({c[:4] for c in regions})
     return _page(
@@ -198,6 +198,22 @@ def public(
         cities=cities,
         counties=regions,
     )
+
+
+_REGIONS: dict[int, tuple[float, list[str]]] = {}
+
+
+def _public_regions(request: Request, conn: sa.Connection) -> list[str]:
+    """The 公示 region picker's counties, cached a minute (it changes with filings, not per request)."""
+    import time
+
+    key = id(request.app)
+    cached = _REGIONS.get(key)
+    if cached is not None and time.monotonic() - cached[0] < 60:
+        return cached[1]
+    regions = queries.public_regions(conn)
+    _REGIONS[key] = (time.monotonic(), regions)
+    return regions
 
 
 @route(router, "GET", "/packages/public-key.pem", PUBLIC, response_class=PlainTextResponse)
@@ -292,22 +308,33 @@ def queries_mask(value: Any) -> str:
 
 
 @route(router, "GET", "/gap", STAFF, response_class=HTMLResponse)
-def gap(request: Request, sort: str = "-days", page: int = Query(1, ge=1, le=100000)) -> HTMLResponse:
-    """登记未备案 (sortable, days since registration) and 备案未登记, in the caller's region."""
+def gap(
+    request: Request,
+    sort: str = "-days",
+    view: str = Query("unfiled", pattern="^(unfiled|orphans)$"),
+    page: int = Query(1, ge=1, le=100000),
+) -> HTMLResponse:
+    """登记未备案 (sortable, days since registration) or 备案未登记, in the caller's region."""
     who = principal(request)
-    per_page = 200
+    per_page = 100
     today = _today()
+    rows: list[dict[str, Any]] = []
+    orphans: list[dict[str, Any]] = []
+    total = 0
     with _engine(request).connect() as conn:
-        rows, total = queries.unfiled(
-            conn, who, today, sort=sort, limit=per_page, offset=(page - 1) * per_page
-        )
-        orphans = queries.unregistered(conn, who, today)
+        if view == "orphans":
+            orphans = queries.unregistered(conn, who, today)
+        else:
+            rows, total = queries.unfiled(
+                conn, who, today, sort=sort, limit=per_page, offset=(page - 1) * per_page
+            )
     return _page(
         request,
         "gap.html",
         rows=rows,
         total=total,
         orphans=orphans,
+        view=view,
         sort=sort,
         page=page,
         pages=max(1, -(-total // per_page)),

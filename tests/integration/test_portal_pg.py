@@ -13,7 +13,7 @@ def test_portal_migrations_on_postgres(database_url: str) -> None:
         open_engine(database_url).dispose()  # a second start changes nothing
         with engine.connect() as conn:
             assert schema_diff(conn) == []
-            assert conn.scalar(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")) == "p0001"
+            assert conn.scalar(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")) == "p0002"
             assert conn.scalar(sa.text("SELECT version_num FROM alembic_version_sink")) is not None
     finally:
         engine.dispose()

@@ -236,3 +236,22 @@ def test_audit_log_records_views_and_exports(as_user, world):
 @pytest.mark.parametrize("path", ["/audit/reports", f"/audit/months/{MONTHS[0]}", "/audit/dlq"])
 def test_auditor_pages_render(as_user, path):
     assert as_user("auditor").get(path).status_code == 200
+
+
+def test_gap_orphans_tab_lists_filings_without_registration(as_user, world):
+    from datetime import date, datetime
+
+    with world.engine.begin() as conn:
+        conn.execute(
+            filings.insert().values(
+                filing_number="ORPHAN-1",
+                uscc="91370102MA0000000X",
+                county_code=OWN,
+                filed_date=date(2025, 7, 1),
+                status="已备案",
+                source_file="t",
+                imported_at=datetime(2025, 7, 1),
+            )
+        )
+    assert "ORPHAN-1" in as_user("bureau_a").get("/gap?view=orphans").text
+    assert "ORPHAN-1" not in as_user("bureau_b").get("/gap?view=orphans").text
