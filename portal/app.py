@@ -61,7 +61,7 @@ class SessionMiddleware(BaseHTTPMiddleware):
                 max_age=int(self.settings.session_hours * 3600),
                 httponly=True,
                 samesite="lax",
-                secure=self.settings.secure_cookies,
+                secure=self.settings.secure_cookies or request.url.scheme == "https",
                 path="/",
             )
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
