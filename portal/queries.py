@@ -184,7 +184,6 @@ def unfiled(
             inst.c.registrars,
             inst.c.address,
             REGISTERED_ON.label("registered_on"),
-            sa.func.count().over().label("total"),  # one pass instead of a second COUNT query
         )
         .where(*conds)
         .order_by(*GAP_SORTS.get(sort, GAP_SORTS["days"]))
@@ -197,8 +196,10 @@ def unfiled(
         row = dict(r)
         row["days_since"] = (as_of - row["registered_on"]).days
         rows.append(row)
-    if rows:
-        return rows, rows[0]["total"]
+    if offset == 0 and (limit is None or len(rows) < limit):
+        return rows, len(rows)
+    # A separate COUNT, not a window: with the window the planner probes filings for every row
+    # (nested loop); alone, the page stops after its rows and the count takes a hash anti-join.
     total = conn.scalar(sa.select(sa.func.count()).select_from(inst).where(*conds)) or 0
     return rows, total
 
@@ -265,7 +266,7 @@ PUBLIC_COLUMNS = (
 def public_page(
     conn: sa.Connection, *, q: str = "", region: str = "", page: int = 1, per_page: int = 20
 ) -> tuple[list[dict[str, Any]], int]:
-    """Filed institutions (a filing in force) matching a search; no personal data selected at all."""
+    """Filed institutions (a filing in force) by name or USCC and region; no personal data selected at all."""
     filed = sa.exists().where(fil.c.uscc == inst.c.uscc, IN_FORCE)
     conds: list[Any] = [filed, inst.c.childcare.is_(True)]
     if region:
@@ -273,7 +274,7 @@ def public_page(
     text = q.strip()
     if text:
         like = f"%{text.replace('%', '').replace('_', '')}%"
-        conds.append(sa.or_(inst.c.name.like(like), inst.c.uscc == text.upper(), inst.c.address.like(like)))
+        conds.append(sa.or_(inst.c.name.like(like), inst.c.uscc == text.upper()))
     query = (
         sa.select(*PUBLIC_COLUMNS, sa.func.count().over().label("total"))
         .where(*conds)

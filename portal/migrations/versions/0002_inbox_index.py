@@ -1,4 +1,4 @@
-"""An index for the county inbox: ``institution_events (county_code, load_month, pushed_at)``.
+"""An index for the county inbox: ``institution_events (county_code, load_month, pushed_at, event_id)``.
 
 Revision ID: p0002
 Revises: p0001
@@ -7,7 +7,7 @@ Create Date: 2026-12-04
 The inbox asks for one county's events of one month, newest push first, a page at a time. The sink's
 ``(load_month, county_code)`` index finds the month's rows but leaves a sort of all of them (tens of
 thousands in a large county, p95 over 200 ms in ``bench/portal.py``); this one hands the page over in
-order. It sits on a sink table but only the portal needs it, so the portal's history owns it (no
+order, and with ``event_id`` in it the unseen count is an index-only scan. It sits on a sink table but only the portal needs it, so the portal's history owns it (no
 pipeline code compares the sink's models with a database the portal has migrated). Built ``CONCURRENTLY`` is not possible inside Alembic's
 transaction; on a very large existing store create it by hand first (``IF NOT EXISTS`` then skips it).
 """
@@ -31,7 +31,7 @@ def upgrade() -> None:
     op.create_index(
         NAME,
         "institution_events",
-        ["county_code", "load_month", "pushed_at"],
+        ["county_code", "load_month", "pushed_at", "event_id"],
         if_not_exists=True,
     )
 
