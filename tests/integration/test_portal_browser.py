@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "portal"))
 
-from world import MONTHS, OWN, PASSWORD, build
+from portal_world import MONTHS, OWN, PASSWORD, build
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 

@@ -7,10 +7,9 @@ fails :func:`test_every_route_declares_a_policy`, and a new route is exercised h
 from __future__ import annotations
 
 import pytest
-from conftest import csrf_of, login
 from fastapi.testclient import TestClient
+from portal_world import FOREIGN, MONTHS, OWN, csrf_of, login
 from starlette.routing import Route
-from world import FOREIGN, MONTHS, OWN
 
 from portal.policy import POLICIES, PUBLIC
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from conftest import login
 from fastapi.testclient import TestClient
+from portal_world import login
 
 from portal.demo import describe, make_accounts
 

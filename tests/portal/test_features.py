@@ -9,10 +9,9 @@ import zipfile
 
 import pytest
 import sqlalchemy as sa
-from conftest import csrf_of
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from fastapi.testclient import TestClient
-from world import FOREIGN, MONTHS, OWN
+from portal_world import FOREIGN, MONTHS, OWN, csrf_of
 
 from portal import packages
 from portal.models import receipts
@@ -155,7 +154,7 @@ def test_empty_month_is_an_explicit_signed_package(as_user):
 
 
 def test_inbox_unseen_then_seen_after_view(as_user, world):
-    from world import PASSWORD
+    from portal_world import PASSWORD
 
     from portal.accounts import add_user
 

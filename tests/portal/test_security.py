@@ -3,9 +3,8 @@ from __future__ import annotations
 import logging
 
 import sqlalchemy as sa
-from conftest import SECRET, csrf_of, login
 from fastapi.testclient import TestClient
-from world import OWN, PASSWORD
+from portal_world import OWN, PASSWORD, SECRET, csrf_of, login
 
 from portal import accounts
 from portal.models import audit, tokens, users

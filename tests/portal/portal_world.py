@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,3 +96,24 @@ def build(url: str, out: Path, per_month: int = 120) -> World:
     world.tokens["3701"] = accounts.add_token(engine, "消防", "3701")[1]
     world.tokens["4418"] = accounts.add_token(engine, "市场监管", "4418")[1]
     return world
+
+
+SECRET = "test-session-secret-that-must-not-leak-0123456789"
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def csrf_of(client, path: str = "/login") -> str:
+    match = CSRF.search(client.get(path).text)
+    assert match, f"no CSRF field on {path}"
+    return match.group(1)
+
+
+def login(client, user: str, password: str = PASSWORD):
+    token = csrf_of(client)
+    response = client.post(
+        "/login",
+        data={"username": user, "password": password, "csrf": token, "next": "/"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text[:500]
+    return client
