@@ -124,6 +124,17 @@ def _guard(policy: Policy) -> Any:
 set_guard(_guard)
 
 
+def _local_time(moment: Any) -> str:
+    """A timestamp as Beijing time, to the minute (the store keeps UTC)."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    if not isinstance(moment, datetime):
+        return "" if moment is None else str(moment)
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return aware.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
+
+
 def create_app(url: str | None = None, settings: PortalSettings | None = None) -> FastAPI:
     """The portal on the database at ``url`` (default: the configured one), migrated to head."""
     from portal import routes
@@ -154,6 +165,7 @@ def create_app(url: str | None = None, settings: PortalSettings | None = None) -
     from portal.queries import division_name
 
     templates.env.globals["division"] = division_name
+    templates.env.filters["local"] = _local_time
     templates.env.globals["csrf"] = ""
     app.state.templates = templates
     app.state.lockout = timedelta(minutes=settings.lockout_minutes)

@@ -8,6 +8,7 @@ pipeline demo with its stack kept up, the portal, then the stack stopped.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -111,6 +112,9 @@ def demo_and_serve(
     say: Say = print,
 ) -> None:
     """The pipeline demo with its stack kept up, the portal on its store, then the stack stopped."""
+    import os
+    import signal
+
     from regsync.demo import run_demo
     from regsync.settings import StackSettings
     from regsync.stack.launcher import Stack
@@ -121,7 +125,24 @@ def demo_and_serve(
         endpoints = stack.endpoints()
         if endpoints is None or not endpoints.database_url:
             raise RuntimeError("the demo stack is not running")
-        serve_demo(endpoints.database_url, summary.output_dir or root / "output", port=port, say=say)
+        # The auditors' DLQ pages read Kafka through the pipeline's settings: point them at this stack.
+        os.environ["REGSYNC_KAFKA_BOOTSTRAP"] = endpoints.bootstrap_servers
+        os.environ["REGSYNC_REGISTRY_URL"] = endpoints.registry_url
+        os.environ["REGSYNC_DATABASE_URL"] = endpoints.database_url
+        from regsync.settings import get_settings
+
+        get_settings.cache_clear()
+        # uvicorn re-raises the signal that stopped it once it has shut down; make both Ctrl-C and
+        # SIGTERM end as KeyboardInterrupt here, so the stack below is always stopped.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _interrupt)
+        with contextlib.suppress(KeyboardInterrupt):
+            serve_demo(endpoints.database_url, summary.output_dir or root / "output", port=port, say=say)
     finally:
         say("stopping the stack…")
         stack.down()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM as Ctrl-C."""
+    raise KeyboardInterrupt

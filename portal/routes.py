@@ -30,7 +30,7 @@ from portal.backend import dlq_rows, reports_dir
 from portal.models import audit, receipts
 from portal.policy import API, AUDIT, BUREAU, PUBLIC, SIGNED_IN, STAFF, principal, route
 from portal.scope import Principal
-from schemas.events import EventType, InstitutionStatus, Registrar, ServiceForm
+from schemas.events import EventType, InstitutionStatus, LegalForm, ProfitNature, Registrar, ServiceForm
 
 router = APIRouter()
 _TZ = ZoneInfo("Asia/Shanghai")
@@ -39,6 +39,8 @@ LABELS = {
     "registrar": {r.value: r.label_zh for r in Registrar},
     "status": {s.value: s.label_zh for s in InstitutionStatus},
     "form": {f.value: f.label_zh for f in ServiceForm},
+    "legal_form": {f.value: f.label_zh for f in LegalForm},
+    "profit": {p.value: p.label_zh for p in ProfitNature},
 }
 
 
