@@ -140,6 +140,8 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (default REGSYNC_PORTAL_PORT, 8000).")] = None,
 ) -> None:
     """Serve the portal (pages, downloads, roster API) with uvicorn until Ctrl-C."""
+    import os
+
     import uvicorn
 
     from portal.app import create_app
@@ -147,9 +149,16 @@ def serve(
 
     settings = get_portal_settings()
     app = create_app(settings=settings)
-    uvicorn.run(
-        app, host=host or settings.host, port=port or settings.port, log_level="info", proxy_headers=False
-    )
+    if "REGSYNC_PORTAL_SESSION_SECRET" not in os.environ:
+        typer.secho(
+            "REGSYNC_PORTAL_SESSION_SECRET is not set: a random secret signs sessions (they end on restart) "
+            "and the package-signing key changes with it; set both for a lasting deployment",
+            fg="yellow",
+            err=True,
+        )
+    bind_host, bind_port = host or settings.host, port or settings.port
+    typer.echo(f"portal on http://{bind_host}:{bind_port}/  (public 公示 /public, API docs /docs)")
+    uvicorn.run(app, host=bind_host, port=bind_port, log_level="info", proxy_headers=False)
 
 
 def register(app: typer.Typer) -> None:
