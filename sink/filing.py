@@ -50,6 +50,8 @@ __all__ = [
     "UnregisteredFiling",
     "filing_gap",
     "import_filings",
+    "parse_filings_csv",
+    "upsert_filings",
 ]
 
 COLUMNS = {
@@ -102,6 +104,16 @@ def import_filings(engine: sa.Engine, csv_path: str | Path) -> FilingImportResul
     return FilingImportResult(read, inserted, updated, unchanged, tuple(errors))
 
 
+def upsert_filings(conn: sa.Connection, batch: dict[str, dict[str, Any]]) -> tuple[int, int, int]:
+    """Upsert new or changed filings keyed by 备案编号; returns (inserted, updated, unchanged).
+
+    Unchanged rows keep their ``imported_at`` and source file. Public so that every writer of
+    ``filings`` (this import, the portal's 网上备案 form and upload) shares one definition of
+    "changed", and online entry and CSV import give the same store.
+    """
+    return _flush(conn, batch)
+
+
 def _flush(conn: sa.Connection, batch: dict[str, dict[str, Any]]) -> tuple[int, int, int]:
     """Upsert new or changed filings; unchanged rows keep their ``imported_at`` and source file."""
     if not batch:
@@ -122,7 +134,17 @@ def _flush(conn: sa.Connection, batch: dict[str, dict[str, Any]]) -> tuple[int, 
 
 
 def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any], str | None]]:
-    raw = path.read_bytes()  # filings exports are small (a province: tens of thousands of rows)
+    # filings exports are small (a province: tens of thousands of rows)
+    return parse_filings_csv(path.read_bytes(), str(path))
+
+
+def parse_filings_csv(raw: bytes, name: str = "<upload>") -> Iterator[tuple[int, dict[str, Any], str | None]]:
+    """(line number, parsed row, reason it cannot be read or ``None``) for each row of an export.
+
+    The same reading as :func:`import_filings`, for callers holding the bytes (an upload) that
+    want to show a preview before anything is written.
+    """
+    path = name
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
