@@ -43,6 +43,7 @@ from zoneinfo import ZoneInfo
 from quality import rules as R
 from schemas import childcare, divisions, uscc
 from schemas.divisions import AddressResolution, ChangeStep, CodeCheck, Confidence, DivisionStatus
+from schemas.errors import RecordError
 from schemas.events import (
     CountyResolution,
     CountyResolutionMethod,
@@ -59,6 +60,7 @@ from schemas.masking import mask_resident_id, mask_text
 __all__ = [
     "CHILDCARE_EXEMPT_EVENTS",
     "GateConfig",
+    "RuleRejection",
     "Verdict",
     "clear_caches",
     "evaluate",
@@ -152,6 +154,21 @@ def _normalise_prefixes(table: Mapping[Any, Iterable[str]]) -> Mapping[Registrar
     return MappingProxyType(out)
 
 
+class RuleRejection(RecordError):
+    """A rejecting verdict as an error, so the DLQ can name it the way Kafka Connect names a failure.
+
+    The gate does not raise it: it hands it to the DLQ header builder, which writes its class name and
+    message into ``__connect.errors.exception.*``. The message lists the reject findings' English
+    messages, which never show personal data unmasked.
+    """
+
+    def __init__(self, violations: Sequence[RuleViolation], *, key: str | None = None) -> None:
+        rejections = [v for v in violations if v.severity is Severity.REJECT]
+        self.rule_ids: tuple[str, ...] = tuple(sorted({v.rule_id for v in rejections}))
+        self.violations = tuple(rejections)
+        super().__init__("; ".join(f"{v.rule_id}: {v.message_en}" for v in rejections), key=key)
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """The gate's judgement of one event.
@@ -174,6 +191,10 @@ class Verdict:
     def warnings(self) -> tuple[RuleViolation, ...]:
         """The findings an accepted record carries on ``registrations.valid``."""
         return tuple(v for v in self.violations if v.severity is Severity.WARN)
+
+    def error(self, key: str | None = None) -> RuleRejection:
+        """The reject findings as one error (for the DLQ's exception headers)."""
+        return RuleRejection(self.violations, key=key)
 
     @property
     def rule_ids(self) -> tuple[str, ...]:
