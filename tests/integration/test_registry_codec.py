@@ -329,3 +329,18 @@ def test_a_consumer_pinned_to_the_v1_reader_reads_v2_records_from_kafka(client, 
     assert "stated_division_code" not in read["institution"]
     assert RegistrationEvent.from_avro(read) == base  # everything v1 knows, unchanged
     assert RegistrationEvent.from_avro(codec.decode(value)) == sent  # the v2 reader gets the new fields
+
+
+def test_the_global_default_protects_a_subject_nobody_configured(client):
+    """A subject made by hand (or by an auto-registering client) gets FULL_TRANSITIVE from PUT /config."""
+    register_all(client, [TOPIC_RAW])
+    assert client.get_global_compatibility() is CompatibilityLevel.FULL_TRANSITIVE
+    a = {"name": "a", "type": "string"}
+    b = {"name": "b", "type": "string"}
+    stray = "hand-made-value"
+    client.register(stray, _probe(a, b))
+    with pytest.raises(IncompatibleSchemaError):
+        client.register(stray, _probe(a))  # drops b: an old reader of the new data breaks
+    # Apicurio 3.0.9 reports NONE for a subject without its own level, though the global one applies;
+    # hence register_all sets every subject explicitly.
+    assert client.get_compatibility(stray) is CompatibilityLevel.NONE
