@@ -108,3 +108,27 @@ def test_one_character_more_is_refused_by_postgres_and_leaves_nothing(pg, path):
         _load(pg, [other, event])
     with pg.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(institution_events)).scalar_one() == 0
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_a_store_loaded_under_0001_migrates_to_0002_keeping_its_rows(backend, database_url, tmp_path):
+    """The roster of a v1 store survives the upgrade; the v2 columns start empty, then fill on load."""
+    url = database_url if backend == "postgresql" else f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, revision="0001")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO institutions (uscc, name, legal_form, profit_nature, address, status, childcare, "
+                "business_scope, registrars, last_event_id, last_event_date, last_event_type, "
+                "first_load_month, last_load_month) VALUES ('91350100M000100Y43', '小橡树托育', 'ENTERPRISE', "
+                "'FOR_PROFIT', '福州市鼓楼区五四路1号', 'ACTIVE', TRUE, '托育服务', 'SHICHANG', 'e-1', "
+                "'2025-03-28', 'ESTABLISHED', '2025-03', '2025-03')"
+            )
+        )
+    upgrade(url)
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(institutions)).mappings().one()
+        assert (row["name"], row["stated_division_code"], row["industry_code"]) == ("小橡树托育", None, None)
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version_sink")).scalar_one() == "0002"
+    engine.dispose()
