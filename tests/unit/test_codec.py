@@ -261,7 +261,12 @@ def test_missing_optional_fields_take_defaults():
 
 
 def v2_candidate() -> dict:
-    """A hypothetical next version: one optional field and one more enum symbol (BACKWARD-compatible)."""
+    """A hypothetical v1 successor: one optional field and one more enum symbol.
+
+    Readable by the codec (BACKWARD), though the registry's FULL_TRANSITIVE would refuse the symbol:
+    ``Registrar`` has no default, so a v1 reader could not read it. Here only decode-time resolution is
+    under test.
+    """
     schema = V1.schema
     schema["fields"].append(
         {
