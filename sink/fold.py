@@ -195,7 +195,8 @@ def _apply_snapshot(
         business_scope=masked_text(snap.business_scope),
         registered_capital=snap.registered_capital,
         capital_currency=snap.registered_capital_currency,
-        service_forms=None if not forms else ",".join(f.value for f in forms),
+        # distinct, in the event's order: repeats must not overflow the column (four forms fit in 64)
+        service_forms=None if not forms else ",".join(dict.fromkeys(f.value for f in forms)),
         capacity=snap.capacity,
         legal_rep_name=None if rep is None else rep.name,
         legal_rep_id_masked=None if rep is None else rep.id_number_masked,

@@ -119,3 +119,18 @@ def test_the_consumer_guide_lists_every_bound():
     text = DOCS.read_text(encoding="utf-8")
     documented = dict(re.findall(r"^\| `([a-z_.\[\]]+)` \| (\d+) \|", text, flags=re.MULTILINE))
     assert {path: int(n) for path, n in documented.items()} == dict(STRING_LIMITS)
+
+
+def test_repeated_service_forms_fit_the_roster_column():
+    """An enum array has no string bound; the fold keeps each form once, so the joined list always fits."""
+    from dataclasses import replace
+
+    from schemas.events import ServiceForm
+    from sink.fold import fold
+    from sink.models import institutions
+
+    event = canonical_event()
+    forms = tuple(ServiceForm) * 10
+    state = fold(None, replace(event, institution=replace(event.institution, service_forms=forms)))
+    assert state.service_forms == ",".join(f.value for f in ServiceForm)
+    assert len(state.service_forms) <= institutions.c.service_forms.type.length
