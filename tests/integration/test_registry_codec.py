@@ -344,3 +344,14 @@ def test_the_global_default_protects_a_subject_nobody_configured(client):
     # Apicurio 3.0.9 reports NONE for a subject without its own level, though the global one applies;
     # hence register_all sets every subject explicitly.
     assert client.get_compatibility(stray) is CompatibilityLevel.NONE
+
+
+def test_a_deployment_registered_before_v2_upgrades_in_place(client):
+    """What production holds today: subjects at BACKWARD with v1 only. Registering again moves them on."""
+    for topic in TOPIC_CONTRACTS:
+        client.set_compatibility(subject_for(topic), CompatibilityLevel.BACKWARD)
+        client.register(subject_for(topic), get_contract(TOPIC_CONTRACTS[topic]).version(1).schema_str)
+    register_all(client)
+    for topic in TOPIC_CONTRACTS:
+        assert client.get_compatibility(subject_for(topic)) is CompatibilityLevel.FULL_TRANSITIVE
+        assert client.get_versions(subject_for(topic)) == [1, 2]
