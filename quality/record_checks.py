@@ -13,7 +13,9 @@ connector. So:
   division name (莱芜市莱城区 → 莱芜区), ``DIVISION_ABOLISHED_MAPPED`` warns (the connector's stated code
   may already have been mapped forward, so the address is the only trace left in the event).
 * ``county_code`` abolished but mapped forward → ``DIVISION_ABOLISHED_MAPPED`` (warn) and the verdict
-  carries the current code (:attr:`Verdict.county_code`) for the gate to publish.
+  carries the current code (:attr:`Verdict.county_code`) for the gate to publish. When the replaced code
+  was the registrar's own (method ``STATED``) and the event does not yet say what the registrar stated,
+  it is kept in ``institution.stated_division_code`` (contract v2), so the mapping never loses it.
 * ``county_code`` missing, unknown, abolished without successor or not county-level → the gate
   re-resolves the premises address (``GateConfig.resolve_missing_county``, on by default). A hit is
   published with ``DIVISION_RESOLVED_AT_GATE`` (warn); a miss is ``DIVISION_UNKNOWN`` (reject). Re-resolving
@@ -41,6 +43,7 @@ from zoneinfo import ZoneInfo
 from quality import rules as R
 from schemas import childcare, divisions, uscc
 from schemas.divisions import AddressResolution, ChangeStep, CodeCheck, Confidence, DivisionStatus
+from schemas.errors import RecordError
 from schemas.events import (
     CountyResolution,
     CountyResolutionMethod,
@@ -51,11 +54,13 @@ from schemas.events import (
     RuleViolation,
     Severity,
 )
+from schemas.limits import TooLong, too_long
 from schemas.masking import mask_resident_id, mask_text
 
 __all__ = [
     "CHILDCARE_EXEMPT_EVENTS",
     "GateConfig",
+    "RuleRejection",
     "Verdict",
     "clear_caches",
     "evaluate",
@@ -149,6 +154,21 @@ def _normalise_prefixes(table: Mapping[Any, Iterable[str]]) -> Mapping[Registrar
     return MappingProxyType(out)
 
 
+class RuleRejection(RecordError):
+    """A rejecting verdict as an error, so the DLQ can name it the way Kafka Connect names a failure.
+
+    The gate does not raise it: it hands it to the DLQ header builder, which writes its class name and
+    message into ``__connect.errors.exception.*``. The message lists the reject findings' English
+    messages, which never show personal data unmasked.
+    """
+
+    def __init__(self, violations: Sequence[RuleViolation], *, key: str | None = None) -> None:
+        rejections = [v for v in violations if v.severity is Severity.REJECT]
+        self.rule_ids: tuple[str, ...] = tuple(sorted({v.rule_id for v in rejections}))
+        self.violations = tuple(rejections)
+        super().__init__("; ".join(f"{v.rule_id}: {v.message_en}" for v in rejections), key=key)
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """The gate's judgement of one event.
@@ -172,6 +192,10 @@ class Verdict:
         """The findings an accepted record carries on ``registrations.valid``."""
         return tuple(v for v in self.violations if v.severity is Severity.WARN)
 
+    def error(self, key: str | None = None) -> RuleRejection:
+        """The reject findings as one error (for the DLQ's exception headers)."""
+        return RuleRejection(self.violations, key=key)
+
     @property
     def rule_ids(self) -> tuple[str, ...]:
         """Distinct rule ids of all findings, in catalog order."""
@@ -187,7 +211,17 @@ class Verdict:
         inst = event.institution
         resolution = self.county_resolution or inst.county_resolution
         if self.county_code != inst.county_code or resolution != inst.county_resolution:
-            inst = replace(inst, county_code=self.county_code, county_resolution=resolution)
+            stated = inst.stated_division_code
+            if (
+                stated is None
+                and inst.county_code != self.county_code
+                and inst.county_resolution.method is CountyResolutionMethod.STATED
+            ):
+                # The code the registrar stated is replaced by its current successor: keep what it said.
+                stated = inst.county_code
+            inst = replace(
+                inst, county_code=self.county_code, county_resolution=resolution, stated_division_code=stated
+            )
             event = replace(event, institution=inst)
         return event.with_warnings(self.warnings)
 
@@ -290,6 +324,10 @@ class _Gate:
             found.append(_REQUIRED_VIOLATION["event_type"])
         if not scope or scope.isspace():
             found.append(_REQUIRED_VIOLATION["institution.business_scope"])
+
+        # FIELD_TOO_LONG — what the gate lets through, the filing store must hold (schemas/limits.py).
+        for over in too_long(event):
+            found.append(_too_long(over))
 
         # USCC_* and USCC_REGISTRAR_PREFIX
         if code and not code.isspace():
@@ -670,6 +708,15 @@ def _no_move(event_type: EventType) -> RuleViolation:
     return R.MOVE_JURISDICTION_MISSING.violation(
         f"{event_type.label_zh}事件（{event_type.value}）缺少迁出地和迁入地区划代码",
         f"{event_type.value} event has neither jurisdiction.from_county_code nor to_county_code",
+    )
+
+
+def _too_long(over: TooLong) -> RuleViolation:
+    """The value itself is never shown: it may be personal data, and it is too long to read anyway."""
+    return R.FIELD_TOO_LONG.violation(
+        f"字段 {over.field} 长度 {over.length} 超过上限 {over.limit}",
+        f"field {over.field} is {over.length} characters long, over its bound of {over.limit}",
+        over.field,
     )
 
 

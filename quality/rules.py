@@ -129,6 +129,16 @@ REQUIRED_FIELD = Rule(
     "A required field is blank: USCC, name, address, event date, registrar, event type or business "
     "scope; the message names the field.",
 )
+FIELD_TOO_LONG = Rule(
+    "FIELD_TOO_LONG",
+    REJECT,
+    None,
+    "字段长度超过契约上限（schemas/limits.py，备案库按同一上限建列）；消息注明字段、长度与上限，不回显取值。"
+    "如放行，该事件将在月度入库时失败并阻塞整月。",
+    "A field is longer than its contract bound (schemas/limits.py; the filing store's columns use the same "
+    "bounds); the message names the field, its length and the bound, never the value. Let through, the "
+    "event would fail the monthly load and block the whole month.",
+)
 USCC_FORMAT = Rule(
     "USCC_FORMAT",
     REJECT,
@@ -298,6 +308,7 @@ CATALOG: Final[tuple[Rule, ...]] = (
     SOURCE_UNREADABLE,
     SCHEMA_INVALID,
     REQUIRED_FIELD,
+    FIELD_TOO_LONG,
     USCC_FORMAT,
     USCC_CHECK_DIGIT,
     USCC_ORG_CHECK_DIGIT,

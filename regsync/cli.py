@@ -184,7 +184,7 @@ def stack_status() -> None:
 
 @schemas_app.command("register")
 def schemas_register(topic_prefix: TopicPrefix = None) -> None:
-    """Register every stored contract version (oldest first) with BACKWARD compatibility; idempotent."""
+    """Register every stored contract version (oldest first) under FULL_TRANSITIVE, also set as the registry default; idempotent."""
     from regsync import endpoints
     from regsync.kafka import bus
     from regsync.kafka.topics import Topics
@@ -195,6 +195,8 @@ def schemas_register(topic_prefix: TopicPrefix = None) -> None:
     rows = bus.register_schemas(services.registry_url, Topics(prefix=prefix))
     for subject, version, schema_id in rows:
         out.print(f"{subject:<40} v{version}  id {schema_id}", highlight=False)
+    for subject, level in bus.compatibility_levels(services.registry_url, Topics(prefix=prefix)).items():
+        out.print(f"{subject:<40} compatibility {level}", highlight=False)
 
 
 @db_app.command("upgrade")

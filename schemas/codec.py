@@ -4,7 +4,7 @@ Every Kafka value is ``0x00`` (magic byte) + the writer schema's registry id (4 
 the schemaless Avro binary, so any Confluent-compatible consumer (a health bureau's Kafka Connect,
 ksqlDB) can read what we write. :class:`AvroCodec` writes with one registered schema and reads any
 registered writer version, resolved into its reader schema (Avro schema resolution; the registry
-enforces BACKWARD compatibility, so the newest reader reads every older writer).
+enforces FULL_TRANSITIVE compatibility, so every version reads every other, older or newer).
 
 Fast path: schemas are parsed once; a writer id seen once is cached forever (registry ids are
 immutable); a payload written with the reader's own schema skips resolution. The slow path — working

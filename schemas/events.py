@@ -222,6 +222,10 @@ class Institution:
     registered_capital_currency: str = "CNY"
     service_forms: tuple[ServiceForm, ...] | None = None
     capacity: int | None = None
+    stated_division_code: str | None = None
+    """The division code as the registrar stated it (contract v2), kept when ``county_code`` maps it forward."""
+    industry_code: str | None = None
+    """国民经济行业分类 code as the source carries it, e.g. ``8020`` (contract v2); ``None`` when absent."""
 
     def to_avro(self) -> dict[str, Any]:
         """Avro record dict."""
@@ -242,6 +246,8 @@ class Institution:
             "status": self.status,
             "service_forms": None if forms is None else list(forms),
             "capacity": self.capacity,
+            "stated_division_code": self.stated_division_code,
+            "industry_code": self.industry_code,
         }
 
     @classmethod
@@ -264,6 +270,8 @@ class Institution:
             registered_capital_currency=data.get("registered_capital_currency", "CNY"),
             service_forms=None if forms is None else tuple(map(_SERVICE_FORM.__getitem__, forms)),
             capacity=data.get("capacity"),
+            stated_division_code=data.get("stated_division_code"),
+            industry_code=data.get("industry_code"),
         )
 
 
@@ -469,15 +477,30 @@ class RegistrationEvent:
         )
 
 
+class ErrorStage(_LabelledEnum):
+    """Where a rejection happened, named as Kafka Connect's DLQ names its stages (``__connect.errors.stage``)."""
+
+    TASK_POLL = "TASK_POLL", "连接器读取来源记录"
+    VALUE_CONVERTER = "VALUE_CONVERTER", "质量闸门解码"
+    TRANSFORMATION = "TRANSFORMATION", "质量规则判定"
+
+
 @dataclass(frozen=True, slots=True)
 class ErrorContext:
-    """Where a rejected record was read and which gate run judged it."""
+    """Where a rejected record was read, which run rejected it, and when.
+
+    ``rejected_at`` is on the as-of clock — the push instant, equal to the Kafka record timestamp —
+    so a month window cut by push time puts a rejection in the same month however late it was judged;
+    ``judged_at`` is the wall clock, for operations only (contract v2; ``None`` in v1 records).
+    """
 
     source_topic: str
     partition: int
     offset: int
     gate_run_id: str
     rejected_at: datetime
+    judged_at: datetime | None = None
+    stage: ErrorStage | None = None
 
     def to_avro(self) -> dict[str, Any]:
         """Avro record dict."""
@@ -487,14 +510,26 @@ class ErrorContext:
             "offset": self.offset,
             "gate_run_id": self.gate_run_id,
             "rejected_at": self.rejected_at,
+            "judged_at": self.judged_at,
+            "stage": None if self.stage is None else self.stage.value,
         }
 
     @classmethod
     def from_avro(cls, data: Mapping[str, Any]) -> Self:
-        """Build from an Avro record dict."""
+        """Build from an Avro record dict; an unknown stage text (a newer writer) reads as ``None``."""
+        stage = data.get("stage")
         return cls(
-            data["source_topic"], data["partition"], data["offset"], data["gate_run_id"], data["rejected_at"]
+            data["source_topic"],
+            data["partition"],
+            data["offset"],
+            data["gate_run_id"],
+            data["rejected_at"],
+            data.get("judged_at"),
+            _STAGE.get(stage) if stage is not None else None,
         )
+
+
+_STAGE: dict[str, ErrorStage] = {m.value: m for m in ErrorStage}
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,11 @@ which differs in ways this client absorbs (observed, not assumed):
   both keys are read.
 * ``GET /config/{subject}`` answers 404 for a subject that does not exist yet (instead of the global
   level), and ``defaultToGlobal`` is ignored; :meth:`SchemaRegistryClient.get_compatibility` returns
-  ``None`` then. Setting the level of a subject before its first version works.
+  ``None`` then. Setting the level of a subject before its first version works. For a subject that
+  exists but has no level of its own it answers ``NONE`` although the global level is enforced on it, so
+  :func:`register_all` sets every subject's level explicitly as well as the global one.
+* ``PUT /config`` / ``GET /config`` (the global default) accept and report ``FULL_TRANSITIVE``, and
+  Apicurio enforces it transitively (checked by ``tests/integration/test_registry_codec.py``).
 * ``POST /compatibility/subjects/{s}/versions/latest`` answers ``{"is_compatible": true}`` for an unknown
   subject (Confluent: 404); the client answers ``True`` in both cases. ``verbose=true`` adds no messages.
 * Schemas are matched by **exact text**: the same schema with other whitespace becomes a new version with
@@ -201,6 +205,19 @@ class SchemaRegistryClient:
         body = self._request("PUT", f"/config/{_q(full)}", full, {"compatibility": str(level)})
         return _level(body) or level
 
+    def get_global_compatibility(self) -> CompatibilityLevel | None:
+        """The registry-wide default level (``GET /config``), which applies to subjects without their own."""
+        return _level(self._request("GET", "/config", None))
+
+    def set_global_compatibility(self, level: CompatibilityLevel) -> CompatibilityLevel:
+        """Set the registry-wide default (``PUT /config``).
+
+        Subjects created by hand or by a client that auto-registers get this level, so the default must
+        be as strict as our own subjects; a registry left at ``NONE`` accepts any change there.
+        """
+        body = self._request("PUT", "/config", None, {"compatibility": str(level)})
+        return _level(body) or level
+
     def is_compatible(self, subject: str, schema: str, version: int | Literal["latest"] = "latest") -> bool:
         """Whether ``schema`` may be registered under ``subject``; ``True`` when it has no versions yet."""
         full = self.subject(subject)
@@ -291,17 +308,31 @@ def _topic_versions(topics: Iterable[str] | None) -> Iterable[tuple[str, Contrac
             yield topic, version
 
 
+CONTRACT_COMPATIBILITY = CompatibilityLevel.FULL_TRANSITIVE
+"""The level of every value subject and of the registry's default.
+
+FULL_TRANSITIVE because regsync does not control its readers: a health bureau may pin a reader schema
+(specific records, a JDBC sink's table) to any version, so every version must read, and be read by,
+every other — BACKWARD alone protects new readers only, and lets a field be removed under old ones.
+"""
+
+
 def register_all(
     client: SchemaRegistryClient,
     topics: Iterable[str] | None = None,
     *,
-    compatibility: CompatibilityLevel = CompatibilityLevel.BACKWARD,
+    compatibility: CompatibilityLevel = CONTRACT_COMPATIBILITY,
+    set_global: bool = True,
 ) -> list[RegisteredContract]:
-    """Set each topic subject's compatibility, then register every stored version, oldest first.
+    """Set the registry default and each topic subject's level, then register every stored version.
 
-    Idempotent: re-registering identical text returns the existing id. A stored version the registry
-    refuses raises :class:`IncompatibleSchemaError`.
+    Versions go oldest first, so the registry checks each against all before it. Idempotent:
+    re-registering identical text returns the existing id, and setting a level again changes nothing.
+    A stored version the registry refuses raises :class:`IncompatibleSchemaError`. ``set_global=False``
+    leaves the registry-wide default alone (a registry shared with other teams, whose owner sets it).
     """
+    if set_global:
+        client.set_global_compatibility(compatibility)
     registered = []
     configured: set[str] = set()
     for topic, version in _topic_versions(topics):

@@ -103,6 +103,10 @@ class InstitutionState:
     last_offset: int | None = None
     first_load_month: str = ""
     last_load_month: str = ""
+    stated_division_code: str | None = None
+    """What the registrar stated as the premises' division (contract v2), beside the county resolved."""
+    industry_code: str | None = None
+    """国民经济行业分类 code from the latest snapshot that carried one (contract v2)."""
 
     def to_row(self) -> dict[str, Any]:
         """The ``institutions`` row (registrars as a sorted comma list)."""
@@ -191,11 +195,14 @@ def _apply_snapshot(
         business_scope=masked_text(snap.business_scope),
         registered_capital=snap.registered_capital,
         capital_currency=snap.registered_capital_currency,
-        service_forms=None if not forms else ",".join(f.value for f in forms),
+        # distinct, in the event's order: repeats must not overflow the column (four forms fit in 64)
+        service_forms=None if not forms else ",".join(dict.fromkeys(f.value for f in forms)),
         capacity=snap.capacity,
         legal_rep_name=None if rep is None else rep.name,
         legal_rep_id_masked=None if rep is None else rep.id_number_masked,
         legal_rep_phone_masked=None if rep is None else rep.phone_masked,
+        stated_division_code=snap.stated_division_code,
+        industry_code=snap.industry_code,
         **stamp,
     )
 

@@ -16,6 +16,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from regsync.kafka import headers as headers_
 from regsync.kafka.topics import Topics
 from schemas.codec import AvroCodec
+from schemas.contracts import TOPIC_CONTRACTS, subject_for
 from schemas.errors import RetriableError
 from schemas.registry import SchemaRegistryClient, codec_for_topic, register_all
 
@@ -72,6 +73,20 @@ def register_schemas(registry_url: str, topics: Topics) -> list[tuple[str, int, 
     """Explicit registration (production never auto-registers): (subject, version, id) per contract."""
     with registry_client(registry_url, topics) as client:
         return [(r.subject, r.contract.version, r.schema_id) for r in register_all(client)]
+
+
+def compatibility_levels(registry_url: str, topics: Topics) -> dict[str, str | None]:
+    """The levels as the registry reports them: ``"(global)"`` and every (prefixed) value subject."""
+    with registry_client(registry_url, topics) as client:
+        levels: dict[str, str | None] = {"(global)": _text(client.get_global_compatibility())}
+        for topic in TOPIC_CONTRACTS:
+            subject = subject_for(topic)
+            levels[client.subject(subject)] = _text(client.get_compatibility(subject))
+        return levels
+
+
+def _text(level: object) -> str | None:
+    return None if level is None else str(level)
 
 
 def load_codecs(registry_url: str, topics: Topics) -> Codecs:

@@ -7,8 +7,9 @@ batch at a time by :mod:`quality.record_checks`; the gate only moves records.
 
 Valid records keep the raw record's timestamp (the moment the registrar's record was pushed), so the
 monthly load's time-index window means "pushed in month M" on the valid topic as well.
-Rejected records carry the rule violations in the value and, like Kafka Connect's DLQ, the error
-context in headers (source topic, partition, offset, rule ids).
+Rejected records carry the rule violations in the value and Kafka Connect's full DLQ header set
+(:mod:`regsync.kafka.rejections`). Their ``error_context.rejected_at`` is the raw record's timestamp —
+the same as-of clock as the record's own timestamp — and the wall clock goes to ``judged_at``.
 """
 
 from __future__ import annotations
@@ -22,19 +23,18 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from quality.record_checks import GateConfig, evaluate_many
+from quality.record_checks import GateConfig, evaluate_many, schema_violation
 from regsync.bookkeeping.state import StateStore
 from regsync.faults import crash_point
-from regsync.kafka import bus, headers
+from regsync.kafka import bus, headers, rejections
 from regsync.kafka.topics import Topics
 from regsync.settings import Settings
-from schemas.codec import CodecError
+from schemas.codec import AvroCodec, CodecError
 from schemas.events import (
     ErrorContext,
+    ErrorStage,
     RegistrationEvent,
     RejectedRecord,
-    RuleViolation,
-    Severity,
 )
 
 SCHEMA_INVALID = "SCHEMA_INVALID"
@@ -54,20 +54,31 @@ class GateCounts:
 Progress = Callable[[GateCounts], None]
 
 
-def _context_headers(record: Any, rule_ids: list[str], run_id: str) -> list[tuple[str, bytes]]:
-    kept = [
-        (k, v)
-        for k, v in (record.headers or [])
-        if k.startswith(headers.LINEAGE_PREFIX) and k != headers.RULE_IDS
-    ]
-    return kept + bus.headers(
-        [
-            (headers.ERRORS_TOPIC, record.topic),
-            (headers.ERRORS_PARTITION, str(record.partition)),
-            (headers.ERRORS_OFFSET, str(record.offset)),
-            (headers.RULE_IDS, ",".join(rule_ids)),
-            (headers.GATE_RUN_ID, run_id),
-        ]
+GATE_CONNECTOR_NAME = "regsync-gate"
+"""``__connect.errors.connector.name`` of the gate's rejections (extract's are ``regsync-extract-<source>``)."""
+
+
+def _rejection_headers(
+    record: Any,
+    *,
+    stage: ErrorStage,
+    executing: object,
+    error: BaseException,
+    rule_ids: list[str],
+    run_id: str,
+    instance: int,
+) -> list[tuple[str, bytes]]:
+    """Kafka Connect's DLQ header set for a consumed raw record, plus our rule ids and lineage."""
+    return rejections.dlq_headers(
+        origin=rejections.Origin(record.topic, record.partition, record.offset),
+        connector_name=GATE_CONNECTOR_NAME,
+        task_id=instance,
+        stage=stage,
+        executing_class=rejections.qualified_name(executing),
+        error=error,
+        rule_ids=rule_ids,
+        extra=((headers.GATE_RUN_ID, run_id),),
+        kept=record.headers or (),
     )
 
 
@@ -79,6 +90,19 @@ def _lineage_headers(record: Any, run_id: str) -> list[tuple[str, bytes]]:
             (headers.RAW_OFFSET, str(record.offset)),
             (headers.GATE_RUN_ID, run_id),
         ]
+    )
+
+
+def _context(record: Any, run_id: str, judged_at: datetime, stage: ErrorStage) -> ErrorContext:
+    """One clock: ``rejected_at`` is the raw record's timestamp (the push instant), like the output's."""
+    return ErrorContext(
+        record.topic,
+        record.partition,
+        record.offset,
+        run_id,
+        rejections.from_millis(record.timestamp) if (record.timestamp or -1) >= 0 else judged_at,
+        judged_at=judged_at,
+        stage=stage,
     )
 
 
@@ -151,7 +175,9 @@ def run_gate(
                     break
                 continue
             idle_polls = 0
-            _judge_in_transaction(producer, consumer, records, codecs, config, topics, run_id, counts)
+            _judge_in_transaction(
+                producer, consumer, records, codecs, config, topics, run_id, counts, instance=instance
+            )
             store.update_gate_run(run_id, counts)
             if progress is not None:
                 progress(counts)
@@ -196,6 +222,8 @@ def _judge_in_transaction(
     topics: Topics,
     run_id: str,
     counts: GateCounts,
+    *,
+    instance: int = 0,
 ) -> None:
     now = datetime.now(UTC)
     decoded: list[tuple[Any, RegistrationEvent]] = []
@@ -204,25 +232,27 @@ def _judge_in_transaction(
         try:
             decoded.append((record, RegistrationEvent.from_avro(codecs.raw.decode(record.value))))
         except (CodecError, KeyError, ValueError, TypeError) as exc:
-            violation = RuleViolation(
-                SCHEMA_INVALID,
-                Severity.REJECT,
-                f"无法按登记事件契约解码：{exc}",
-                f"cannot decode as a RegistrationEvent: {exc}",
-                None,
-            )
+            violation = schema_violation(f"{type(exc).__name__}: {exc}")
             dlq = RejectedRecord(
-                ErrorContext(record.topic, record.partition, record.offset, run_id, now),
+                _context(record, run_id, now, ErrorStage.VALUE_CONVERTER),
                 (violation,),
                 raw_value=record.value or b"",
-                decode_error=f"{type(exc).__name__}: {exc}",
+                decode_error=violation.message_en,
             )
             outputs.append(
                 (
                     topics.rejected,
                     record.key,
                     codecs.rejected.encode(dlq.to_avro()),
-                    _context_headers(record, [SCHEMA_INVALID], run_id),
+                    _rejection_headers(
+                        record,
+                        stage=ErrorStage.VALUE_CONVERTER,
+                        executing=AvroCodec,
+                        error=exc,
+                        rule_ids=[SCHEMA_INVALID],
+                        run_id=run_id,
+                        instance=instance,
+                    ),
                     record.timestamp,
                 )
             )
@@ -246,17 +276,25 @@ def _judge_in_transaction(
             counts.valid += 1
         else:
             dlq = RejectedRecord(
-                ErrorContext(record.topic, record.partition, record.offset, run_id, now),
+                _context(record, run_id, now, ErrorStage.TRANSFORMATION),
                 tuple(verdict.violations),
                 event=event,
             )
-            rule_ids = sorted({v.rule_id for v in verdict.violations if v.severity is Severity.REJECT})
+            error = verdict.error(key=event.institution.uscc)
             outputs.append(
                 (
                     topics.rejected,
                     record.key,
                     codecs.rejected.encode(dlq.to_avro()),
-                    _context_headers(record, rule_ids, run_id),
+                    _rejection_headers(
+                        record,
+                        stage=ErrorStage.TRANSFORMATION,
+                        executing=evaluate_many,
+                        error=error,
+                        rule_ids=list(error.rule_ids),
+                        run_id=run_id,
+                        instance=instance,
+                    ),
                     record.timestamp,
                 )
             )

@@ -14,13 +14,25 @@ import pytest
 from kafka import KafkaProducer
 from listsource import FaultyListConnector, rows
 
-from regsync.kafka import bus
+from regsync.kafka import bus, rejections
 from regsync.kafka.topics import Topics, ensure_topics
 from regsync.stages.extract import run_extract
 from regsync.stages.gate import run_gate
 from schemas.events import RegistrationEvent, RejectedRecord
 
 AS_OF = datetime(2026, 1, 31, 16, 0, tzinfo=UTC)
+CONNECT_HEADERS = (
+    "__connect.errors.topic",
+    "__connect.errors.partition",
+    "__connect.errors.offset",
+    "__connect.errors.connector.name",
+    "__connect.errors.task.id",
+    "__connect.errors.stage",
+    "__connect.errors.class.name",
+    "__connect.errors.exception.class.name",
+    "__connect.errors.exception.message",
+)
+"""The names Kafka Connect's DeadLetterQueueReporter writes (its optional stack trace aside)."""
 HERE = Path(__file__).parent
 
 
@@ -87,9 +99,37 @@ def test_gate_routes_every_record_once_with_reasons(pipeline):
     for kind, _rec, record in (v[0] for v in outputs.values()):
         if record.key != b"garbage":
             assert record.timestamp == int(AS_OF.timestamp() * 1000), kind
-    for _, _rec, record in rejected.values():
+    for _, rec, record in rejected.values():
         assert bus.header(record, "__connect.errors.topic") == pipeline["topics"].raw
-        assert bus.header(record, "regsync.rule_ids")
+        # One clock: rejected_at is the record timestamp (the push instant), not the gate's wall clock.
+        assert rejections.millis(rec.error_context.rejected_at) == record.timestamp
+        assert rec.error_context.judged_at is not None
+        assert rec.error_context.judged_at > rec.error_context.rejected_at
+        # Kafka Connect's full DLQ header set, and the rule ids as repeated headers.
+        names = [k for k, _ in record.headers]
+        for name in CONNECT_HEADERS:
+            assert names.count(name) == 1, name
+        assert "regsync.rule_ids" not in names
+        rule_ids = [v.decode() for k, v in record.headers if k == "regsync.rule_id"]
+        assert rule_ids == sorted({v.rule_id for v in rec.violations if v.severity.value == "REJECT"})
+        assert rejections.rule_ids_from_headers(record.headers) == tuple(rule_ids)
+        assert bus.header(record, "__connect.errors.connector.name") == "regsync-gate"
+        assert bus.header(record, "__connect.errors.task.id") == "0"
+        stage = bus.header(record, "__connect.errors.stage")
+        assert rec.error_context.stage is not None and stage == rec.error_context.stage.value
+        if record.key == b"garbage":
+            assert stage == "VALUE_CONVERTER"
+            assert bus.header(record, "__connect.errors.class.name") == "schemas.codec.AvroCodec"
+            assert bus.header(record, "__connect.errors.exception.class.name").startswith("schemas.codec.")
+        else:
+            assert stage == "TRANSFORMATION"
+            assert bus.header(record, "__connect.errors.class.name") == "quality.record_checks.evaluate_many"
+            assert (
+                bus.header(record, "__connect.errors.exception.class.name")
+                == "quality.record_checks.RuleRejection"
+            )
+            message = bus.header(record, "__connect.errors.exception.message")
+            assert all(rule_id in message for rule_id in rule_ids)
 
 
 @pytest.mark.slow

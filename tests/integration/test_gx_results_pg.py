@@ -140,7 +140,7 @@ def test_db_upgrade_migrates_both_histories_on_postgres(database_url, tmp_path, 
     assert first.exit_code == 0, first.output
     assert again.exit_code == 0, again.output
     assert "pipeline  at revision 0001" in again.output
-    assert "store     at revision 0001" in again.output
+    assert "store     at revision 0002" in again.output
     engine = sa.create_engine(database_url)
     try:
         with engine.connect() as conn:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 import httpx
@@ -34,6 +35,9 @@ from schemas.events import (
     RejectedRecord,
     RuleViolation,
     Severity,
+)
+from schemas.registry import (
+    CONTRACT_COMPATIBILITY as CONTRACT_LEVEL,
 )
 from schemas.registry import (
     CompatibilityLevel,
@@ -88,24 +92,32 @@ def event() -> RegistrationEvent:
     )
 
 
-def test_register_all_sets_backward_and_round_trips_through_registered_ids(client):
+def test_register_all_sets_full_transitive_and_round_trips_through_registered_ids(client, registry_url):
     registered = register_all(client)
 
     assert [(r.topic, r.contract.version) for r in registered] == [
         (topic, v.version) for topic, name in TOPIC_CONTRACTS.items() for v in get_contract(name).versions
     ]
     for topic in TOPIC_CONTRACTS:
-        assert client.get_compatibility(subject_for(topic)) is CompatibilityLevel.BACKWARD
+        assert client.get_compatibility(subject_for(topic)) is CompatibilityLevel.FULL_TRANSITIVE
         assert client.get_versions(subject_for(topic)) == list(
             range(1, len(get_contract(TOPIC_CONTRACTS[topic]).versions) + 1)
         )
         assert registered[0].subject.startswith(client.subject_prefix)
 
+    # The registry-wide default too, as a plain HTTP client sees it.
+    assert client.get_global_compatibility() is CompatibilityLevel.FULL_TRANSITIVE
+    with httpx.Client(base_url=registry_url, timeout=30) as plain:
+        assert plain.get("/config").json()["compatibilityLevel"] == "FULL_TRANSITIVE"
+        for topic in TOPIC_CONTRACTS:
+            answer = plain.get(f"/config/{client.subject(subject_for(topic))}").json()
+            assert answer["compatibilityLevel"] == "FULL_TRANSITIVE"
+
     # Idempotent: a second run registers nothing new and returns the same ids.
     assert [r.schema_id for r in register_all(client)] == [r.schema_id for r in registered]
     assert [r.schema_id for r in resolve_ids(client)] == [r.schema_id for r in registered]
 
-    valid = next(r for r in registered if r.topic == TOPIC_VALID)
+    valid = [r for r in registered if r.topic == TOPIC_VALID][-1]  # the newest version is written
     assert json.loads(client.get_schema_by_id(valid.schema_id)) == valid.contract.schema
 
     codec = codec_for_topic(client, TOPIC_VALID)
@@ -149,7 +161,7 @@ def test_incompatible_version_is_refused(client):
     assert info.value.subject == client.subject(subject)
     assert client.subject(subject) in str(info.value)
     assert info.value.status_code == 409
-    assert client.get_versions(subject) == [1]
+    assert client.get_versions(subject) == [v.version for v in get_contract(REGISTRATION_EVENT).versions]
 
     compatible = get_contract(REGISTRATION_EVENT).latest.schema
     compatible["fields"].append(
@@ -238,3 +250,108 @@ def test_cli_schemas_register_takes_the_prefix_from_settings_or_the_flag(
     for prefix in (f"env{uid}.", f"flag{uid}."):
         assert f"{prefix}registrations.raw-value" in subjects
         assert f"{prefix}registrations.raw-value" in (from_env.output + from_flag.output)
+
+
+def test_removing_a_field_is_refused_under_full_transitive_though_backward_takes_it(client):
+    """What BACKWARD alone let through: a removed field breaks consumers pinned to an older reader."""
+    register_all(client, [TOPIC_RAW])
+    dropped = get_contract(REGISTRATION_EVENT).latest.schema
+    dropped["fields"] = [f for f in dropped["fields"] if f["name"] != "lineage"]
+    text = json.dumps(dropped, ensure_ascii=False)
+    assert client.is_compatible(subject_for(TOPIC_RAW), text) is False
+    with pytest.raises(IncompatibleSchemaError):
+        client.register(subject_for(TOPIC_RAW), text)
+
+    lenient = "lenient-value"
+    client.set_compatibility(lenient, CompatibilityLevel.BACKWARD)
+    client.register(lenient, get_contract(REGISTRATION_EVENT).latest.schema_str)
+    client.register(lenient, text)  # BACKWARD accepts the removal
+    assert client.get_versions(lenient) == [1, 2]
+
+
+def _probe(*fields: dict) -> str:
+    return json.dumps(
+        {"type": "record", "name": "Probe", "namespace": "regsync.test", "fields": list(fields)}
+    )
+
+
+def test_apicurio_checks_full_transitive_against_every_version_not_only_the_latest(client):
+    """v3 is FULL-compatible with v2 but cannot be read by v1's reader: only the transitive level sees it."""
+    a = {"name": "a", "type": "string"}
+    v1 = _probe(a)
+    v2 = _probe(a, {"name": "b", "type": "string", "default": ""})
+    v3 = _probe(a, {"name": "b", "type": "string"})  # b loses its default: v3 cannot read v1 data
+    for subject, level in (("full-value", CompatibilityLevel.FULL), ("transitive-value", CONTRACT_LEVEL)):
+        assert client.set_compatibility(subject, level) is level
+        client.register(subject, v1)
+        client.register(subject, v2)
+    client.register("full-value", v3)
+    with pytest.raises(IncompatibleSchemaError):
+        client.register("transitive-value", v3)
+    assert client.get_versions("transitive-value") == [1, 2]
+
+
+def test_a_consumer_pinned_to_the_v1_reader_reads_v2_records_from_kafka(client, kafka_bootstrap, new_topic):
+    """Producer writes v2 (new fields set) through the registry; a v1-pinned bureau consumer still reads."""
+    import io
+
+    import fastavro
+    from kafka import KafkaConsumer, KafkaProducer
+
+    register_all(client, [TOPIC_VALID])
+    codec = codec_for_topic(client, TOPIC_VALID)
+    v2 = get_contract(REGISTRATION_EVENT).version(2)
+    assert json.loads(client.get_schema_by_id(codec.schema_id)) == v2.schema
+    base = event()
+    sent = replace(
+        base, institution=replace(base.institution, stated_division_code="371202", industry_code="8020")
+    )
+    topic = new_topic("v1reader")
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    producer.send(topic, key=sent.kafka_key, value=codec.encode(sent.to_avro())).get(timeout=30)
+    producer.close()
+
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=kafka_bootstrap,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        consumer_timeout_ms=15_000,
+    )
+    values = [record.value for record in consumer]
+    consumer.close()
+    assert len(values) == 1
+    value = values[0]
+    schema_id = int.from_bytes(value[1:5], "big")
+    writer = fastavro.parse_schema(json.loads(client.get_schema_by_id(schema_id)))
+    pinned_v1 = fastavro.parse_schema(get_contract(REGISTRATION_EVENT).version(1).schema)
+    read = fastavro.schemaless_reader(io.BytesIO(value[5:]), writer, pinned_v1)
+    assert "stated_division_code" not in read["institution"]
+    assert RegistrationEvent.from_avro(read) == base  # everything v1 knows, unchanged
+    assert RegistrationEvent.from_avro(codec.decode(value)) == sent  # the v2 reader gets the new fields
+
+
+def test_the_global_default_protects_a_subject_nobody_configured(client):
+    """A subject made by hand (or by an auto-registering client) gets FULL_TRANSITIVE from PUT /config."""
+    register_all(client, [TOPIC_RAW])
+    assert client.get_global_compatibility() is CompatibilityLevel.FULL_TRANSITIVE
+    a = {"name": "a", "type": "string"}
+    b = {"name": "b", "type": "string"}
+    stray = "hand-made-value"
+    client.register(stray, _probe(a, b))
+    with pytest.raises(IncompatibleSchemaError):
+        client.register(stray, _probe(a))  # drops b: an old reader of the new data breaks
+    # Apicurio 3.0.9 reports NONE for a subject without its own level, though the global one applies;
+    # hence register_all sets every subject explicitly.
+    assert client.get_compatibility(stray) is CompatibilityLevel.NONE
+
+
+def test_a_deployment_registered_before_v2_upgrades_in_place(client):
+    """What production holds today: subjects at BACKWARD with v1 only. Registering again moves them on."""
+    for topic in TOPIC_CONTRACTS:
+        client.set_compatibility(subject_for(topic), CompatibilityLevel.BACKWARD)
+        client.register(subject_for(topic), get_contract(TOPIC_CONTRACTS[topic]).version(1).schema_str)
+    register_all(client)
+    for topic in TOPIC_CONTRACTS:
+        assert client.get_compatibility(subject_for(topic)) is CompatibilityLevel.FULL_TRANSITIVE
+        assert client.get_versions(subject_for(topic)) == [1, 2]

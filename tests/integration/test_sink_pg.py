@@ -70,7 +70,7 @@ def roster(engine):
 
 def test_migrations_on_postgres(pg, database_url):
     with pg.connect() as conn:
-        assert conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar_one() == "0001"
+        assert conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar_one() == "0002"
         assert schema_diff(conn) == []
         kinds = dict(
             conn.execute(

@@ -33,7 +33,9 @@ from schemas.events import (
 from schemas.examples import canonical_event
 
 GOLDEN = Path(__file__).parent / "golden" / "registration_event_v1_schema_id_7.hex"
+GOLDEN_V2 = Path(__file__).parent / "golden" / "registration_event_v2_schema_id_8.hex"
 V1 = get_contract(REGISTRATION_EVENT).version(1)
+V2 = get_contract(REGISTRATION_EVENT).version(2)
 
 
 def sample_event() -> RegistrationEvent:
@@ -72,6 +74,47 @@ def test_encoding_matches_golden_bytes():
 def test_golden_bytes_decode_back_to_the_sample():
     payload = bytes.fromhex("".join(GOLDEN.read_text().split()))
     assert RegistrationEvent.from_avro(v1_codec().decode(payload)) == sample_event()
+
+
+def sample_event_v2() -> RegistrationEvent:
+    """The canonical event with contract v2's fields set: an abolished stated code and the industry code."""
+    event = canonical_event()
+    inst = replace(event.institution, stated_division_code="350101", industry_code="8020")
+    return replace(event, institution=inst)
+
+
+def _golden(path: Path, payload: bytes) -> str:
+    if os.environ.get("REGSYNC_UPDATE_GOLDEN") == "1" or not path.exists():
+        if os.environ.get("REGSYNC_UPDATE_GOLDEN") != "1":
+            pytest.fail(f"{path} is missing; create it with REGSYNC_UPDATE_GOLDEN=1")
+        path.write_text("\n".join(payload.hex()[i : i + 64] for i in range(0, len(payload) * 2, 64)) + "\n")
+    return "".join(path.read_text().split())
+
+
+def test_v2_encoding_matches_its_golden_bytes():
+    payload = AvroCodec(V2.schema_str, 8).encode(sample_event_v2().to_avro())
+    assert payload.hex() == _golden(GOLDEN_V2, payload)
+
+
+def test_v2_golden_is_v1_golden_plus_the_two_new_fields():
+    """v2 appends two optional fields to Institution: each is a union index + (string) after capacity."""
+    v1 = bytes.fromhex("".join(GOLDEN.read_text().split()))
+    v2 = bytes.fromhex("".join(GOLDEN_V2.read_text().split()))
+    assert v2[0] == 0 and v2[1:5] == (8).to_bytes(4, "big")
+    assert len(v2) - len(v1) == (1 + 1 + len("350101")) + (1 + 1 + len("8020"))
+
+
+def test_v2_golden_decodes_with_v1_reader_and_v2_reader():
+    """A consumer pinned to v1 reads v2 bytes (new fields dropped); the v2 reader gets them back."""
+    payload = bytes.fromhex("".join(GOLDEN_V2.read_text().split()))
+    v1_reader = AvroCodec(V1.schema_str, 7)
+    v1_reader.add_writer(8, V2.schema_str)
+    assert RegistrationEvent.from_avro(v1_reader.decode(payload)) == canonical_event()
+    v2_reader = AvroCodec(V2.schema_str, 8)
+    assert RegistrationEvent.from_avro(v2_reader.decode(payload)) == sample_event_v2()
+    v2_reader.add_writer(7, V1.schema_str)
+    old = bytes.fromhex("".join(GOLDEN.read_text().split()))
+    assert RegistrationEvent.from_avro(v2_reader.decode(old)) == canonical_event()
 
 
 def test_confluent_header_layout():
@@ -218,7 +261,12 @@ def test_missing_optional_fields_take_defaults():
 
 
 def v2_candidate() -> dict:
-    """A hypothetical next version: one optional field and one more enum symbol (BACKWARD-compatible)."""
+    """A hypothetical v1 successor: one optional field and one more enum symbol.
+
+    Readable by the codec (BACKWARD), though the registry's FULL_TRANSITIVE would refuse the symbol:
+    ``Registrar`` has no default, so a v1 reader could not read it. Here only decode-time resolution is
+    under test.
+    """
     schema = V1.schema
     schema["fields"].append(
         {

@@ -19,6 +19,7 @@ from schemas.events import (
     CountyResolution,
     CountyResolutionMethod,
     ErrorContext,
+    ErrorStage,
     EventType,
     FieldChange,
     Institution,
@@ -62,6 +63,8 @@ def full_event() -> RegistrationEvent:
             registered_capital=Decimal("10.5"),
             service_forms=(ServiceForm.FULL_DAY, ServiceForm.HOURLY),
             capacity=60,
+            stated_division_code="441802",
+            industry_code="8020",
         ),
         lineage=Lineage(
             "minzheng-api", "MZ-0001", "2025-03-28T09:00:00", "connectors.minzheng@0.1.0", "c-42"
@@ -120,7 +123,15 @@ def test_decoded_values_have_model_types():
 
 @pytest.mark.parametrize("with_event", [True, False])
 def test_rejected_record_round_trips(with_event):
-    context = ErrorContext("registrations.raw", 3, 1234567890123, "gate-run-1", EXTRACTED)
+    context = ErrorContext(
+        "registrations.raw",
+        3,
+        1234567890123,
+        "gate-run-1",
+        EXTRACTED,
+        judged_at=EXTRACTED + timedelta(days=2),
+        stage=ErrorStage.TRANSFORMATION,
+    )
     violations = (
         RuleViolation("USCC_FORMAT", Severity.REJECT, "格式错误", "bad format", "institution.uscc"),
     )
@@ -133,6 +144,46 @@ def test_rejected_record_round_trips(with_event):
     assert RejectedRecord.from_avro(record.to_avro()) == record
     assert RejectedRecord.from_avro(avro_round_trip(record.to_avro(), REJECTED_RECORD)) == record
     assert record.kafka_key == (full_event().kafka_key if with_event else None)
+
+
+def _record_fields(schema: dict, name: str) -> set[str]:
+    """Field names of the named record anywhere inside ``schema``."""
+    found: list[set[str]] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+        elif isinstance(node, dict):
+            if node.get("type") == "record" and node.get("name") == name:
+                found.append({f["name"] for f in node["fields"]})
+            for field in node.get("fields", []):
+                walk(field["type"])
+            if node.get("type") == "array":
+                walk(node["items"])
+
+    walk(schema)
+    return found[0]
+
+
+def test_the_model_writes_exactly_the_fields_of_the_newest_contracts():
+    """A field added to a new .avsc but not to the model (or the other way round) fails here."""
+    event_schema = get_contract(REGISTRATION_EVENT).latest.schema
+    event = full_event().to_avro()
+    assert set(event) == _record_fields(event_schema, "RegistrationEvent")
+    assert set(event["institution"]) == _record_fields(event_schema, "Institution")
+    assert set(event["institution"]["legal_representative"]) == _record_fields(
+        event_schema, "LegalRepresentative"
+    )
+    assert set(event["lineage"]) == _record_fields(event_schema, "Lineage")
+    rejected_schema = get_contract(REJECTED_RECORD).latest.schema
+    context = ErrorContext("t", 0, 0, "r", EXTRACTED).to_avro()
+    assert set(context) == _record_fields(rejected_schema, "ErrorContext")
+
+
+def test_unknown_stage_text_from_a_newer_writer_reads_as_none():
+    data = {**ErrorContext("t", 0, 0, "r", EXTRACTED).to_avro(), "stage": "SOMETHING_NEW"}
+    assert ErrorContext.from_avro(data).stage is None
 
 
 def test_rejected_record_needs_exactly_one_of_event_and_raw_value():

@@ -52,7 +52,7 @@ def test_both_histories_share_one_database_without_touching_each_other(tmp_path)
     left = _tables(engine)
     assert not left & PIPELINE_TABLES
     assert {"institutions", "institution_events", store.VERSION_TABLE} <= left
-    assert _revision(engine, store.VERSION_TABLE) == "0001"
+    assert _revision(engine, store.VERSION_TABLE) == "0002"
 
 
 def test_a_database_an_earlier_build_made_with_create_all_is_adopted(tmp_path):

@@ -1,7 +1,8 @@
-"""Stored contracts: every version parses, is documented, is frozen, and reads every older writer.
+"""Stored contracts: every version parses, is documented, is frozen, and reads and is read by every other.
 
-BACKWARD transitive, checked offline with Apache Avro's own checker: the newest reader must read data
-written with any earlier version (the registry enforces the same at runtime, pairwise with ``latest``).
+FULL_TRANSITIVE, checked offline with Apache Avro's own checker: every stored version must read data
+written with every other stored version, older *and* newer — a bureau consumer pinned to the v1 reader
+schema keeps reading what producers write today (the registry enforces the same at runtime).
 """
 
 from __future__ import annotations
@@ -33,12 +34,9 @@ from schemas.contracts import (
 CONTRACTS = load_contracts()
 ALL_VERSIONS = [v for c in CONTRACTS.values() for v in c.versions]
 PAIRS = [
-    (c.name, reader, writer)
-    for c in CONTRACTS.values()
-    for reader in c.versions
-    for writer in c.versions
-    if writer.version <= reader.version
+    (c.name, reader, writer) for c in CONTRACTS.values() for reader in c.versions for writer in c.versions
 ]
+"""Every (reader, writer) pair in both directions: FULL_TRANSITIVE."""
 CJK = re.compile(r"[\u4e00-\u9fff]")
 ASCII_LETTER = re.compile(r"[A-Za-z]")
 
@@ -59,10 +57,19 @@ def test_there_are_contracts_to_check():
     assert all(c.versions[0].version == 1 for c in CONTRACTS.values())
 
 
+def test_both_directions_are_checked():
+    """Older readers of newer writers are in the list, not only the BACKWARD half."""
+    for contract in CONTRACTS.values():
+        numbers = {(r.version, w.version) for name, r, w in PAIRS if name == contract.name}
+        every = {(a.version, b.version) for a in contract.versions for b in contract.versions}
+        assert numbers == every
+    assert any(r.version < w.version for _, r, w in PAIRS), "no old-reader/new-writer pair: no v2 yet?"
+
+
 @pytest.mark.parametrize(
     ("name", "reader", "writer"), PAIRS, ids=[f"{vid(r)}<-v{w.version}" for _, r, w in PAIRS]
 )
-def test_every_version_reads_every_earlier_writer(name, reader, writer):
+def test_every_version_reads_every_other_writer(name, reader, writer):
     result = check(reader.schema_str, writer.schema_str)
     assert result.compatibility is SchemaCompatibilityType.compatible, (
         f"{name} v{reader.version} cannot read v{writer.version}: {result.messages} at {result.locations}"
@@ -99,6 +106,20 @@ def test_nested_required_field_is_incompatible_and_located():
     assert result.compatibility is SchemaCompatibilityType.incompatible
     assert "floor_area_m2" in " ".join(result.messages)
     assert any(loc.startswith("/fields/5/type/fields/") for loc in result.locations), result.locations
+
+
+def test_removed_required_field_breaks_only_the_forward_direction():
+    """What BACKWARD alone lets through: dropping a field. A consumer pinned to the old reader breaks."""
+
+    def drop_lineage(schema):
+        schema["fields"] = [f for f in schema["fields"] if f["name"] != "lineage"]
+
+    latest = get_contract(REGISTRATION_EVENT).latest.schema_str
+    candidate = _latest_with(drop_lineage)
+    assert check(candidate, latest).compatibility is SchemaCompatibilityType.compatible  # BACKWARD holds
+    old_reads_new = check(latest, candidate)
+    assert old_reads_new.compatibility is SchemaCompatibilityType.incompatible  # FORWARD does not
+    assert "lineage" in " ".join(old_reads_new.messages)
 
 
 def test_removed_enum_symbol_is_incompatible():
@@ -237,3 +258,31 @@ def test_folder_layout_is_enforced(tmp_path: Path):
     contract = load_contracts(tmp_path)["regsync.events.Thing"]
     assert isinstance(contract, Contract)
     assert [v.version for v in contract.versions] == [1, 2]
+
+
+# -- a consumer pinned to v1 reads what producers write now --------------------------------------------
+
+
+def test_v1_reader_reads_a_v2_record_and_v2_reads_v1():
+    """Bytes written with v2 (new fields set) decode with the v1 reader; v1 bytes get v2's defaults."""
+    import io
+
+    from schemas.examples import canonical_event
+
+    v1 = fastavro.parse_schema(get_contract(REGISTRATION_EVENT).version(1).schema)
+    v2 = fastavro.parse_schema(get_contract(REGISTRATION_EVENT).version(2).schema)
+    event = canonical_event()
+    inst = {**event.to_avro()["institution"], "stated_division_code": "371202", "industry_code": "8020"}
+    record = {**event.to_avro(), "institution": inst}
+    written = io.BytesIO()
+    fastavro.schemaless_writer(written, v2, record)
+    as_v1 = fastavro.schemaless_reader(io.BytesIO(written.getvalue()), v2, v1)
+    assert "stated_division_code" not in as_v1["institution"]
+    assert as_v1["institution"]["uscc"] == event.institution.uscc
+    assert as_v1["event_id"] == event.event_id
+
+    old = io.BytesIO()
+    fastavro.schemaless_writer(old, v1, event.to_avro())
+    as_v2 = fastavro.schemaless_reader(io.BytesIO(old.getvalue()), v1, v2)
+    assert as_v2["institution"]["stated_division_code"] is None
+    assert as_v2["institution"]["industry_code"] is None

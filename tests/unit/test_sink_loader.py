@@ -92,7 +92,7 @@ def test_migrations_create_the_model_schema(engine, tmp_path):
             "filings",
             VERSION_TABLE,
         } <= names
-        assert conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar_one() == "0001"
+        assert conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar_one() == "0002"
         assert schema_diff(conn) == []
         # someone else's table in the same database is not ours to drop
         conn.execute(sa.text("CREATE TABLE connector_state (source TEXT PRIMARY KEY)"))
