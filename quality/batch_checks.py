@@ -14,6 +14,9 @@ Why a runner around GX rather than GX checkpoints called from the pipeline:
   the stored validation result *before* rendering Data Docs, so the HTML and the returned
   :class:`SuiteOutcome` only ever carry masked samples. USCCs are organisation identifiers from a
   public register and stay readable (auditors need the offending codes).
+* **Data Docs work offline.** GX's pages load their CSS and JavaScript from CDNs; after each build
+  :func:`quality.data_docs.make_offline` points them at copies vendored in the repository, so the
+  index lists the validations on a network without internet access.
 * **Callers get a small typed result** (:class:`SuiteOutcome`), not GX objects, so the pipeline, the
   CLI and :mod:`quality.gx_results` do not depend on GX's result layout.
 
@@ -47,6 +50,7 @@ from great_expectations.data_context.types.resource_identifiers import (
     ValidationResultIdentifier,
 )
 
+from quality.data_docs import make_offline
 from quality.expectations import DEFAULT_TIMEZONE, condition_text, pushed_in_registration_month
 from quality.suites import MONTHLY, get_suite
 from schemas.masking import mask_text
@@ -343,6 +347,8 @@ def _build_docs(context: FileDataContext, key: ValidationResultIdentifier) -> tu
         resource_identifiers=[key, key.expectation_suite_identifier],  # type: ignore[arg-type]  # GX builds both kinds in one call
     )
     index = _file_url_to_path(sites.get(DATA_DOCS_SITE))
+    if index is not None:
+        make_offline(index.parent)  # readable without internet: CDN assets → vendored files
     pages = context.get_docs_sites_urls(resource_identifier=key, site_name=DATA_DOCS_SITE)
     page = _file_url_to_path(pages[0].get("site_url")) if pages else None
     return index, page
