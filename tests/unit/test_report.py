@@ -255,7 +255,7 @@ def sample_metrics() -> MonthlyMetrics:
         trend=[
             TrendPoint("2025-01", 2911, 2702, 209, 0.91, 1.0),
             TrendPoint("2025-02", 2687, 2493, 194, 0.94, 0.75),
-            TrendPoint("2025-03", 3419, 3194, 222, 0.900, 2 / 3),
+            TrendPoint("2025-03", 3419, 3194, 222, 0.902, 2 / 3, 2 / 3194, True),
         ],
         gx_suites=[
             SuiteSummary("gate_batch", True, 42, 0, "data_docs/validations/gate_batch/2025-03.html"),
@@ -441,6 +441,8 @@ def test_tables_hold_the_month(html):
 
     trend = page.tables["trend-table"]
     assert [r[0] for r in trend[1:]] == ["2025-01", "2025-02", "2025-03 (本月 this month)"]
+    assert trend[3][5:8] == ["90.2%*", "0.1%", "66.7%"]  # (a) provisional, (b), GX
+    assert trend[1][5:7] == ["91.0%", "—"]
     assert page.tables["warning-table"][-1][-2] == "36"
     assert page.tables["gap-table"][-1] == ["合计 Total", "58", "140", "3"]
     assert page.tables["cross-table"][1][2] == "市场监管部门、行政审批服务局"
