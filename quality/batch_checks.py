@@ -229,7 +229,7 @@ def run_suite(
             warnings.filterwarnings("ignore", message=_GX_TZ_VALUES_WARNING)
             result = validation.run(
                 batch_parameters={"dataframe": dataframe},
-                result_format={"result_format": "SUMMARY", "partial_unexpected_count": sample_size},
+                result_format=_result_format(dataframe, sample_size),
                 run_id=gx_run_id,
             )
         _mask_result(result)
@@ -272,6 +272,19 @@ def run_suite(
         metrics=metrics,
         params=params_json,
     )
+
+
+def _result_format(frame: pd.DataFrame, sample_size: int) -> dict[str, Any]:
+    """GX's SUMMARY, naming each unexpected row by its USCC when the frame has one.
+
+    The partial list of a column-pair expectation (timeliness) is (event date, push time) pairs, which
+    tells an auditor nothing about *which* institutions; the index column adds their USCCs, which the
+    audit report lists beside the failed expectation.
+    """
+    result_format: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": sample_size}
+    if "uscc" in frame.columns:
+        result_format["unexpected_index_column_names"] = ["uscc"]
+    return result_format
 
 
 def timeliness_shares(
@@ -362,6 +375,7 @@ def _file_url_to_path(url: str | None) -> Path | None:
 
 
 _MASKED_RESULT_KEYS: Final = ("partial_unexpected_list", "unexpected_list")
+_MASKED_INDEX_KEYS: Final = ("partial_unexpected_index_list", "unexpected_index_list")
 
 
 def _mask_value(value: Any) -> Any:
@@ -385,6 +399,16 @@ def _mask_result(result: ExpectationSuiteValidationResult) -> None:
         for key in _MASKED_RESULT_KEYS:
             if key in body and body[key] is not None:
                 body[key] = [_mask_value(v) for v in body[key]]
+        for key in _MASKED_INDEX_KEYS:  # the USCC column may hold a mistyped resident ID
+            if isinstance(body.get(key), list):
+                body[key] = [
+                    {k: _mask_value(v) for k, v in row.items()}
+                    if isinstance(row, Mapping)
+                    else _mask_value(row)
+                    for row in body[key]
+                ]
+        if isinstance(body.get("unexpected_index_query"), str):
+            body["unexpected_index_query"] = mask_text(body["unexpected_index_query"])
         if body.get("partial_unexpected_counts"):
             body["partial_unexpected_counts"] = [
                 {**entry, "value": _mask_value(entry.get("value"))}
@@ -413,6 +437,13 @@ def _outcome(item: Any) -> ExpectationOutcome:
     details: dict[str, Any] = {"kwargs": _json_kwargs(kwargs)}
     if isinstance(body.get("details"), Mapping):
         details.update(body["details"])
+    usccs = [
+        str(row["uscc"])
+        for row in body.get("partial_unexpected_index_list") or ()
+        if isinstance(row, Mapping) and row.get("uscc") is not None
+    ]
+    if usccs:
+        details["unexpected_usccs"] = list(dict.fromkeys(usccs))  # USCCs are public: kept readable
     exception = None
     info = item.exception_info or {}
     if info.get("raised_exception"):

@@ -378,12 +378,7 @@ def _failures(engine: sa.Engine, run_id: str, suite: str) -> list[FailedExpectat
             details = row["details"] or {}
             if isinstance(details, str):
                 details = json.loads(details)
-            offending = details.get("offending_usccs")
-            found = (
-                [f"{code} ({'、'.join(regs)})" for code, regs in sorted(offending.items())]
-                if isinstance(offending, dict) and offending
-                else [str(v) for v in details.get("unexpected_sample") or ()]
-            )
+            found = _found(details)
             observed = details.get("observed_value")
             out.append(
                 FailedExpectation(
@@ -401,6 +396,22 @@ def _failures(engine: sa.Engine, run_id: str, suite: str) -> list[FailedExpectat
                 )
             )
     return out
+
+
+def _found(details: Mapping[str, Any]) -> list[str]:
+    """What a failed expectation found: every offending USCC, else the sample's USCCs with their values.
+
+    The cross-registrar check lists every offending USCC with its registrars; other expectations have
+    GX's partial list, named by USCC when the runner asked GX for it (``unexpected_usccs``, same order).
+    """
+    offending = details.get("offending_usccs")
+    if isinstance(offending, dict) and offending:
+        return [f"{code} ({'、'.join(regs)})" for code, regs in sorted(offending.items())]
+    sample = [str(v) for v in details.get("unexpected_sample") or ()]
+    usccs = [str(u) for u in details.get("unexpected_usccs") or ()]
+    if usccs and len(usccs) == len(sample):
+        return [f"{u} ({v})" if v != u else u for u, v in zip(usccs, sample, strict=True)]
+    return usccs or sample
 
 
 def _aware(moment: datetime) -> datetime:

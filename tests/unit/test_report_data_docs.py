@@ -60,3 +60,37 @@ def test_make_offline_copies_assets_into_the_site(tmp_path):
         tmp_path / "validations" / "a" / "p.html"
     ).read_text(encoding="utf-8")
     assert make_offline(tmp_path).rewritten == 0
+
+
+def test_failed_expectations_name_the_usccs_they_found(tmp_path):
+    """A timeliness failure's sample is (date, instant) pairs; the report needs the institutions."""
+    import importlib.util
+
+    from quality.batch_checks import run_suite
+    from quality.suites import MonthlyParams, volume_bounds
+    from regsync.reporting.history import _found
+
+    spec = importlib.util.spec_from_file_location(
+        "gx_frames", Path(__file__).with_name("test_expectations.py")
+    )
+    assert spec is not None and spec.loader is not None
+    frames = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(frames)
+    outcome = run_suite(
+        "monthly",
+        frames.monthly_frame(),
+        context_root=tmp_path,
+        run_id="m1",
+        month="2024-03",
+        params=MonthlyParams(volume_bounds=volume_bounds([4, 5, 6])),
+        build_data_docs=False,
+    )
+    late = {
+        o.condition: o.details["unexpected_usccs"]
+        for o in outcome.failed
+        if o.expectation_type == "expect_column_pair_values_to_be_pushed_in_registration_month"
+    }
+    assert late == {"registrar == 'MINZHENG'": [frames.V52], "registrar == 'SHICHANG'": [frames.Z92]}
+    shichang = next(o for o in outcome.failed if o.condition == "registrar == 'SHICHANG'")
+    found = _found({**shichang.details, "unexpected_sample": list(shichang.unexpected_sample)})
+    assert found == [f"{frames.Z92} (2024-03-31, 2024-03-31T16:30:00Z)"]
