@@ -259,6 +259,33 @@ def test_months_reconcile_and_the_report_is_safe(settings, tmp_path, monkeypatch
     # A registration dated in January and pushed in February is a January miss, not a February one.
     assert any(p.event_date.strftime("%Y-%m") == "2026-01" for p in metrics["2026-02"].late_pushes)
 
+    # The replayed January records were pushed in February but keep January's extraction time: late by
+    # the packages' rule, not warned by the gate; the report lists exactly those as "warned = no".
+    from quality.report_metrics import months_late
+    from regsync.kafka.month_reader import read_month
+
+    february = read_month(settings.kafka_bootstrap, settings.registry_url, topics, "2026-02", "Asia/Shanghai")
+    replayed = {(r.partition, r.offset) for r in february.raw if r.replay_id}
+    expected_unwarned = {
+        p.uscc
+        for j, p in zip(february.valid, february.pushed(), strict=True)
+        if j.raw_position in replayed and not p.warned and months_late(p.event_date, p.pushed_at, TZ) > 0
+    }
+    assert {p.uscc for p in metrics["2026-02"].late_flag_mismatches} == expected_unwarned
+    assert metrics["2026-02"].late_warnings == len(metrics["2026-02"].late_pushes) - len(expected_unwarned)
+    # The failed GX expectations are in the report with the USCCs they found.
+    for month in MONTHS:
+        failures = [f for s in metrics[month].gx_suites for f in s.failures]
+        assert failures, month
+        html = reports[month].read_text(encoding="utf-8")
+        for failure in failures:
+            assert failure.found or failure.observed  # values found, or the observed figure (volume)
+            assert all(f.split(" ")[0] in html for f in failure.found)
+        uscc_failure = [f for f in failures if f.expectation_type == "expect_column_values_to_be_valid_uscc"]
+        rejected_usccs = {r.uscc for r in metrics[month].rejected_records}
+        for failure in uscc_failure:  # every invalid USCC GX found is one the gate rejected, and listed
+            assert {f.split(" ")[0] for f in failure.found} <= rejected_usccs
+
     # The appendix files: beside the report, 0644, codes kept as text, one row per record.
     for month in MONTHS:
         folder = reports[month].parent
