@@ -14,6 +14,9 @@ Why a runner around GX rather than GX checkpoints called from the pipeline:
   the stored validation result *before* rendering Data Docs, so the HTML and the returned
   :class:`SuiteOutcome` only ever carry masked samples. USCCs are organisation identifiers from a
   public register and stay readable (auditors need the offending codes).
+* **Data Docs work offline.** GX's pages load their CSS and JavaScript from CDNs; after each build
+  :func:`quality.data_docs.make_offline` points them at copies vendored in the repository, so the
+  index lists the validations on a network without internet access.
 * **Callers get a small typed result** (:class:`SuiteOutcome`), not GX objects, so the pipeline, the
   CLI and :mod:`quality.gx_results` do not depend on GX's result layout.
 
@@ -47,6 +50,7 @@ from great_expectations.data_context.types.resource_identifiers import (
     ValidationResultIdentifier,
 )
 
+from quality.data_docs import make_offline
 from quality.expectations import DEFAULT_TIMEZONE, condition_text, pushed_in_registration_month
 from quality.suites import MONTHLY, get_suite
 from schemas.masking import mask_text
@@ -225,7 +229,7 @@ def run_suite(
             warnings.filterwarnings("ignore", message=_GX_TZ_VALUES_WARNING)
             result = validation.run(
                 batch_parameters={"dataframe": dataframe},
-                result_format={"result_format": "SUMMARY", "partial_unexpected_count": sample_size},
+                result_format=_result_format(dataframe, sample_size),
                 run_id=gx_run_id,
             )
         _mask_result(result)
@@ -268,6 +272,19 @@ def run_suite(
         metrics=metrics,
         params=params_json,
     )
+
+
+def _result_format(frame: pd.DataFrame, sample_size: int) -> dict[str, Any]:
+    """GX's SUMMARY, naming each unexpected row by its USCC when the frame has one.
+
+    The partial list of a column-pair expectation (timeliness) is (event date, push time) pairs, which
+    tells an auditor nothing about *which* institutions; the index column adds their USCCs, which the
+    audit report lists beside the failed expectation.
+    """
+    result_format: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": sample_size}
+    if "uscc" in frame.columns:
+        result_format["unexpected_index_column_names"] = ["uscc"]
+    return result_format
 
 
 def timeliness_shares(
@@ -343,6 +360,8 @@ def _build_docs(context: FileDataContext, key: ValidationResultIdentifier) -> tu
         resource_identifiers=[key, key.expectation_suite_identifier],  # type: ignore[arg-type]  # GX builds both kinds in one call
     )
     index = _file_url_to_path(sites.get(DATA_DOCS_SITE))
+    if index is not None:
+        make_offline(index.parent)  # readable without internet: CDN assets → vendored files
     pages = context.get_docs_sites_urls(resource_identifier=key, site_name=DATA_DOCS_SITE)
     page = _file_url_to_path(pages[0].get("site_url")) if pages else None
     return index, page
@@ -356,6 +375,7 @@ def _file_url_to_path(url: str | None) -> Path | None:
 
 
 _MASKED_RESULT_KEYS: Final = ("partial_unexpected_list", "unexpected_list")
+_MASKED_INDEX_KEYS: Final = ("partial_unexpected_index_list", "unexpected_index_list")
 
 
 def _mask_value(value: Any) -> Any:
@@ -379,6 +399,16 @@ def _mask_result(result: ExpectationSuiteValidationResult) -> None:
         for key in _MASKED_RESULT_KEYS:
             if key in body and body[key] is not None:
                 body[key] = [_mask_value(v) for v in body[key]]
+        for key in _MASKED_INDEX_KEYS:  # the USCC column may hold a mistyped resident ID
+            if isinstance(body.get(key), list):
+                body[key] = [
+                    {k: _mask_value(v) for k, v in row.items()}
+                    if isinstance(row, Mapping)
+                    else _mask_value(row)
+                    for row in body[key]
+                ]
+        if isinstance(body.get("unexpected_index_query"), str):
+            body["unexpected_index_query"] = mask_text(body["unexpected_index_query"])
         if body.get("partial_unexpected_counts"):
             body["partial_unexpected_counts"] = [
                 {**entry, "value": _mask_value(entry.get("value"))}
@@ -407,6 +437,13 @@ def _outcome(item: Any) -> ExpectationOutcome:
     details: dict[str, Any] = {"kwargs": _json_kwargs(kwargs)}
     if isinstance(body.get("details"), Mapping):
         details.update(body["details"])
+    usccs = [
+        str(row["uscc"])
+        for row in body.get("partial_unexpected_index_list") or ()
+        if isinstance(row, Mapping) and row.get("uscc") is not None
+    ]
+    if usccs:
+        details["unexpected_usccs"] = list(dict.fromkeys(usccs))  # USCCs are public: kept readable
     exception = None
     info = item.exception_info or {}
     if info.get("raised_exception"):

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Final
 
-from schemas.events import EventType, Registrar, RegistrationEvent, RuleViolation
+from schemas.events import EventType, Registrar, RegistrationEvent, RuleViolation, event_county
 
 __all__ = [
     "CONNECTOR_DLQ_RULE",
@@ -21,6 +22,7 @@ __all__ = [
     "UNRESOLVED_COUNTY_CODE",
     "Judged",
     "MonthRecords",
+    "Pushed",
     "RawRecord",
 ]
 
@@ -40,6 +42,9 @@ Great Expectations, which a report does not otherwise need (the tests keep the t
 
 UNRESOLVED_COUNTY_CODE: Final = "000000"
 """Where events without a county are counted (the same bucket the county packages use)."""
+
+LATE_PUSH_RULE: Final = "LATE_PUSH"
+"""The gate's warning for a registration extracted after its month (``quality.rules.LATE_PUSH``)."""
 
 CONNECTOR_DLQ_RULE: Final = "SOURCE_UNREADABLE"
 """The rule id a connector DLQ record carries (not in the catalog: no event, no rule)."""
@@ -101,6 +106,30 @@ class MonthRecords:
         """Source rows a connector could not turn into an event."""
         return tuple(r for r in self.rejected if r.connector_dlq)
 
+    def pushed(self) -> tuple[Pushed, ...]:
+        """The valid window as :class:`Pushed` values (every event type), in topic order."""
+        from datetime import UTC
+
+        out = []
+        for judged in self.valid:
+            event = judged.event
+            if event is None:
+                continue
+            out.append(
+                Pushed(
+                    event.event_id,
+                    event.institution.uscc,
+                    event.institution.name,
+                    event.registrar,
+                    event.event_type,
+                    event.event_date,
+                    event_county(event) or UNRESOLVED_COUNTY_CODE,
+                    datetime.fromtimestamp(judged.timestamp_ms / 1000, UTC),
+                    any(v.rule_id == LATE_PUSH_RULE for v in judged.violations),
+                )
+            )
+        return tuple(out)
+
     def judged(self) -> Iterator[tuple[RawRecord, Judged]]:
         """Each raw record of the window with its verdict (records not judged yet are left out)."""
         verdicts = {j.raw_position: j for j in (*self.valid, *self.gate_rejected) if j.raw_position}
@@ -108,3 +137,27 @@ class MonthRecords:
             verdict = verdicts.get((raw.partition, raw.offset))
             if verdict is not None:
                 yield raw, verdict
+
+
+@dataclass(frozen=True, slots=True)
+class Pushed:
+    """One valid event and the instant it was pushed: what both timeliness measures count.
+
+    Built from a month's valid window (:meth:`MonthRecords.pushed`) or from the filing store's
+    ``institution_events`` (months already loaded), so measure (a) can see the pushes of M+1.
+    ``pushed_at`` is timezone-aware (the Kafka timestamp). ``warned``: the gate attached ``LATE_PUSH``.
+    """
+
+    event_id: str
+    uscc: str
+    name: str
+    registrar: Registrar
+    event_type: EventType
+    event_date: date
+    county_code: str
+    pushed_at: datetime
+    warned: bool = False
+
+    def __post_init__(self) -> None:
+        if self.pushed_at.tzinfo is None or self.pushed_at.utcoffset() is None:
+            raise ValueError(f"Pushed.pushed_at must be timezone-aware ({self.event_id})")

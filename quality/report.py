@@ -29,14 +29,33 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup, escape
 
-from quality.report_model import MonthlyMetrics, Timeliness
+from quality.report_model import MonthlyMetrics, RejectedRow
 from schemas.divisions import lookup
 from schemas.events import Registrar
 from schemas.masking import mask_text
 
-__all__ = ["render_html", "report_filename", "write_report"]
+__all__ = [
+    "APPENDIX_TABLES",
+    "REPORT_FILE_MODE",
+    "appendix_csv_name",
+    "appendix_xlsx_name",
+    "render_html",
+    "report_filename",
+    "write_report",
+]
 
 TEMPLATE: Final = "audit_report.html.j2"
+REPORT_FILE_MODE: Final = 0o644
+"""Reports are read by other accounts (a web server, an archiver), like the county packages."""
+
+APPENDIX_TABLES: Final[dict[str, tuple[str, str]]] = {
+    "rejected": ("拒收记录", "Rejected records"),
+    "late": ("逾期推送", "Late pushes"),
+    "misses": ("当月登记未当月推送", "Timeliness misses"),
+    "unfiled": ("登记未备案", "Registered, not filed"),
+    "packages": ("县区数据包", "County packages"),
+}
+"""The per-record appendix tables: key → (sheet / section title, English title)."""
 
 REGISTRAR_EN: Final[dict[Registrar, str]] = {
     Registrar.BIANZHI: "Staffing office",
@@ -56,6 +75,16 @@ def report_filename(month: str) -> str:
     return f"audit-{month}.html"
 
 
+def appendix_csv_name(month: str, table: str) -> str:
+    """``audit-YYYY-MM-<table>.csv``, beside the report (one CSV per appendix table)."""
+    return f"audit-{month}-{table}.csv"
+
+
+def appendix_xlsx_name(month: str) -> str:
+    """``audit-YYYY-MM-appendix.xlsx``: every appendix table, one sheet each."""
+    return f"audit-{month}-appendix.xlsx"
+
+
 def render_html(metrics: MonthlyMetrics) -> str:
     """The whole report as one HTML document (a pure function of ``metrics``)."""
     zone = ZoneInfo(metrics.timezone)
@@ -66,8 +95,13 @@ def render_html(metrics: MonthlyMetrics) -> str:
         m=metrics,
         total=total,
         extracted_change=change,
-        timeliness_rows=_grouped_timeliness(metrics.timeliness),
+        timeliness_rows=list(metrics.timeliness),
         charts=_charts(metrics),
+        appendix={
+            key: (zh, en, appendix_csv_name(metrics.month, key)) for key, (zh, en) in APPENDIX_TABLES.items()
+        },
+        appendix_xlsx=appendix_xlsx_name(metrics.month),
+        rejected_by_rule=_rejected_by_rule(metrics),
         zone=zone,
         local=lambda value: _local(value, zone),
         registrars=sorted(metrics.volumes_by_registrar.items(), key=lambda kv: _REGISTRAR_ORDER[kv[0]]),
@@ -83,7 +117,7 @@ def write_report(metrics: MonthlyMetrics, out_dir: Path | str) -> Path:
     """Write ``audit-<month>.html`` into ``out_dir`` (created if needed) and return its path.
 
     The file is written to a temporary name and renamed, so a reader (or an Airflow sensor) never
-    sees half a report.
+    sees half a report. It is made 0644 (``mkstemp`` creates 0600), like the county packages.
     """
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -93,6 +127,7 @@ def write_report(metrics: MonthlyMetrics, out_dir: Path | str) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(html)
+        os.chmod(tmp, REPORT_FILE_MODE)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -122,7 +157,7 @@ def _environment() -> Environment:
         pct=_pct,
         pct_signed=lambda v: "—" if v is None else f"{v * 100:+.1f}%",
         registrar=_registrar,
-        registrar_zh=lambda r: r.label_zh,
+        registrar_zh=lambda r: "未知" if r is None else r.label_zh,
         county=_county,
         uscc=lambda value: Markup("<code>{}</code>").format(value),
         check=_check,
@@ -162,7 +197,9 @@ def _pct(value: float | None, digits: int = 1) -> str:
     return "—" if value is None else f"{value * 100:.{digits}f}%"
 
 
-def _registrar(value: Registrar) -> Markup:
+def _registrar(value: Registrar | None) -> Markup:
+    if value is None:
+        return Markup('未知登记机关<span class="en">unknown registrar</span>')
     return Markup('{}<span class="en">{}</span>').format(value.label_zh, REGISTRAR_EN[value])
 
 
@@ -185,9 +222,13 @@ def _local(value: datetime, zone: ZoneInfo) -> str:
     return value.astimezone(zone).strftime("%Y-%m-%d %H:%M")
 
 
-def _grouped_timeliness(rows: Sequence[Timeliness]) -> list[Timeliness]:
-    """Registrar by registrar (enum order), its total row first, counties in the caller's order."""
-    return sorted(rows, key=lambda t: (_REGISTRAR_ORDER[t.registrar], not t.is_total))
+def _rejected_by_rule(m: MonthlyMetrics) -> list[tuple[str, list[RejectedRow]]]:
+    """Rejected records grouped by rejecting rule (a record breaking two rules is under both)."""
+    groups: dict[str, list[RejectedRow]] = {}
+    for row in m.rejected_records:
+        for rule_id in row.rule_ids:
+            groups.setdefault(rule_id, []).append(row)
+    return sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -195,9 +236,12 @@ def _grouped_timeliness(rows: Sequence[Timeliness]) -> list[Timeliness]:
 
 
 def _charts(m: MonthlyMetrics) -> dict[str, Markup]:
-    recon = sorted(m.reconciliation, key=lambda r: _REGISTRAR_ORDER[r.registrar])
+    last = len(_REGISTRAR_ORDER)
+    recon = sorted(
+        m.reconciliation, key=lambda r: last if r.registrar is None else _REGISTRAR_ORDER[r.registrar]
+    )
     volumes = sorted(m.volumes_by_registrar.items(), key=lambda kv: _REGISTRAR_ORDER[kv[0]])
-    totals = _grouped_timeliness([t for t in m.timeliness if t.is_total])
+    totals = [t for t in m.timeliness if t.is_registrar]
     rules = sorted(m.rejection_reasons, key=lambda r: -r.count)[:_TOP_RULES]
     months = [p.month for p in m.trend]
     return {
@@ -211,14 +255,20 @@ def _charts(m: MonthlyMetrics) -> dict[str, Markup]:
             "chart-verdicts",
             "有效与拒收 / Valid and rejected by registrar",
             _HALF,
-            [(r.registrar.label_zh, [(r.valid, "c-valid"), (r.rejected, "c-rejected")]) for r in recon],
+            [
+                (
+                    r.registrar.label_zh if r.registrar else "未知",
+                    [(r.valid, "c-valid"), (r.rejected, "c-rejected")],
+                )
+                for r in recon
+            ],
             legend=[("有效 valid", "c-valid"), ("拒收 rejected", "c-rejected")],
         ),
         "timeliness": _share_bars(
             "chart-timeliness",
-            "当月推送率 / Pushed within the month",
+            "当月登记当月推送率 / Registrations of the month pushed within it",
             _FULL,
-            [(t.registrar.label_zh, t.share) for t in totals],
+            [(t.registrar.label_zh, t.share) for t in totals if t.registrar is not None],
             threshold=m.timeliness_threshold,
         ),
         "rejections": _hbar(
@@ -246,7 +296,12 @@ def _charts(m: MonthlyMetrics) -> dict[str, Markup]:
             _HALF,
             months,
             [
-                ("及时率 timeliness", [p.timeliness_share for p in m.trend], "c-time"),
+                ("(a) 当月登记当月推送率", [p.timeliness_share for p in m.trend], "c-time"),
+                (
+                    "(b) 当月推送未逾期率",
+                    [None if p.late_share is None else 1 - p.late_share for p in m.trend],
+                    "c-valid",
+                ),
                 ("GX 通过率 GX success", [p.gx_success_rate for p in m.trend], "c-gx"),
             ],
             fmt=_pct,

@@ -29,24 +29,31 @@ from pathlib import Path, PurePath
 from typing import Protocol
 from urllib.parse import quote, urlsplit
 
-from schemas.events import Registrar, Severity
+from schemas.events import EventType, Registrar, Severity
 
 __all__ = [
     "DEFAULT_TIMELINESS_THRESHOLD",
+    "BeyondGate",
     "CatalogRule",
     "CountyVolume",
     "CrossRegistrar",
+    "FailedExpectation",
     "GapRow",
     "GapSummary",
     "LatePush",
+    "LoadRecon",
     "MonthlyMetrics",
+    "PackageRow",
+    "PushLateness",
     "ReconRow",
     "ReconTotal",
+    "RejectedRow",
     "ReplayEntry",
     "RuleCount",
     "SuiteSummary",
     "Timeliness",
     "TrendPoint",
+    "UnfiledRow",
     "share_of",
 ]
 
@@ -89,11 +96,14 @@ class ReconRow:
     outside ``extracted`` and shown beside it so nothing disappears between source and gate.
     """
 
-    registrar: Registrar
+    registrar: Registrar | None
+    """``None`` for records that name no known registrar (their own row: a finding, not a log line)."""
     extracted: int
     valid: int
     rejected: int
     connector_dlq: int = 0
+    sources: tuple[str, ...] = ()
+    """For the unknown-registrar row: the ``regsync.source`` header values seen (``(none)`` if absent)."""
 
     def __post_init__(self) -> None:
         _check_counts(
@@ -212,13 +222,15 @@ class RuleCount:
 
 @dataclass(frozen=True, slots=True)
 class Timeliness:
-    """Registrations of the month and how many were pushed within it.
+    """Measure (a): of the registrations *dated* in the month, how many were pushed within it.
 
-    ``county_code`` is ``None`` for the registrar's total row. Build rows with :meth:`of` so ``share`` is
-    computed, not copied.
+    One row per scope: ``registrar`` and ``county_code`` both ``None`` is the overall row; only a
+    registrar is that registrar's row; only a county is that county's row (all registrars). Build rows
+    with :meth:`of` so ``share`` is computed, not copied. ``registrations - pushed_in_month`` were
+    pushed in a later month (as far as the loaded months show).
     """
 
-    registrar: Registrar
+    registrar: Registrar | None
     county_code: str | None
     registrations: int
     pushed_in_month: int
@@ -229,22 +241,83 @@ class Timeliness:
         if self.pushed_in_month > self.registrations:
             raise ValueError(
                 f"Timeliness.pushed_in_month ({self.pushed_in_month}) exceeds registrations "
-                f"({self.registrations}) for {self.registrar.value}/{self.county_code}"
+                f"({self.registrations}) for {self.registrar}/{self.county_code}"
             )
         _check_share(self, "share", self.share)
 
     @classmethod
     def of(
-        cls, registrar: Registrar, county_code: str | None, registrations: int, pushed_in_month: int
+        cls, registrar: Registrar | None, county_code: str | None, registrations: int, pushed_in_month: int
     ) -> Timeliness:
         """A row whose share is derived from the counts (``None`` when there were no registrations)."""
         share = share_of(pushed_in_month, registrations)
         return cls(registrar, county_code, registrations, pushed_in_month, share)
 
     @property
+    def pushed_later(self) -> int:
+        """Registrations of the month pushed in a later month."""
+        return self.registrations - self.pushed_in_month
+
+    @property
     def is_total(self) -> bool:
-        """Whether this is the registrar's total row rather than one county's."""
-        return self.county_code is None
+        """Whether this is the overall row (all registrars, all counties)."""
+        return self.registrar is None and self.county_code is None
+
+    @property
+    def is_registrar(self) -> bool:
+        """Whether this is one registrar's row (all its counties)."""
+        return self.registrar is not None and self.county_code is None
+
+
+@dataclass(frozen=True, slots=True)
+class PushLateness:
+    """Measure (b): of the pushes *received* in the month (every event type), how many were late.
+
+    Late means the event date's month is before the month it was pushed in — the rule the loader
+    stores as ``institution_events.late`` and the county packages show as 逾期推送, so this count
+    equals the packages'. ``registrations``/``registrations_late`` are the registration events among
+    them (what the GX ``monthly`` suite's timeliness expectation judges). Scopes as in
+    :class:`Timeliness`.
+    """
+
+    registrar: Registrar | None
+    county_code: str | None
+    pushes: int
+    late: int
+    registrations: int = 0
+    registrations_late: int = 0
+
+    def __post_init__(self) -> None:
+        _check_counts(
+            self,
+            pushes=self.pushes,
+            late=self.late,
+            registrations=self.registrations,
+            registrations_late=self.registrations_late,
+        )
+        if self.late > self.pushes or self.registrations_late > self.registrations:
+            raise ValueError(f"PushLateness: more late than pushed for {self.registrar}/{self.county_code}")
+
+    @property
+    def late_share(self) -> float | None:
+        """Late pushes as a share of the month's pushes."""
+        return share_of(self.late, self.pushes)
+
+    @property
+    def on_time_share(self) -> float | None:
+        """``1 - late_share``: what the threshold is held against."""
+        late = self.late_share
+        return None if late is None else 1.0 - late
+
+    @property
+    def is_total(self) -> bool:
+        """Whether this is the overall row."""
+        return self.registrar is None and self.county_code is None
+
+    @property
+    def is_registrar(self) -> bool:
+        """Whether this is one registrar's row."""
+        return self.registrar is not None and self.county_code is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,7 +332,12 @@ class CrossRegistrar:
 
 @dataclass(frozen=True, slots=True)
 class LatePush:
-    """A registration pushed after its registration month (the timeliness rule's offenders)."""
+    """One event pushed after the month of its event date (a late push, or a timeliness miss).
+
+    ``warned`` says whether the gate attached ``LATE_PUSH`` to it. The gate judges the event's
+    ``extracted_at``; the late flag uses the push instant (the Kafka timestamp), which differs for a
+    DLQ replay (pushed when replayed), so the two can disagree on a record — the report lists them.
+    """
 
     uscc: str
     name: str
@@ -267,9 +345,127 @@ class LatePush:
     event_date: date
     pushed_at: datetime
     months_late: int
+    event_type: EventType = EventType.ESTABLISHED
+    county_code: str | None = None
+    warned: bool = True
 
     def __post_init__(self) -> None:
         _check_counts(self, months_late=self.months_late)
+
+    @property
+    def is_late(self) -> bool:
+        """Pushed in a later calendar month than its event date (the packages' 逾期推送)."""
+        return self.months_late > 0
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedRow:
+    """One record rejected this month, with every violation it carries (messages masked)."""
+
+    uscc: str | None
+    name: str | None
+    registrar: Registrar | None
+    source: str | None
+    county_code: str | None
+    event_type: EventType | None
+    pushed_at: datetime
+    violations: tuple[tuple[str, Severity, str], ...]
+    """``(rule id, severity, message in Chinese)`` in the order the gate found them."""
+    connector_dlq: bool = False
+
+    @property
+    def rule_ids(self) -> tuple[str, ...]:
+        """The rejecting rules (reject severity), or every rule when none is (connector DLQ)."""
+        rejecting = tuple(r for r, sev, _ in self.violations if sev is Severity.REJECT)
+        return rejecting or tuple(r for r, _, _ in self.violations)
+
+
+@dataclass(frozen=True, slots=True)
+class UnfiledRow:
+    """登记未备案: a registered childcare institution with no filing in force, as of the month's end."""
+
+    county_code: str
+    uscc: str
+    name: str
+    registered_on: date
+    days_since: int
+    registrars: str
+
+    def __post_init__(self) -> None:
+        _check_counts(self, days_since=self.days_since)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadRecon:
+    """The month's load: what the manifest says it read, stored and checksummed."""
+
+    manifest_id: int
+    run_id: str
+    checksum: str
+    records: int
+    inserted: int
+    duplicates: int
+    late: int
+    loaded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PackageRow:
+    """One county package written for the month (the latest one per county), with its hashes."""
+
+    county_code: str
+    county_name: str
+    rows: int
+    late: int
+    csv_sha256: str
+    xlsx_sha256: str
+    manifest_sha256: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BeyondGate:
+    """Reconciliation past the gate: valid (Kafka) → loaded (manifest) → stored → packaged per county.
+
+    ``load`` is ``None`` when the month is not loaded; ``packages`` is empty before the export ran.
+    ``stored`` counts the store's events of the month (what the packages are cut from).
+    """
+
+    valid: int
+    load: LoadRecon | None
+    stored: int
+    packages: Sequence[PackageRow] = ()
+
+    @property
+    def loaded_matches(self) -> bool | None:
+        """Whether the manifest read exactly the valid records of the month."""
+        return None if self.load is None else self.load.records == self.valid
+
+    @property
+    def packaged(self) -> int:
+        """Rows over all county packages."""
+        return sum(p.rows for p in self.packages)
+
+    @property
+    def packaged_matches(self) -> bool | None:
+        """Whether the packages hold every stored event of the month, once."""
+        return None if not self.packages else self.packaged == self.stored
+
+
+@dataclass(frozen=True, slots=True)
+class FailedExpectation:
+    """A GX expectation that failed this month, with the USCCs (or values) it found; sample masked."""
+
+    suite: str
+    expectation_type: str
+    column: str | None
+    condition: str | None
+    element_count: int | None
+    unexpected_count: int | None
+    found: Sequence[str]
+    """GX's partial unexpected list, or every offending USCC for the cross-registrar check."""
+    observed: str | None = None
+    exception: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,13 +477,19 @@ class TrendPoint:
     valid: int
     rejected: int
     timeliness_share: float | None
+    """Measure (a) of the month: registrations dated in it, share pushed within it."""
     gx_success_rate: float | None
+    late_share: float | None = None
+    """Measure (b) of the month: pushes received in it, share late."""
+    timeliness_provisional: bool = False
+    """Measure (a) can still change: the next month is not loaded yet."""
 
     def __post_init__(self) -> None:
         _check_month(self, self.month)
         _check_counts(self, extracted=self.extracted, valid=self.valid, rejected=self.rejected)
         _check_share(self, "timeliness_share", self.timeliness_share)
         _check_share(self, "gx_success_rate", self.gx_success_rate)
+        _check_share(self, "late_share", self.late_share)
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +505,7 @@ class SuiteSummary:
     evaluated: int
     failed: int
     data_docs_href: str | None = None
+    failures: Sequence[FailedExpectation] = ()
 
     def __post_init__(self) -> None:
         _check_counts(self, evaluated=self.evaluated, failed=self.failed)
@@ -404,6 +607,16 @@ class MonthlyMetrics:
     dlq_replays: Sequence[ReplayEntry] = ()
     filing_gap: GapSummary | None = None
     timeliness_threshold: float = DEFAULT_TIMELINESS_THRESHOLD
+    timeliness_provisional: bool = True
+    """Measure (a) is provisional until month M+1 is loaded (a registration of M may be pushed then)."""
+    push_lateness: Sequence[PushLateness] = ()
+    timeliness_misses: Sequence[LatePush] = ()
+    """Registrations dated in the month pushed in a later one (measure (a)'s misses, known so far)."""
+    late_warnings: int = 0
+    """Valid events of the month carrying the gate's ``LATE_PUSH`` warning."""
+    rejected_records: Sequence[RejectedRow] = ()
+    unfiled: Sequence[UnfiledRow] = ()
+    beyond_gate: BeyondGate | None = None
 
     def __post_init__(self) -> None:
         _check_month(self, self.month)
@@ -425,9 +638,24 @@ class MonthlyMetrics:
 
     @property
     def timeliness_share(self) -> float | None:
-        """Pushed-within-month share over all registrars, from the registrar total rows."""
-        totals = [t for t in self.timeliness if t.is_total]
-        return share_of(sum(t.pushed_in_month for t in totals), sum(t.registrations for t in totals))
+        """Measure (a) over all registrars: the overall row's share."""
+        return next((t.share for t in self.timeliness if t.is_total), None)
+
+    @property
+    def push_total(self) -> PushLateness | None:
+        """Measure (b)'s overall row."""
+        return next((p for p in self.push_lateness if p.is_total), None)
+
+    @property
+    def empty(self) -> bool:
+        """Nothing was extracted, judged or rejected this month: the report says so, not "balanced"."""
+        total = self.total
+        return total.extracted == 0 and total.valid == 0 and total.rejected == 0 and total.connector_dlq == 0
+
+    @property
+    def late_flag_mismatches(self) -> list[LatePush]:
+        """Late pushes the gate did not warn about (pushed later than extracted: a replay)."""
+        return [p for p in self.late_pushes if not p.warned]
 
     @property
     def top_rejection(self) -> RuleCount | None:

@@ -151,16 +151,27 @@ def report(month: str, settings: Settings | None = None) -> Path:
 
 
 def export(month: str, settings: Settings | None = None) -> list[PackageInfo]:
-    """Write the county push packages of the month."""
+    """Write the county push packages of the month.
+
+    The audit report carries the packages' row counts and SHA-256 (reconciliation past the gate), and
+    the report runs before the export (DAG and demo), so a report already written for the month is
+    written again here, after the packages exist.
+    """
     import sqlalchemy as sa
 
+    from quality.report import report_filename
+    from regsync.outputs import reports_dir
+    from regsync.reporting.build import write_month_report
     from sink.exports import export_month
     from sink.store import upgrade
 
-    settings, services, _ = _env(settings)
+    settings, services, topics = _env(settings)
     upgrade(services.database_url)
     engine = sa.create_engine(services.database_url)
     try:
-        return export_month(engine, month, packages_dir(settings))
+        packages = export_month(engine, month, packages_dir(settings))
     finally:
         engine.dispose()
+    if (reports_dir(settings) / report_filename(month)).exists():
+        write_month_report(settings=settings, services=services, topics=topics, month=month)
+    return packages

@@ -26,9 +26,20 @@ rejection reasons           gate rejections: each reject-severity rule once per 
 warnings                    warn-severity findings on the valid window's events, once per event
 volumes                     by registrar: the raw window; by county: valid events by kind and gate
                             rejections, at the county the event is pushed to (``event_county``)
-timeliness, late pushes     the valid window's registrations (:data:`REGISTRATION_TYPES`): pushed
-                            (Kafka timestamp) in the calendar month of the event date, in the
-                            configured zone — the rule the ``monthly`` GX suite checks on the same rows
+timeliness (a)              registrations (:data:`REGISTRATION_TYPES`) *dated* in M, from the valid
+                            window of M and the store's ``institution_events`` of every loaded month
+                            (a registration of M pushed in M+1 is only there); share pushed (Kafka
+                            timestamp, configured zone) within M. Provisional while M+1 has no load
+                            manifest.
+timeliness (b), late list   every valid event *pushed* in M (the valid window): late when its event
+                            date's month is before the push month — the loader's ``late`` and the
+                            packages' 逾期推送, so the count equals theirs. ``LATE_PUSH`` warnings are
+                            the gate's judgement on ``extracted_at`` and differ for DLQ replays.
+appendix                    every rejected record with all violations, the late pushes, the misses of
+                            (a), the unfiled institutions; as CSV/XLSX beside the report
+                            (:mod:`regsync.reporting.appendix`)
+beyond the gate             ``load_manifests`` of (M, valid topic), ``institution_events`` of M, and the
+                            latest ``county_pushes`` row per county (hashes)
 cross-registrar             USCCs in the month's valid events whose registrars (store roster ∪ the
                             month's events, 教育 exempt as in the GX suite) number two or more
 trend                       the ``monthly_metrics`` table (this module; upserted on every build) for
@@ -49,6 +60,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
+from zoneinfo import ZoneInfo
 
 from quality import report_metrics as metrics
 from quality.month_records import MonthRecords
@@ -88,21 +100,26 @@ def build_metrics(
     engine = create_engine(services.database_url)
     try:
         recon = metrics.reconciliation(records, _configured_registrars(settings))
-        timeliness, late = metrics.timeliness(records, tz)
+        pushed = records.pushed()
+        dated_from, dated_until = history.month_dates(month)
+        stored = history.stored_pushes(engine, topics.valid, dated_from=dated_from, dated_until=dated_until)
+        timeliness, misses = metrics.registration_timeliness([*pushed, *stored], month, tz)
+        lateness, late = metrics.push_lateness(pushed, tz)
+        provisional = history.next_month(month) not in history.loaded_months(engine, topics.valid)
         cross = history.cross_registrar(engine, records)
-        on_time = sum(t.pushed_in_month for t in timeliness if t.is_total)
-        registrations = sum(t.registrations for t in timeliness if t.is_total)
+        overall = next((t for t in timeliness if t.is_total), None)
         history.record_headline(
             engine,
             month=month,
             valid_topic=topics.valid,
             recon=recon,
-            registrations=registrations,
-            pushed_in_month=on_time,
+            registrations=overall.registrations if overall else 0,
+            pushed_in_month=overall.pushed_in_month if overall else 0,
             late_pushes=len(late),
             cross_registrar=len(cross),
         )
         out = reports_dir(settings)
+        gap, unfiled = history.filing_gap(engine, (end - timedelta(days=1)).astimezone(ZoneInfo(tz)).date())
         return MonthlyMetrics(
             month=month,
             generated_at=datetime.now(UTC),
@@ -115,11 +132,18 @@ def build_metrics(
             timeliness=timeliness,
             cross_registrar=cross,
             late_pushes=late,
-            trend=history.trend(engine, month, topics.valid),
+            trend=history.trend(engine, month, topics.valid, tz),
             gx_suites=history.gx_suites(engine, month, out),
             dlq_replays=history.replays(services.database_url, records, start, end),
-            filing_gap=history.filing_gap(engine, (end - timedelta(days=1)).date()),
+            filing_gap=gap,
             timeliness_threshold=settings.timeliness_threshold,
+            timeliness_provisional=provisional,
+            push_lateness=lateness,
+            timeliness_misses=misses,
+            late_warnings=metrics.late_warnings(records),
+            rejected_records=metrics.rejected_rows(records),
+            unfiled=unfiled,
+            beyond_gate=history.beyond_gate(engine, month, topics.valid, len(records.valid)),
         )
     finally:
         engine.dispose()
@@ -130,9 +154,12 @@ def write_month_report(
 ) -> Path:
     """Build the month's metrics and write ``<output_dir>/reports/audit-<month>.html``; returns its path."""
     from quality.report import write_report
+    from regsync.reporting.appendix import write_appendices
 
     metrics = build_metrics(settings=settings, services=services, topics=topics, month=month, records=records)
-    return write_report(metrics, reports_dir(settings))
+    folder = reports_dir(settings)
+    write_appendices(metrics, folder)  # first, so the report's links never point at missing files
+    return write_report(metrics, folder)
 
 
 def _configured_registrars(settings: Settings) -> set[Registrar]:

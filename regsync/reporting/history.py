@@ -12,25 +12,44 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Final
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from quality.month_records import EXEMPT_FROM_DUPLICATES, MonthRecords
+from quality.month_records import EXEMPT_FROM_DUPLICATES, UNRESOLVED_COUNTY_CODE, MonthRecords, Pushed
 from quality.report_metrics import county_of
 from quality.report_model import (
+    BeyondGate,
     CrossRegistrar,
+    FailedExpectation,
     GapRow,
     GapSummary,
+    LoadRecon,
+    PackageRow,
     ReconRow,
     ReplayEntry,
     SuiteSummary,
     TrendPoint,
+    UnfiledRow,
 )
 from regsync.bookkeeping.tables import monthly_metrics
-from schemas.events import Registrar, RegistrationEvent
+from schemas.events import EventType, Registrar, RegistrationEvent
 from schemas.masking import mask_text
 
-__all__ = ["cross_registrar", "filing_gap", "gx_suites", "record_headline", "replays", "trend"]
+__all__ = [
+    "beyond_gate",
+    "cross_registrar",
+    "filing_gap",
+    "gx_suites",
+    "loaded_months",
+    "month_dates",
+    "next_month",
+    "record_headline",
+    "replays",
+    "stored_pushes",
+    "timeliness_trend",
+    "trend",
+]
 
 _IN_CHUNK: Final = 1000  # bound on IN (...) lists
 
@@ -180,8 +199,12 @@ def _gx_success_rates(engine: sa.Engine, months: Sequence[str]) -> dict[str, flo
     return {m: passed[m] / evaluated[m] for m in evaluated if evaluated[m]}
 
 
-def trend(engine: sa.Engine, month: str, valid_topic: str) -> list[TrendPoint]:
-    """Headline figures of every reported month up to ``month``, with the GX pass rate."""
+def trend(engine: sa.Engine, month: str, valid_topic: str, tz: str) -> list[TrendPoint]:
+    """Headline figures of every reported month up to ``month``, with both timeliness measures and GX.
+
+    The timeliness measures are recomputed from the store each time (not read from ``monthly_metrics``),
+    so an earlier month's measure (a) becomes final in the trend once its next month is loaded.
+    """
     table = monthly_metrics
     with engine.connect() as conn:
         rows = list(
@@ -191,18 +214,127 @@ def trend(engine: sa.Engine, month: str, valid_topic: str) -> list[TrendPoint]:
                 .order_by(table.c.month)
             ).mappings()
         )
-    rates = _gx_success_rates(engine, [r["month"] for r in rows])
-    return [
-        TrendPoint(
-            month=r["month"],
-            extracted=r["extracted"],
-            valid=r["valid"],
-            rejected=r["rejected"],
-            timeliness_share=r["pushed_in_month"] / r["registrations"] if r["registrations"] else None,
-            gx_success_rate=rates.get(r["month"]),
+    months = [r["month"] for r in rows]
+    rates = _gx_success_rates(engine, months)
+    measures = timeliness_trend(engine, valid_topic, months, tz)
+    points = []
+    for r in rows:
+        dated, late, provisional = measures.get(r["month"], (None, None, True))
+        points.append(
+            TrendPoint(
+                month=r["month"],
+                extracted=r["extracted"],
+                valid=r["valid"],
+                rejected=r["rejected"],
+                timeliness_share=dated,
+                gx_success_rate=rates.get(r["month"]),
+                late_share=late,
+                timeliness_provisional=provisional,
+            )
         )
-        for r in rows
-    ]
+    return points
+
+
+def month_dates(month: str) -> tuple[date, date]:
+    """First day of ``month`` and of the next month (event dates are calendar dates)."""
+    year, mon = (int(x) for x in month.split("-"))
+    return date(year, mon, 1), date(year + (mon == 12), mon % 12 + 1, 1)
+
+
+def next_month(month: str) -> str:
+    """``YYYY-MM`` of the month after ``month``."""
+    return month_dates(month)[1].strftime("%Y-%m")
+
+
+def loaded_months(engine: sa.Engine, valid_topic: str) -> set[str]:
+    """Months of ``valid_topic`` with a load manifest."""
+    from sink.models import load_manifests as lm
+
+    with engine.connect() as conn:
+        return set(conn.scalars(sa.select(lm.c.month).where(lm.c.topic == valid_topic)))
+
+
+def stored_pushes(
+    engine: sa.Engine,
+    valid_topic: str,
+    *,
+    dated_from: date,
+    dated_until: date,
+    registrations_only: bool = True,
+) -> list[Pushed]:
+    """Events of ``valid_topic`` already loaded whose event date is in ``[dated_from, dated_until)``.
+
+    Measure (a) needs the pushes of every loaded month, not only the report month's window: a
+    registration dated in M may be pushed in M+1. The push instant is the stored Kafka timestamp,
+    ``extracted_at`` when it is missing (as the GX monthly frame does).
+    """
+    from quality.month_records import LATE_PUSH_RULE, REGISTRATION_TYPES
+    from sink.models import institution_events as ev
+
+    query = sa.select(
+        ev.c.event_id,
+        ev.c.uscc,
+        ev.c.registrar,
+        ev.c.event_type,
+        ev.c.event_date,
+        ev.c.county_code,
+        ev.c.pushed_at,
+        ev.c.extracted_at,
+        ev.c.event_json,
+    ).where(ev.c.kafka_topic == valid_topic, ev.c.event_date >= dated_from, ev.c.event_date < dated_until)
+    if registrations_only:
+        query = query.where(ev.c.event_type.in_(sorted(t.value for t in REGISTRATION_TYPES)))
+    out = []
+    with engine.connect() as conn:
+        for row in conn.execute(query.order_by(ev.c.kafka_partition, ev.c.kafka_offset)).mappings():
+            doc = row["event_json"] if isinstance(row["event_json"], dict) else json.loads(row["event_json"])
+            warnings = doc.get("quality_warnings") or ()
+            out.append(
+                Pushed(
+                    row["event_id"],
+                    row["uscc"],
+                    str((doc.get("institution") or {}).get("name") or ""),
+                    Registrar(row["registrar"]),
+                    EventType(row["event_type"]),
+                    row["event_date"],
+                    row["county_code"] or UNRESOLVED_COUNTY_CODE,
+                    _aware(row["pushed_at"] or row["extracted_at"]),
+                    any(isinstance(w, dict) and w.get("rule_id") == LATE_PUSH_RULE for w in warnings),
+                )
+            )
+    return out
+
+
+def timeliness_trend(
+    engine: sa.Engine, valid_topic: str, months: Sequence[str], tz: str
+) -> dict[str, tuple[float | None, float | None, bool]]:
+    """Per month: measure (a) share, measure (b) late share, and whether (a) is still provisional."""
+    from quality.report_metrics import months_late, registration_timeliness
+    from sink.models import institution_events as ev
+
+    if not months:
+        return {}
+    zone = ZoneInfo(tz)
+    loaded = loaded_months(engine, valid_topic)
+    first, _ = month_dates(min(months))
+    _, last = month_dates(max(months))
+    pushes = stored_pushes(engine, valid_topic, dated_from=first, dated_until=last)
+    late_by_month: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    with engine.connect() as conn:
+        query = sa.select(ev.c.load_month, ev.c.event_date, ev.c.pushed_at, ev.c.extracted_at).where(
+            ev.c.kafka_topic == valid_topic, ev.c.load_month.in_(list(months))
+        )
+        for load_month, event_date, pushed_at, extracted_at in conn.execute(query):
+            cell = late_by_month[load_month]
+            cell[0] += 1
+            cell[1] += months_late(event_date, _aware(pushed_at or extracted_at), zone) > 0
+    out = {}
+    for month in months:
+        rows, _ = registration_timeliness(pushes, month, tz)
+        dated = next((r.share for r in rows if r.is_total), None)
+        pushes_n, late_n = late_by_month.get(month, [0, 0])
+        out[month] = (dated, late_n / pushes_n if pushes_n else None, next_month(month) not in loaded)
+    return out
 
 
 def gx_suites(engine: sa.Engine, month: str, out_dir: Path) -> list[SuiteSummary]:
@@ -224,9 +356,62 @@ def gx_suites(engine: sa.Engine, month: str, out_dir: Path) -> list[SuiteSummary
                 evaluated=c[True] + c[False],
                 failed=c[False],
                 data_docs_href=SuiteSummary.href_to(page, out_dir) if page else None,
+                failures=_failures(engine, run["run_id"], run["suite"]),
             )
         )
     return summaries
+
+
+def _failures(engine: sa.Engine, run_id: str, suite: str) -> list[FailedExpectation]:
+    """The run's failed expectations with what they found (GX's masked sample, or every USCC)."""
+    from quality.gx_results import quality_results
+
+    q = quality_results.c
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(quality_results)
+            .where(q.run_id == run_id, q.suite == suite, q.success.is_(False))
+            .order_by(q.position)
+        ).mappings()
+        out = []
+        for row in rows:
+            details = row["details"] or {}
+            if isinstance(details, str):
+                details = json.loads(details)
+            found = _found(details)
+            observed = details.get("observed_value")
+            out.append(
+                FailedExpectation(
+                    suite=suite,
+                    expectation_type=row["expectation_type"],
+                    column=row["column_name"],
+                    condition=row["row_condition"],
+                    element_count=row["element_count"],
+                    unexpected_count=row["unexpected_count"],
+                    found=[mask_text(f) for f in found],
+                    observed=None
+                    if observed is None
+                    else mask_text(json.dumps(observed, ensure_ascii=False)),
+                    exception=None if not details.get("exception") else mask_text(str(details["exception"])),
+                )
+            )
+    return out
+
+
+def _found(details: Mapping[str, Any]) -> list[str]:
+    """What a failed expectation found: every offending USCC, else the sample's USCCs with their values.
+
+    The cross-registrar check lists every offending USCC with its registrars; other expectations have
+    GX's partial list, named by USCC when the runner asked GX for it (``unexpected_usccs``, same order).
+    """
+    offending = details.get("offending_usccs")
+    if isinstance(offending, dict) and offending:
+        return [f"{code} ({'、'.join(regs)})" for code, regs in sorted(offending.items())]
+    sample = [str(v) for v in details.get("unexpected_sample") or ()]
+    usccs = [str(u) for u in details.get("unexpected_usccs") or ()]
+    if usccs and len(usccs) == len(sample):
+        return [f"{u} ({v})" if v != u else u for u, v in zip(usccs, sample, strict=True)]
+    return usccs or sample
 
 
 def _aware(moment: datetime) -> datetime:
@@ -259,16 +444,16 @@ def replays(database_url: str, records: MonthRecords, start: datetime, end: date
     return entries
 
 
-def filing_gap(engine: sa.Engine, as_of: date) -> GapSummary | None:
-    """Per county at ``as_of``; ``None`` until the health side's filings were imported at least once."""
+def filing_gap(engine: sa.Engine, as_of: date) -> tuple[GapSummary | None, list[UnfiledRow]]:
+    """Per county at ``as_of``, and every 登记未备案 institution; ``None`` until filings were imported."""
     from sink.filing import filing_gap
     from sink.models import filings
 
     with engine.connect() as conn:
         if conn.execute(sa.select(sa.func.count()).select_from(filings)).scalar_one() == 0:
-            return None
+            return None, []
     gap = filing_gap(engine, as_of=as_of)
-    return GapSummary(
+    summary = GapSummary(
         tuple(
             GapRow(
                 c.county_code,
@@ -279,3 +464,59 @@ def filing_gap(engine: sa.Engine, as_of: date) -> GapSummary | None:
             for c in gap.counties
         )
     )
+    unfiled = [
+        UnfiledRow(
+            c.county_code, u.uscc, mask_text(u.name), u.registered_on, max(u.days_since, 0), u.registrars
+        )
+        for c in gap.counties
+        for u in c.registered_not_filed
+    ]
+    return summary, unfiled
+
+
+def beyond_gate(engine: sa.Engine, month: str, valid_topic: str, valid: int) -> BeyondGate:
+    """Valid (Kafka) → load manifest → stored events → county packages (latest package per county)."""
+    from sink.models import county_pushes as cp
+    from sink.models import institution_events as ev
+    from sink.models import load_manifests as lm
+
+    with engine.connect() as conn:
+        manifest = (
+            conn.execute(sa.select(lm).where(lm.c.month == month, lm.c.topic == valid_topic))
+            .mappings()
+            .first()
+        )
+        stored = conn.execute(
+            sa.select(sa.func.count()).select_from(ev).where(ev.c.load_month == month)
+        ).scalar_one()
+        latest: dict[str, sa.RowMapping] = {}
+        for row in conn.execute(
+            sa.select(cp).where(cp.c.month == month).order_by(cp.c.created_at, cp.c.id)
+        ).mappings():
+            latest[row["county_code"]] = row
+    load = None
+    if manifest is not None:
+        load = LoadRecon(
+            manifest["id"],
+            manifest["run_id"],
+            manifest["checksum"],
+            manifest["records"],
+            manifest["inserted"],
+            manifest["duplicates"],
+            manifest["late"],
+            _aware(manifest["loaded_at"]),
+        )
+    packages = [
+        PackageRow(
+            r["county_code"],
+            r["county_name"],
+            r["rows"],
+            r["late"],
+            r["csv_sha256"],
+            r["xlsx_sha256"],
+            r["manifest_sha256"],
+            _aware(r["created_at"]),
+        )
+        for code, r in sorted(latest.items(), key=lambda kv: (kv[0] == UNRESOLVED_COUNTY_CODE, kv[0]))
+    ]
+    return BeyondGate(valid=valid, load=load, stored=int(stored), packages=packages)

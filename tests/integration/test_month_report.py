@@ -106,6 +106,22 @@ def _independent_counts(settings: Settings, topics: Topics) -> dict[str, dict[Re
     return counts
 
 
+def _dated_registrations(settings: Settings, topics: Topics) -> dict[str, tuple[int, int]]:
+    """month → (pushed within the month, registrations dated in it), from a scan of the valid topic."""
+    from quality.month_records import REGISTRATION_TYPES
+
+    codecs = bus.load_codecs(settings.registry_url, topics)
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for record in bus.scan(settings.kafka_bootstrap, topics.valid, {}):
+        event = RegistrationEvent.from_avro(codecs.valid.decode(record.value))
+        if event.event_type not in REGISTRATION_TYPES:
+            continue
+        dated = event.event_date.strftime("%Y-%m")
+        counts[dated][1] += 1
+        counts[dated][0] += _month_of(record.timestamp) == dated
+    return {m: (c[0], c[1]) for m, c in counts.items()}
+
+
 @pytest.fixture
 def settings(stack, uid, database_url, tmp_path) -> Settings:
     return Settings(
@@ -134,7 +150,7 @@ def test_months_reconcile_and_the_report_is_safe(settings, tmp_path, monkeypatch
         "shichang": ShichangFiles(world, tmp_path / "sim" / "shichang"),
         "shenpi": ShenpiDb(world, tmp_path / "sim" / "shenpi"),
     }
-    outcomes, reports, metrics = {}, {}, {}
+    outcomes, reports, metrics, packages = {}, {}, {}, {}
     built = []  # what jobs.report rendered, captured rather than built a second time
     build = report_build.build_metrics
     monkeypatch.setattr(report_build, "build_metrics", lambda **kw: built.append(build(**kw)) or built[-1])
@@ -168,6 +184,7 @@ def test_months_reconcile_and_the_report_is_safe(settings, tmp_path, monkeypatch
                 _import_filings(settings, tmp_path / "filings.csv", world)
             outcomes[month] = jobs.quality(month, settings)
             reports[month] = jobs.report(month, settings)
+            packages[month] = jobs.export(month, settings)  # writes the report again, with the packages
             metrics[month] = built[-1]
     finally:
         for sim in sims.values():
@@ -193,16 +210,28 @@ def test_months_reconcile_and_the_report_is_safe(settings, tmp_path, monkeypatch
         assert {r.rule_id: r.count for r in m.rejection_reasons} == dict(rules), month
         # Volumes by county add up to the valid and gate-rejected records that carry an event.
         assert sum(c.valid for c in m.volumes_by_county) == m.total.valid
-        # Timeliness agrees with what the monthly GX suite measured on the loaded month.
+        # Measure (b)'s registrations agree with what the monthly GX suite judged on the loaded month.
         monthly = next(o for o in outcomes[month] if o.suite == "monthly")
         gx_timeliness = monthly.metrics["timeliness"]["registrar"]
-        for row in (t for t in m.timeliness if t.is_total):
-            assert gx_timeliness[row.registrar.value] == {
-                "on_time": row.pushed_in_month,
-                "total": row.registrations,
-                "share": row.share,
-            }
+        for row in (p for p in m.push_lateness if p.is_registrar and p.registrations):
+            assert gx_timeliness[row.registrar.value]["on_time"] == row.registrations - row.registrations_late
+            assert gx_timeliness[row.registrar.value]["total"] == row.registrations
         assert all(p.months_late >= 1 for p in m.late_pushes)
+        # Measure (b) equals the loader's late count and the packages' 逾期推送 flags.
+        (total_b,) = [p for p in m.push_lateness if p.is_total]
+        gate = m.beyond_gate
+        assert gate is not None and gate.load is not None
+        assert total_b.pushes == m.total.valid == gate.load.records and gate.loaded_matches
+        assert total_b.late == len(m.late_pushes) == gate.load.late == sum(p.late for p in packages[month])
+        # Past the gate: packaged rows = stored events, with the hashes the packages were written with.
+        assert gate.packaged_matches and gate.packaged == sum(p.rows for p in packages[month])
+        assert {p.county_code: p.csv_sha256 for p in gate.packages} == {
+            p.county_code: p.sha256["registrations.csv"] for p in packages[month]
+        }
+        # Every rejected record is in the appendix, with all its violations.
+        assert len(m.rejected_records) == m.total.rejected + m.total.connector_dlq
+        # Measure (a) is provisional in the month's own report (the next month is not loaded yet).
+        assert m.timeliness_provisional
     # The unreadable row is January's connector DLQ: beside 编制's extracted, one rejection reason.
     january = {r.registrar: r for r in metrics["2026-01"].reconciliation}
     assert january[Registrar.BIANZHI].connector_dlq == 1
@@ -217,6 +246,60 @@ def test_months_reconcile_and_the_report_is_safe(settings, tmp_path, monkeypatch
     cross = [c for m in MONTHS for c in metrics[m].cross_registrar]
     assert cross
     assert all({Registrar.SHENPI, Registrar.SHICHANG} <= set(c.registrars) for c in cross)
+
+    # Measure (a), checked against the independent scan: registrations dated in January and February
+    # (final in March's trend, since the next month is loaded), share pushed within their month.
+    dated = _dated_registrations(settings, topics)
+    march_trend = {p.month: p for p in metrics["2026-03"].trend}
+    for month in MONTHS[:2]:
+        on_time, total = dated[month]
+        assert total and march_trend[month].timeliness_share == pytest.approx(on_time / total), month
+        assert not march_trend[month].timeliness_provisional
+    assert march_trend["2026-03"].timeliness_provisional
+    # A registration dated in January and pushed in February is a January miss, not a February one.
+    assert any(p.event_date.strftime("%Y-%m") == "2026-01" for p in metrics["2026-02"].late_pushes)
+
+    # The replayed January records were pushed in February but keep January's extraction time: late by
+    # the packages' rule, not warned by the gate; the report lists exactly those as "warned = no".
+    from quality.report_metrics import months_late
+    from regsync.kafka.month_reader import read_month
+
+    february = read_month(settings.kafka_bootstrap, settings.registry_url, topics, "2026-02", "Asia/Shanghai")
+    replayed = {(r.partition, r.offset) for r in february.raw if r.replay_id}
+    expected_unwarned = {
+        p.uscc
+        for j, p in zip(february.valid, february.pushed(), strict=True)
+        if j.raw_position in replayed and not p.warned and months_late(p.event_date, p.pushed_at, TZ) > 0
+    }
+    assert {p.uscc for p in metrics["2026-02"].late_flag_mismatches} == expected_unwarned
+    assert metrics["2026-02"].late_warnings == len(metrics["2026-02"].late_pushes) - len(expected_unwarned)
+    # The failed GX expectations are in the report with the USCCs they found.
+    for month in MONTHS:
+        failures = [f for s in metrics[month].gx_suites for f in s.failures]
+        assert failures, month
+        html = reports[month].read_text(encoding="utf-8")
+        for failure in failures:
+            assert failure.found or failure.observed  # values found, or the observed figure (volume)
+            assert all(f.split(" ")[0] in html for f in failure.found)
+        uscc_failure = [f for f in failures if f.expectation_type == "expect_column_values_to_be_valid_uscc"]
+        rejected_usccs = {r.uscc for r in metrics[month].rejected_records}
+        for failure in uscc_failure:  # every invalid USCC GX found is one the gate rejected, and listed
+            assert {f.split(" ")[0] for f in failure.found} <= rejected_usccs
+
+    # The appendix files: beside the report, 0644, codes kept as text, one row per record.
+    for month in MONTHS:
+        folder = reports[month].parent
+        assert reports[month].stat().st_mode & 0o777 == 0o644
+        rejected_csv = folder / f"audit-{month}-rejected.csv"
+        assert rejected_csv.stat().st_mode & 0o777 == 0o644
+        lines = rejected_csv.read_text(encoding="utf-8-sig").splitlines()
+        assert len(lines) == 1 + len(metrics[month].rejected_records)
+        assert all('="' in line for line in lines[1:] if line.split(",")[1])  # USCC kept as text
+        from openpyxl import load_workbook
+
+        book = load_workbook(folder / f"audit-{month}-appendix.xlsx", read_only=True)
+        assert len(list(book["逾期推送"].iter_rows())) == 1 + len(metrics[month].late_pushes)
+        book.close()
 
     # Trend: one point per month so far, the current one last, figures equal to that month's totals.
     for i, month in enumerate(MONTHS):

@@ -9,6 +9,7 @@ from there), so the test proves a real engine lays it out with no network, and t
 from __future__ import annotations
 
 import importlib.util
+import re
 import shutil
 import struct
 import subprocess
@@ -126,3 +127,106 @@ def test_report_prints_to_pdf(chromium, report, tmp_path):
     data = pdf.read_bytes()
     assert data.startswith(b"%PDF-")
     assert data.count(b"/Type /Page\n") + data.count(b"/Type /Page>") + data.count(b"/Type/Page") >= 3
+
+
+# --------------------------------------------------------------------------------------------------
+# Great Expectations Data Docs, opened offline in Chromium driven by Playwright
+
+
+def _gx_site(root: Path, *, offline: bool, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Two real suite runs (the unit tests' frames) into a Data Docs site; returns its index."""
+    from quality import batch_checks
+    from quality.suites import MonthlyParams, volume_bounds
+
+    spec = importlib.util.spec_from_file_location(
+        "gx_frames", ROOT / "tests" / "unit" / "test_expectations.py"
+    )
+    assert spec is not None and spec.loader is not None
+    frames = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(frames)
+    with monkeypatch.context() as patch:
+        if not offline:  # GX's own output, to prove the browser check below can fail
+            patch.setattr(batch_checks, "make_offline", lambda site: None)
+        batch_checks.run_suite("gate_batch", frames.gate_frame(), context_root=root, run_id="gate-run-1")
+        outcome = batch_checks.run_suite(
+            "monthly",
+            frames.monthly_frame(),
+            context_root=root,
+            run_id="month-run-1",
+            month="2024-03",
+            params=MonthlyParams(volume_bounds=volume_bounds([4, 5, 6])),
+        )
+    assert outcome.data_docs_path is not None
+    return outcome.data_docs_path
+
+
+def _open_offline(index: Path, shot: Path | None = None) -> dict[str, object]:
+    """Open ``index`` with every non-file request aborted; what the page shows, and what it asked for."""
+    from playwright.sync_api import Route, sync_playwright
+
+    blocked: list[str] = []
+
+    def only_files(route: Route) -> None:
+        if route.request.url.startswith("file:"):
+            route.continue_()
+        else:
+            blocked.append(route.request.url)
+            route.abort()
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.route("**/*", only_files)
+            page.goto(index.as_uri(), wait_until="load")
+            state = page.evaluate(
+                """() => ({
+                    runs: [...document.querySelectorAll('table tbody tr td')].map(td => td.innerText.trim()),
+                    icons: [...document.querySelectorAll('i.fas, i.far, i.fa')]
+                        .filter(i => i.getBoundingClientRect().width > 0).length,
+                    fontAwesome: [...document.fonts]
+                        .some(f => f.family.includes('Font Awesome') && f.status === 'loaded'),
+                })"""
+            )
+            if shot is not None:
+                page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    return {**state, "blocked": blocked}
+
+
+def _external_loads(html: str) -> list[str]:
+    """http(s) URLs the page would load: script/link/img sources and CSS ``url()`` (not ``<a>`` links)."""
+    tags = re.findall(r"<(?:script|link|img)\b[^>]*>", html, re.IGNORECASE)
+    urls = [u for t in tags for u in re.findall(r"""(?:src|href)\s*=\s*["'](https?://[^"']+)""", t)]
+    return urls + re.findall(r"""url\(\s*["']?(https?://[^"')]+)""", html)
+
+
+def test_gx_data_docs_work_offline(tmp_path, monkeypatch):
+    ARTIFACTS.mkdir(exist_ok=True)
+    index = _gx_site(tmp_path / "gx", offline=True, monkeypatch=monkeypatch)
+    site = index.parent
+    pages = sorted(site.rglob("*.html"))
+    pages = [p for p in pages if "regsync-vendor" not in p.as_posix()]
+    assert len(pages) >= 5  # index, two suites, two validation pages
+    for page in pages:
+        assert _external_loads(page.read_text(encoding="utf-8")) == [], page
+
+    seen = _open_offline(index, ARTIFACTS / "gx-data-docs-offline.png")
+
+    assert seen["blocked"] == []  # nothing even tried to leave the machine
+    runs = " ".join(seen["runs"])  # type: ignore[arg-type]
+    assert "gate-run-1" in runs and "month-run-1" in runs  # the index lists the validations
+    assert seen["icons"] and seen["fontAwesome"]  # status icons drawn with the vendored font
+
+
+def test_gx_data_docs_as_gx_renders_them_are_empty_offline(tmp_path, monkeypatch):
+    """The failure the rewrite fixes, seen by the same check: GX's own pages list nothing offline."""
+    index = _gx_site(tmp_path / "gx", offline=False, monkeypatch=monkeypatch)
+    assert _external_loads(index.read_text(encoding="utf-8"))
+
+    seen = _open_offline(index)
+
+    assert seen["blocked"]  # it tried the CDNs
+    assert "gate-run-1" not in " ".join(seen["runs"])  # type: ignore[arg-type]
+    assert not seen["fontAwesome"]

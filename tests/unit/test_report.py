@@ -11,21 +11,28 @@ import pytest
 
 from quality.report import render_html, write_report
 from quality.report_model import (
+    BeyondGate,
     CountyVolume,
     CrossRegistrar,
+    FailedExpectation,
     GapRow,
     GapSummary,
     LatePush,
+    LoadRecon,
     MonthlyMetrics,
+    PackageRow,
+    PushLateness,
     ReconRow,
     ReconTotal,
+    RejectedRow,
     ReplayEntry,
     RuleCount,
     SuiteSummary,
     Timeliness,
     TrendPoint,
+    UnfiledRow,
 )
-from schemas.events import Registrar, Severity
+from schemas.events import EventType, Registrar, Severity
 
 B, M, S, P, J = (
     Registrar.BIANZHI,
@@ -118,16 +125,100 @@ def sample_metrics() -> MonthlyMetrics:
         rejection_reasons=reasons,
         warnings=warnings,
         timeliness=[
+            Timeliness.of(None, None, 1083, 977),
             Timeliness.of(B, None, 12, 12),
             Timeliness.of(M, None, 96, 93),
-            Timeliness.of(M, "441802", 41, 40),
-            Timeliness.of(M, "441881", 55, 53),
             Timeliness.of(S, None, 801, 702),
-            Timeliness.of(S, "441802", 330, 301),
-            Timeliness.of(S, "441881", 471, 401),
             Timeliness.of(P, None, 154, 150),
             Timeliness.of(J, None, 20, 20),
+            Timeliness.of(None, "441802", 371, 341),
+            Timeliness.of(None, "441803", 154, 150),
+            Timeliness.of(None, "441821", 12, 12),
+            Timeliness.of(None, "441826", 20, 20),
+            Timeliness.of(None, "441881", 526, 454),
         ],
+        timeliness_provisional=True,
+        push_lateness=[
+            PushLateness(None, None, 3194, 2, 1083, 2),
+            PushLateness(B, None, 40, 1, 12, 1),
+            PushLateness(S, None, 2288, 1, 801, 1),
+            PushLateness(None, "441803", 455, 1, 154, 1),
+            PushLateness(None, "441821", 236, 1, 12, 1),
+        ],
+        late_warnings=1,
+        timeliness_misses=[
+            LatePush(
+                "52441881MJL0000003",
+                "英德市民政托育园",
+                M,
+                date(2025, 3, 30),
+                datetime(2025, 4, 2, 1, 0, tzinfo=UTC),
+                1,
+                EventType.ESTABLISHED,
+                "441881",
+                True,
+            )
+        ],
+        rejected_records=[
+            RejectedRow(
+                "91441802MA5XXXXX1X",
+                "清城区某某托育有限公司",
+                S,
+                "shichang",
+                "441802",
+                EventType.ESTABLISHED,
+                datetime(2025, 3, 5, 2, 0, tzinfo=UTC),
+                (
+                    ("R-USCC-CHECK", Severity.REJECT, "统一社会信用代码校验位错误"),
+                    ("W-ADDRESS-LOW", Severity.WARN, f"地址解析置信度低（联系人 {PLANTED_MOBILE}）"),
+                ),
+            ),
+            RejectedRow(
+                None,
+                None,
+                M,
+                "minzheng",
+                None,
+                None,
+                datetime(2025, 3, 6, 2, 0, tzinfo=UTC),
+                (("SOURCE_UNREADABLE", Severity.REJECT, "来源记录无法转换为事件"),),
+                connector_dlq=True,
+            ),
+        ],
+        unfiled=[
+            UnfiledRow(
+                "441881", "52441881MJL0000002", "英德市小星星托育中心", date(2024, 11, 20), 131, "MINZHENG"
+            ),
+        ],
+        beyond_gate=BeyondGate(
+            valid=3194,
+            load=LoadRecon(
+                7, "load-2025-03-ab12", "9f" * 32, 3194, 3190, 4, 2, datetime(2025, 4, 1, 1, tzinfo=UTC)
+            ),
+            stored=3190,
+            packages=[
+                PackageRow(
+                    "441802",
+                    "清城区",
+                    1500,
+                    0,
+                    "a1" * 32,
+                    "b1" * 32,
+                    "c1" * 32,
+                    datetime(2025, 4, 1, 2, tzinfo=UTC),
+                ),
+                PackageRow(
+                    "441881",
+                    "英德市",
+                    1690,
+                    2,
+                    "a2" * 32,
+                    "b2" * 32,
+                    "c2" * 32,
+                    datetime(2025, 4, 1, 2, tzinfo=UTC),
+                ),
+            ],
+        ),
         cross_registrar=[
             CrossRegistrar("91441802MA5XXXXX1Q", SCRIPT_NAME, (S, P), "441802"),
             CrossRegistrar(
@@ -145,6 +236,9 @@ def sample_metrics() -> MonthlyMetrics:
                 date(2025, 1, 20),
                 datetime(2025, 3, 3, 2, 0, tzinfo=UTC),
                 2,
+                EventType.ESTABLISHED,
+                "441803",
+                False,
             ),
             LatePush(
                 "12441821455000001T",
@@ -153,12 +247,15 @@ def sample_metrics() -> MonthlyMetrics:
                 date(2025, 2, 27),
                 datetime(2025, 3, 4, 9, 15, tzinfo=UTC),
                 1,
+                EventType.CHILDCARE_CLASS_ADDED,
+                "441821",
+                True,
             ),
         ],
         trend=[
             TrendPoint("2025-01", 2911, 2702, 209, 0.91, 1.0),
             TrendPoint("2025-02", 2687, 2493, 194, 0.94, 0.75),
-            TrendPoint("2025-03", 3419, 3194, 222, 0.900, 2 / 3),
+            TrendPoint("2025-03", 3419, 3194, 222, 0.902, 2 / 3, 2 / 3194, True),
         ],
         gx_suites=[
             SuiteSummary("gate_batch", True, 42, 0, "data_docs/validations/gate_batch/2025-03.html"),
@@ -166,7 +263,22 @@ def sample_metrics() -> MonthlyMetrics:
                 "monthly_duplicates", True, 6, 0, "data_docs/validations/monthly_duplicates/2025-03.html"
             ),
             SuiteSummary(
-                "monthly_timeliness", False, 10, 1, "data_docs/validations/monthly_timeliness/2025-03.html"
+                "monthly_timeliness",
+                False,
+                10,
+                1,
+                "data_docs/validations/monthly_timeliness/2025-03.html",
+                failures=[
+                    FailedExpectation(
+                        "monthly_timeliness",
+                        "expect_uscc_to_come_from_single_registrar",
+                        "uscc,registrar",
+                        None,
+                        1083,
+                        2,
+                        ["91441802MA5XXXXX1Q (SHENPI、SHICHANG)", "52441881MJL0000002 (JIAOYU、MINZHENG)"],
+                    )
+                ],
             ),
         ],
         dlq_replays=[
@@ -274,13 +386,13 @@ def test_self_contained_no_external_references(html):
     assert "default-src 'none'" in html  # the page may not load anything, even if a value slipped in
     hrefs = re.findall(r'href="([^"]*)"', html)
     assert hrefs
-    assert all(h.startswith(("#", "data_docs/")) for h in hrefs)
+    assert all(h.startswith(("#", "data_docs/", "audit-2025-03-")) for h in hrefs)
 
 
 def test_summary_and_reconciliation_numbers(html):
     page = parse(html)
     text = " ".join("".join(page.text).split())
-    for number in ("3,419", "3,194", "222", "2,460", "90.0%", "6.5%"):
+    for number in ("3,419", "3,194", "222", "2,460", "90.2%", "6.5%"):
         assert number in text
     assert "R-USCC-CHECK" in text and "统一社会信用代码校验位错误" in text  # biggest reason
     assert "✗ 1 个登记机关不平衡" in text
@@ -302,12 +414,16 @@ def test_tables_hold_the_month(html):
     assert counties[-1][0].startswith("合计 Total（7 个县区")
 
     timeliness = page.tables["timeliness-table"][1:]
-    assert [r[0] for r in timeliness][:4] == ["机构编制部门Staffing office"] + ["民政部门Civil affairs"] * 3
-    shichang_total = next(
-        r for r in timeliness if r[0].startswith("市场监管") and r[1] == "合计 all counties"
-    )
-    assert shichang_total[2:] == ["801", "702", "87.6%", "✗"]
-    assert any(r[1] == "英德市 441881" for r in timeliness)  # county names from the division table
+    assert [r[0] for r in timeliness][:3] == [
+        "合计 all",
+        "机构编制部门Staffing office",
+        "民政部门Civil affairs",
+    ]
+    shichang_total = next(r for r in timeliness if r[0].startswith("市场监管"))
+    assert shichang_total[1:] == ["801", "702", "99", "87.6%", "✗"]
+    assert ["英德市 441881", "526", "454", "72", "86.3%", "✗"] in timeliness  # per county, all registrars
+    lateness = page.tables["lateness-table"][1:]
+    assert lateness[0] == ["合计 all", "3,194", "2", "0.1%", "1,083", "2", "✓"]
 
     reasons = page.tables["rejection-table"]
     assert reasons[1][:5] == [
@@ -325,6 +441,8 @@ def test_tables_hold_the_month(html):
 
     trend = page.tables["trend-table"]
     assert [r[0] for r in trend[1:]] == ["2025-01", "2025-02", "2025-03 (本月 this month)"]
+    assert trend[3][5:8] == ["90.2%*", "0.1%", "66.7%"]  # (a) provisional, (b), GX
+    assert trend[1][5:7] == ["91.0%", "—"]
     assert page.tables["warning-table"][-1][-2] == "36"
     assert page.tables["gap-table"][-1] == ["合计 Total", "58", "140", "3"]
     assert page.tables["cross-table"][1][2] == "市场监管部门、行政审批服务局"
@@ -337,6 +455,7 @@ def test_charts_show_threshold_and_failing_registrar(html):
     assert 'class="threshold"' in chart.group(0)
     assert "阈值 threshold 95%" in chart.group(0)
     assert chart.group(0).count('class="c-bad"') == 1  # only 市场监管 (87.6%) is below 95%
+    assert len(re.findall(r'<text[^>]*class="label"', chart.group(0))) == 5  # registrar rows only
     trend = re.search(r'<svg id="chart-trend-counts".*?</svg>', html, re.S)
     assert trend is not None and trend.group(0).count("<polyline") == 3
 
@@ -384,6 +503,7 @@ def test_write_report_writes_one_file(tmp_path, html):
     assert path == tmp_path / "reports" / "audit-2025-03.html"
     assert path.read_text(encoding="utf-8") == html
     assert sorted(p.name for p in path.parent.iterdir()) == ["audit-2025-03.html"]
+    assert path.stat().st_mode & 0o777 == 0o644  # like the packages (mkstemp alone gives 0600)
     write_report(sample_metrics(), tmp_path / "reports")  # re-running a month replaces its report
     assert sorted(p.name for p in path.parent.iterdir()) == ["audit-2025-03.html"]
 
@@ -398,7 +518,10 @@ def test_a_quiet_month_renders_with_empty_sections():
     html = render_html(metrics)
     page = parse(html)
     assert page.errors == []
-    assert "✓ 全部平衡" in html
+    assert "✓ 全部平衡" not in html  # 0 = 0 + 0 is not a balanced month
+    assert '<div class="v small muted" id="sum-recon">本月无数据</div>' in html
+    assert "本月无数据 / no data this month" in html
+    assert page.tables["recon-table"][-1][6] == "—"
     assert "备案数据尚未接入" in html  # no filing data: said, not shown as zeros
     assert "无数据 / no data" in html
     assert page.tables["late-table"][1] == ["无 / none this month"]
@@ -417,6 +540,9 @@ def test_model_derives_summary_values():
     assert metrics.total.extracted == 3419
     assert metrics.rejected_share == pytest.approx(222 / 3419)
     assert metrics.timeliness_share == pytest.approx(977 / 1083)
+    assert metrics.push_total is not None and metrics.push_total.late_share == pytest.approx(2 / 3194)
+    assert [p.uscc for p in metrics.late_flag_mismatches] == ["92441803MA4W00001K"]
+    assert not metrics.empty
     assert metrics.top_rejection is not None and metrics.top_rejection.rule_id == "R-USCC-CHECK"
     assert metrics.previous is not None and metrics.previous.month == "2025-02"
     assert Timeliness.of(B, None, 0, 0).share is None
@@ -461,3 +587,68 @@ def test_builders_for_catalog_rules_and_data_docs_links(tmp_path):
 def test_model_rejects_malformed_values(build):
     with pytest.raises(ValueError):  # noqa: PT011 - each case has its own message; the type is the contract
         build()
+
+
+def test_timeliness_measures_are_labelled_and_the_provisional_one_says_so(html):
+    page = parse(html)
+    text = " ".join("".join(page.text).split())
+    assert "Of the registrations dated in 2025-03, the share pushed within 2025-03" in text
+    assert "Of the pushes received in 2025-03, the share that was late" in text
+    assert 'id="timeliness-provisional"' in html and "暂定 / provisional" in text
+    final = render_html(dataclasses.replace(sample_metrics(), timeliness_provisional=False))
+    assert 'id="timeliness-provisional"' not in final
+    # the late counts are explained side by side: (b), the load manifest, the packages, LATE_PUSH
+    assert '<b id="late-count-b">2</b>' in html and '<b id="late-warnings">1</b>' in html
+    assert "manifest late: 2" in text and "packages' flags: 2" in text
+
+
+def test_beyond_the_gate_and_packages_with_hashes(html):
+    page = parse(html)
+    beyond = page.tables["beyond-table"][1:]
+    assert beyond[1][1:3] == ["3,194", "✓"]  # the load read every valid record
+    assert "manifest #7" in beyond[1][3] and "9f9f" in beyond[1][3]
+    assert beyond[3][1:3] == ["3,190", "✓"]  # packaged rows = stored events
+    packages = page.tables["packages-table"]
+    assert packages[1][:3] == ["清城区 441802", "1,500", "0"] and packages[1][3] == "a1" * 32
+
+
+def test_appendix_lists_records_and_links_the_files(html):
+    page = parse(html)
+    tables = [rows for name, rows in page.tables.items() if name.startswith("table-")]
+    by_rule = [rows for rows in tables if rows and rows[0][0] == "统一社会信用代码USCC" and len(rows[0]) == 6]
+    assert len(by_rule) == 2  # one table per rule: R-USCC-CHECK and SOURCE_UNREADABLE
+    uscc_row = by_rule[0][1]
+    assert (
+        uscc_row[0] == "91441802MA5XXXXX1X"
+        and "R-USCC-CHECK" in uscc_row[5]
+        and "W-ADDRESS-LOW" in uscc_row[5]
+    )
+    assert PLANTED_MOBILE not in html
+    assert page.tables["misses-table"][1][0] == "52441881MJL0000003"
+    assert page.tables["unfiled-table"][1][1:5] == [
+        "52441881MJL0000002",
+        "英德市小星星托育中心",
+        "2024-11-20",
+        "131",
+    ]
+    for name in ("audit-2025-03-rejected.csv", "audit-2025-03-unfiled.csv", "audit-2025-03-appendix.xlsx"):
+        assert f'href="{name}"' in html
+
+
+def test_gx_failures_are_in_the_report_with_the_usccs(html):
+    page = parse(html)
+    failures = page.tables["gx-failures-monthly_timeliness"]
+    assert failures[1][0] == "expect_uscc_to_come_from_single_registrar"
+    assert failures[1][2] == "2 / 1,083"
+    assert "91441802MA5XXXXX1Q (SHENPI、SHICHANG)" in failures[1][3]
+
+
+def test_unknown_registrar_gets_its_own_row():
+    metrics = dataclasses.replace(
+        sample_metrics(),
+        reconciliation=[*sample_metrics().reconciliation, ReconRow(None, 3, 0, 0, 0, ("legacy-ftp",))],
+    )
+    page = parse(render_html(metrics))
+    row = page.tables["recon-table"][-2]
+    assert row[0].startswith("未知登记机关") and "legacy-ftp" in row[0]
+    assert row[1:8] == ["3", "≠", "0", "+", "0", "✗", "+3"]

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 from quality import report_metrics as m
-from quality.month_records import CONNECTOR_DLQ_RULE, UNRESOLVED_COUNTY_CODE, Judged, MonthRecords, RawRecord
+from quality.month_records import (
+    CONNECTOR_DLQ_RULE,
+    UNRESOLVED_COUNTY_CODE,
+    Judged,
+    MonthRecords,
+    Pushed,
+    RawRecord,
+)
 from schemas.events import EventType, Registrar, RegistrationEvent, RuleViolation, Severity
 from schemas.examples import canonical_event
 
@@ -87,29 +95,106 @@ def test_rejection_reasons_count_records_and_the_connector_dlq():
     assert reasons == {"USCC_CHECK_DIGIT": 2, CONNECTOR_DLQ_RULE: 1}
 
 
-def test_timeliness_at_the_beijing_month_boundary():
-    on_time = _event(
-        Registrar.MINZHENG, EventType.ESTABLISHED, date(2026, 3, 31), "441802", "52441802MJ0000001X"
-    )
-    late = _event(
-        Registrar.MINZHENG, EventType.ESTABLISHED, date(2026, 3, 31), "441802", "52441802MJ0000002X"
-    )
-    rows, late_pushes = m.timeliness(
-        _month([(on_time, BEIJING_MARCH_31_LATE), (late, BEIJING_APRIL_1)]), "Asia/Shanghai"
-    )
-    total = next(r for r in rows if r.county_code is None)
-    assert (total.registrations, total.pushed_in_month) == (2, 1)
-    assert [p.uscc for p in late_pushes] == ["52441802MJ0000002X"]
-    assert late_pushes[0].months_late == 1
-    # The same instants read in UTC are both in March: the zone decides.
-    rows_utc, _ = m.timeliness(_month([(on_time, BEIJING_MARCH_31_LATE), (late, BEIJING_APRIL_1)]), "UTC")
-    assert next(r for r in rows_utc if r.county_code is None).pushed_in_month == 2
+def _pushed(
+    uscc: str,
+    on: date,
+    at: datetime,
+    *,
+    kind: EventType = EventType.ESTABLISHED,
+    registrar: Registrar = Registrar.MINZHENG,
+    county: str = "441802",
+    warned: bool = False,
+) -> Pushed:
+    return Pushed(f"id-{uscc}-{at.isoformat()}", uscc, "某某托育园", registrar, kind, on, county, at, warned)
 
 
-def test_changes_are_not_registrations_in_timeliness():
-    change = _event(Registrar.BIANZHI, EventType.CHANGED, date(2026, 1, 5), "370103", "12370103MB0000001X")
-    rows, late = m.timeliness(_month([(change, BEIJING_APRIL_1)]), "Asia/Shanghai")
-    assert rows == [] and late == []
+BEIJING = ZoneInfo("Asia/Shanghai")
+
+
+def test_measure_a_counts_registrations_dated_in_the_month_at_the_beijing_boundary():
+    last_second = _pushed("A", date(2026, 3, 31), BEIJING_MARCH_31_LATE)  # 23:59:59 Beijing: in March
+    midnight = _pushed("B", date(2026, 3, 31), BEIJING_APRIL_1)  # 00:00:00 Beijing 1 April: a miss
+    # A UTC-stamped source: the same instant written in UTC and in +08:00 is one instant.
+    utc_stamped = _pushed("C", date(2026, 3, 15), datetime(2026, 3, 31, 16, 30, tzinfo=UTC))
+    local_stamped = _pushed("D", date(2026, 3, 15), datetime(2026, 3, 31, 23, 30, tzinfo=BEIJING))
+    february = _pushed(
+        "E", date(2026, 2, 27), datetime(2026, 3, 2, 2, tzinfo=UTC)
+    )  # dated Feb: not (a) of March
+    change = _pushed("F", date(2026, 3, 3), BEIJING_APRIL_1, kind=EventType.CHANGED)  # not a registration
+    rows, misses = m.registration_timeliness(
+        [last_second, midnight, utc_stamped, local_stamped, february, change, last_second],
+        "2026-03",
+        "Asia/Shanghai",
+    )
+    total = next(r for r in rows if r.is_total)
+    assert (total.registrations, total.pushed_in_month, total.pushed_later) == (4, 2, 2)  # duplicates once
+    assert sorted(p.uscc for p in misses) == ["B", "C"]
+    assert all(p.months_late == 1 for p in misses)
+    assert [r.county_code for r in rows if not r.is_total and r.registrar is None] == ["441802"]
+    # In UTC, 16:30 on 31 March is still March: the zone decides, not the stamp.
+    utc_rows, _ = m.registration_timeliness([utc_stamped, midnight], "2026-03", "UTC")
+    assert next(r for r in utc_rows if r.is_total).pushed_in_month == 2
+
+
+def test_measure_a_of_february_sees_the_march_push():
+    """The issue's case: a February registration pushed in March counts against February, not March."""
+    february = _pushed("E", date(2026, 2, 27), datetime(2026, 3, 2, 2, tzinfo=UTC))
+    rows, misses = m.registration_timeliness([february], "2026-02", "Asia/Shanghai")
+    assert next(r for r in rows if r.is_total).share == 0.0 and [p.uscc for p in misses] == ["E"]
+    march_rows, _ = m.registration_timeliness([february], "2026-03", "Asia/Shanghai")
+    assert march_rows == []
+
+
+def test_measure_b_counts_every_push_of_the_month_and_flags_late_ones():
+    pushes = [
+        _pushed("A", date(2026, 3, 31), BEIJING_MARCH_31_LATE),  # on time
+        _pushed(
+            "B", date(2026, 2, 28), datetime(2026, 2, 28, 16, 0, tzinfo=UTC), warned=True
+        ),  # 1 Mar 00:00: late
+        _pushed(
+            "C", date(2026, 1, 5), datetime(2026, 3, 10, tzinfo=UTC), kind=EventType.CHANGED, warned=True
+        ),
+        _pushed(
+            "D", date(2026, 2, 20), datetime(2026, 3, 10, tzinfo=UTC), registrar=Registrar.SHICHANG
+        ),  # replay
+    ]
+    rows, late = m.push_lateness(pushes, "Asia/Shanghai")
+    total = next(r for r in rows if r.is_total)
+    assert (total.pushes, total.late, total.registrations, total.registrations_late) == (4, 3, 3, 2)
+    assert total.late_share == 0.75 and total.on_time_share == 0.25
+    assert [p.uscc for p in late] == ["C", "D", "B"]  # most months late first, then event date
+    assert [p.uscc for p in late if not p.warned] == ["D"]  # late by push time, no LATE_PUSH: a replay
+    by_registrar = {r.registrar: (r.pushes, r.late) for r in rows if r.is_registrar}
+    assert by_registrar == {Registrar.MINZHENG: (3, 2), Registrar.SHICHANG: (1, 1)}
+
+
+def test_month_records_give_pushes_with_the_kafka_time_and_the_late_warning():
+    e = _event(Registrar.MINZHENG, EventType.ESTABLISHED, date(2026, 2, 27), "441802", "52441802MJ0000002X")
+    warning = RuleViolation("LATE_PUSH", Severity.WARN, "extracted_at", "晚", "late")
+    records = _month([(dataclasses.replace(e, quality_warnings=(warning,)), BEIJING_APRIL_1)])
+    (pushed,) = records.pushed()
+    assert pushed.pushed_at == BEIJING_APRIL_1 and pushed.warned and pushed.county_code == "441802"
+    assert m.late_warnings(records) == 1
+
+
+def test_rejected_rows_carry_every_violation_masked():
+    e = _event(Registrar.SHICHANG, EventType.ESTABLISHED, date(2026, 3, 2), "370103", "91370103MA00000001")
+    rows = m.rejected_rows(_month([(e, BEIJING_MARCH_31_LATE)], rejected=1, connector_dlq=1))
+    assert [r.rule_ids for r in rows] == [("SOURCE_UNREADABLE",), ("USCC_CHECK_DIGIT",)]
+    gate = rows[1]
+    assert gate.uscc == "91370103MA00000001" and gate.county_code == "370103"
+    assert rows[0].uscc is None and rows[0].connector_dlq
+
+
+def test_unknown_registrar_is_its_own_reconciliation_row():
+    e = _event(Registrar.SHICHANG, EventType.ESTABLISHED, date(2026, 3, 2), "370103", "91370103MA00000001")
+    records = _month([(e, BEIJING_MARCH_31_LATE)])
+    stray = RawRecord(0, 99, _ms(BEIJING_MARCH_31_LATE), "legacy-ftp", None, None)
+    records = dataclasses.replace(records, raw=(*records.raw, stray))
+    rows = m.reconciliation(records, [])
+    assert rows[-1].registrar is None and rows[-1].sources == ("legacy-ftp",)
+    assert (rows[-1].extracted, rows[-1].valid, rows[-1].rejected) == (1, 0, 0)
+    assert not rows[-1].balanced
 
 
 def test_volumes_by_county_put_unresolved_last():
