@@ -3,10 +3,9 @@
 A 编制 simulator database is seeded with January 2026 and named in ``REGSYNC_SOURCES__BIANZHI_URL``;
 everything else regsync needs comes from ``REGSYNC_*`` too, as on an Airflow worker. The extraction
 DAG runs with a logical date on 31 January (its data interval ends there, so that is the push
-instant), then the gate DAG, then the monthly DAG for January: ``dag.test()`` infers a manual run's
-interval as the last whole month before its logical date, so a logical date of 1 February gives
-[1 January, 1 February) in Asia/Shanghai. The monthly DAG then runs again for the same month and
-the filing store must not change.
+instant, less 1 ms), then the gate DAG, then the monthly DAG for January, named by its ``month``
+param as a manual run must be. The monthly DAG then runs again for the same month and the filing
+store must not change.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from __future__ import annotations
 import importlib.util
 import time
 import warnings
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -125,7 +124,8 @@ def test_bianzhi_month_through_the_dags_into_the_filing_store(
         (extracted,) = asset_events("regsync://registrations.raw/bianzhi", extract_run)
         childcare = [t for t in sim.ground_truth() if t["childcare"]]
         assert extracted["published"] + extracted["invalid"] == len(childcare) > 0
-        assert datetime.fromisoformat(extracted["as_of"]) == PUSHED_AT  # the push instant
+        # The push instant: the last instant of the window (what surfaced before its end).
+        assert datetime.fromisoformat(extracted["as_of"]) == PUSHED_AT - timedelta(milliseconds=1)
 
         gate_run, gate_seconds, _ = run_dag(dagbag.dags["regsync_gate"], PUSHED_AT)
         (judged,) = asset_events("regsync://registrations.valid/", gate_run)
@@ -136,7 +136,10 @@ def test_bianzhi_month_through_the_dags_into_the_filing_store(
         monthly = dagbag.dags["regsync_monthly"]
         skip = pending_monthly_tasks()
         pattern = "|".join(skip) or None
-        _, first_seconds, task_seconds = run_dag(monthly, MONTH_CLOSED, mark_success_pattern=pattern)
+        conf = {"month": MONTH}
+        _, first_seconds, task_seconds = run_dag(
+            monthly, MONTH_CLOSED, mark_success_pattern=pattern, run_conf=conf
+        )
         loaded = filing_store(regsync_env["REGSYNC_DATABASE_URL"])
         assert loaded["month_events"] == judged["valid"]
         assert loaded["rows"]["institutions"] > 0
@@ -144,7 +147,9 @@ def test_bianzhi_month_through_the_dags_into_the_filing_store(
         assert (manifest["month"], manifest["records"]) == (MONTH, judged["valid"])
         assert loaded["packages"], "no county package was written"
 
-        _, second_seconds, _ = run_dag(monthly, MONTH_CLOSED, mark_success_pattern=pattern)
+        _, second_seconds, _ = run_dag(
+            monthly, MONTH_CLOSED + timedelta(days=1), mark_success_pattern=pattern, run_conf=conf
+        )
         again = filing_store(regsync_env["REGSYNC_DATABASE_URL"])
         assert again["rows"] | {"county_pushes": None} == loaded["rows"] | {"county_pushes": None}
         assert again["manifests"] == loaded["manifests"]
