@@ -164,3 +164,47 @@ def test_bianzhi_month_through_the_dags_into_the_filing_store(
             f"(tasks {task_seconds}; re-run {second_seconds:.2f}s)"
             + (f" ({', '.join(skip)} not run: modules pending)" if skip else "")
         )
+
+
+def task_state(run: Any, task_id: str) -> str:
+    """The state of one task of a finished ``dag.test()`` run."""
+    (ti,) = [ti for ti in run.get_task_instances() if ti.task_id == task_id]
+    return str(ti.state)
+
+
+def test_the_midnight_poll_pushes_into_the_month_that_ended(
+    dagbag, airflow_db, regsync_env, tmp_path, monkeypatch
+):
+    """Issue 16, item 1: what surfaced by 23:59:59 on 31 January and is polled at 00:00 on 1 February
+    is pushed in January; a poll that finds nothing new emits no Asset event (no empty gate run)."""
+    from regsync import jobs
+    from regsync.kafka.topics import Topics
+    from regsync.kafka.windows import month_window
+    from regsync.settings import get_settings
+    from simulators.bianzhi_db import BianzhiDb
+    from simulators.world import WorldConfig, build_world
+
+    last_second = datetime(2026, 1, 31, 23, 59, 59, tzinfo=SHANGHAI)
+    world = build_world(WorldConfig(months=(MONTH,), institutions_per_month=15))
+    sim = BianzhiDb(world, tmp_path / "bianzhi")
+    try:
+        assert sim.publish_until(last_second) > 0
+        monkeypatch.setenv("REGSYNC_SOURCES__BIANZHI_URL", sim.url)
+        get_settings.cache_clear()
+        jobs.prepare()
+        extract = dagbag.dags["regsync_extract_bianzhi"]
+        run, _, _ = run_dag(extract, MONTH_CLOSED)  # the @daily poll at 00:00 on 1 February
+        (event,) = asset_events("regsync://registrations.raw/bianzhi", run)
+        assert event["published"] > 0
+        assert datetime.fromisoformat(event["as_of"]) == MONTH_CLOSED - timedelta(milliseconds=1)
+        topics = Topics(prefix=regsync_env["REGSYNC_TOPIC_PREFIX"])
+        bootstrap = regsync_env["REGSYNC_KAFKA_BOOTSTRAP"]
+        assert month_window(bootstrap, topics.raw, "2026-01", "Asia/Shanghai").records == event["published"]
+        assert month_window(bootstrap, topics.raw, "2026-02", "Asia/Shanghai").records == 0
+
+        # 08:00 on 1 February, nothing new at the registrar: skipped, no Asset event.
+        quiet, _, _ = run_dag(extract, MONTH_CLOSED + timedelta(hours=8))
+        assert task_state(quiet, "extract") == "skipped"
+        assert asset_events("regsync://registrations.raw/bianzhi", quiet) == []
+    finally:
+        sim.close()

@@ -6,6 +6,7 @@ answer surfaced as a raw client error. Both are decided here, in ``regsync_suppo
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -141,3 +142,46 @@ def test_the_window_end_of_scheduled_and_manual_extractions(support):
     manual = {"dag_run": _Run("manual", trigger), "data_interval_end": trigger, "logical_date": cron}
     assert support.extraction_window_end(manual) == cron  # --logical-date names the poll
     assert support.extraction_window_end({**manual, "logical_date": None}) == trigger
+
+
+class _Ti:
+    task_id = "quality"
+
+    def __init__(self, result):
+        self.result = result
+
+    def xcom_pull(self, task_ids):
+        assert task_ids == "quality"
+        return self.result
+
+
+class _MonthlyRun(_Run):
+    dag_id = "regsync_monthly"
+    run_id = "manual__1"
+
+
+def test_the_notifier_names_month_suite_and_expectation(support, tmp_path, monkeypatch):
+    from regsync.stages.quality import CriticalExpectationError
+
+    out = tmp_path / "notices.jsonl"
+    monkeypatch.setenv("REGSYNC_AIRFLOW__NOTIFY_FILE", str(out))
+    context = {
+        "dag_run": _MonthlyRun("manual", None),
+        "params": {"month": "2026-11"},
+        "ti": _Ti({"warnings": ["monthly: expect_table_row_count_to_be_between: observed 0"]}),
+        "exception": CriticalExpectationError(
+            "2026-11", ["monthly: expect_column_pair_values_to_be_pushed_in_registration_month: 5 unexpected"]
+        ),
+    }
+    support.RegsyncNotifier("failure").notify(context)
+    support.RegsyncNotifier("warning").notify(context)
+    support.RegsyncNotifier("warning").notify({**context, "ti": _Ti({"warnings": []})})  # nothing to say
+    failure, warning = (json.loads(line) for line in out.read_text().splitlines())
+    assert (failure["month"], failure["task_id"], failure["dag_id"]) == (
+        "2026-11",
+        "quality",
+        "regsync_monthly",
+    )
+    assert "CriticalExpectationError" in failure["error"]
+    assert "monthly: expect_column_pair_values_to_be_pushed_in_registration_month" in failure["error"]
+    assert warning["warnings"] == ["monthly: expect_table_row_count_to_be_between: observed 0"]

@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.scheduler]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.scheduler, pytest.mark.timeout(1800)]
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
@@ -67,11 +67,19 @@ class Cluster:
     metadata_url: str
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
-    def cli(self, *args: str, timeout: float = 180) -> str:
+    def cli(self, *args: str, timeout: float = 300) -> str:
         """Run ``airflow <args>`` as an operator would; its output (fails the test if it fails)."""
+        began = time.perf_counter()
         done = subprocess.run(
-            [AIRFLOW, *args], env=self.env, capture_output=True, text=True, timeout=timeout, check=False
+            [AIRFLOW, *args],
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
+        print(f"[scheduler] airflow {' '.join(args[:2])}: {time.perf_counter() - began:.1f}s", flush=True)
         assert done.returncode == 0, f"airflow {' '.join(args)}: {done.stdout[-2000:]}{done.stderr[-4000:]}"
         return done.stdout
 
