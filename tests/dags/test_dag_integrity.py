@@ -220,3 +220,30 @@ def test_extract_schedule_is_configurable(airflow_home, monkeypatch):
     bag = BundleDagBag(dag_folder=str(DAGS), bundle_path=DAGS, bundle_name="dags-folder")
     assert bag.dags["regsync_extract_bianzhi"].timetable.expression == "0 */6 * * *"
     assert bag.dags["regsync_extract_jiaoyu"].schedule is None
+
+
+@pytest.mark.parametrize(
+    ("from_date", "to_date", "months"),
+    [
+        # The documented command: the months' first instants in regsync's zone, both ends included.
+        ("2026-01-01T00:00:00+08:00", "2026-03-01T00:00:00+08:00", ["2026-01", "2026-02", "2026-03"]),
+        ("2026-01-01T00:00:00+08:00", "2026-01-01T00:00:00+08:00", ["2026-01"]),
+        # What the README said before: UTC midnight is 08:00 in Shanghai, so January is skipped.
+        ("2026-01-01", "2026-03-01", ["2026-02", "2026-03"]),
+    ],
+)
+def test_backfill_dates_choose_the_documented_months(dagbag, from_date, to_date, months):
+    """The runs ``airflow backfill create --from-date … --to-date …`` creates (its own date parsing
+    and run list; the real-scheduler test runs the one-month command end to end)."""
+    from zoneinfo import ZoneInfo
+
+    from airflow._shared.timezones.timezone import parse as parsedate
+    from airflow.models.backfill import _get_info_list
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    serialized = DagSerialization.from_dict(DagSerialization.to_dict(dagbag.dags["regsync_monthly"]))
+    infos = _get_info_list(
+        from_date=parsedate(from_date), to_date=parsedate(to_date), reverse=False, dag=serialized
+    )
+    shanghai = ZoneInfo("Asia/Shanghai")
+    assert [f"{i.data_interval.start.astimezone(shanghai):%Y-%m}" for i in infos] == months
