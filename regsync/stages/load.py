@@ -14,7 +14,7 @@ order check and the load cannot interleave with another load.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 from regsync.bookkeeping.locks import advisory_lock
@@ -23,7 +23,7 @@ from regsync.kafka import bus
 from regsync.kafka.topics import Topics
 from regsync.kafka.windows import MonthWindow, _first_data_record, month_window
 from regsync.stages.gate import gate_group_id
-from schemas.errors import ConfigurationError, RetriableError
+from schemas.errors import ConfigurationError, FatalError, RetriableError
 from schemas.events import RegistrationEvent
 from schemas.month import DEFAULT_TIMEZONE, Month
 from sink.loader import LoadResult, PositionedEvent
@@ -39,6 +39,36 @@ def positioned_events(
     for record in bus.scan(bootstrap, topics.valid, start, stop):
         event = RegistrationEvent.from_avro(codecs.valid.decode(record.value))
         yield PositionedEvent(record.partition, record.offset, record.timestamp, event)
+
+
+class TimestampOrderError(FatalError):
+    """A record inside the month's offset window was pushed outside the month.
+
+    The window is found by a binary search that assumes push timestamps never go backwards within a
+    partition; a record stamped earlier than one before it (an extraction re-run with an older as-of)
+    breaks that, and loading on would file records under the wrong month. Refused, in the load's
+    transaction, so nothing is stored.
+    """
+
+    def __init__(self, month: str, partition: int, offset: int, pushed_at: datetime) -> None:
+        super().__init__(
+            f"month {month}: {partition=} {offset=} was pushed at {pushed_at.isoformat()}, outside the month, "
+            "inside its offset window: push timestamps went backwards in this partition",
+            hint="an extraction was re-run with an older as-of; see docs/operations.md (the push month)",
+        )
+
+
+def in_window(positioned: Iterable[PositionedEvent], window: MonthWindow) -> Iterator[PositionedEvent]:
+    """The window's records, each checked to be pushed within the month (see :class:`TimestampOrderError`)."""
+    from datetime import UTC
+
+    start_ms, end_ms = int(window.start.timestamp() * 1000), int(window.end.timestamp() * 1000)
+    for item in positioned:
+        ts = item.timestamp_ms
+        if ts is not None and not start_ms <= ts < end_ms:
+            pushed = datetime.fromtimestamp(ts / 1000, UTC)
+            raise TimestampOrderError(window.month, item.partition, item.offset, pushed)
+        yield item
 
 
 class UnjudgedMonthError(RetriableError):
@@ -234,7 +264,7 @@ def _load_locked(
             engine,
             month=month,
             topic=topics.valid,
-            positioned=positioned_events(bootstrap, registry_url, topics, window),
+            positioned=in_window(positioned_events(bootstrap, registry_url, topics, window), window),
             offset_ranges=window.ranges,
             run_id=f"load-{month}-{uuid.uuid4().hex[:8]}",
             tz=tz,
