@@ -17,7 +17,7 @@ import os
 from typing import Any
 
 from airflow.sdk import Asset, AssetAny, dag, task
-from regsync_support import DEFAULT_ARGS, START, fail_fast, summary
+from regsync_support import DEFAULT_ARGS, START, extraction_as_of, extraction_window_end, fail_fast, summary
 
 # The registrar systems; tests/dags checks this stays equal to regsync.sources.FACTORIES.
 SOURCES = ("bianzhi", "minzheng", "shichang", "shenpi", "jiaoyu")
@@ -57,14 +57,24 @@ def extraction_dag(source: str) -> Any:
     def extract_dag() -> None:
         @task(task_id="extract", outlets=[RAW[source]])
         def extract(**context: Any) -> Any:
-            """Everything surfaced by the end of the data interval goes to registrations.raw."""
+            """Everything surfaced before the end of the data interval goes to registrations.raw.
+
+            Nothing new (nothing published, nothing recovered from a crashed run) skips the task,
+            so no Asset event is emitted and no empty gate run starts; the summary is still in XCom.
+            """
+            from airflow.sdk.exceptions import AirflowSkipException
+
             from regsync import jobs
 
-            as_of = context.get("data_interval_end") or context["dag_run"].run_after
+            window_end = extraction_window_end(context)
+            as_of = extraction_as_of(window_end)
             with fail_fast():
                 result = jobs.extract(source, as_of=as_of)
-            done = summary(result)
-            context["outlet_events"][RAW[source]].extra = {"as_of": as_of.isoformat(), **done}
+            done = {"as_of": as_of.isoformat(), "window_end": window_end.isoformat(), **summary(result)}
+            if not done.get("published") and not done.get("recovered"):
+                context["ti"].xcom_push(key="return_value", value=done)
+                raise AirflowSkipException(f"{source}: nothing new as of {as_of.isoformat()}; no Asset event")
+            context["outlet_events"][RAW[source]].extra = done
             return done
 
         extract()

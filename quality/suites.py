@@ -11,6 +11,10 @@ working copy of the GX project before each run, so Data Docs always show the sui
 * ``monthly`` — over one loaded month: the same institution from two registrars, the month's volume
   against bounds from history, and per registrar the share of registrations pushed within their
   registration month.
+
+Every expectation is critical (its failure fails the DAG's quality task) except the ones in
+:data:`WARNING_ONLY`: the volume bound is a statistical guess from history, so a month outside it is
+shown, not stopped.
 """
 
 from __future__ import annotations
@@ -41,10 +45,12 @@ __all__ = [
     "GATE_BATCH",
     "MONTHLY",
     "SUITES",
+    "WARNING_ONLY",
     "GateBatchParams",
     "MonthlyParams",
     "SuiteSpec",
     "get_suite",
+    "is_critical",
     "volume_bounds",
 ]
 
@@ -52,6 +58,16 @@ GATE_BATCH: Final = "gate_batch"
 MONTHLY: Final = "monthly"
 
 P = TypeVar("P")
+
+WARNING_ONLY: Final[Mapping[str, frozenset[str]]] = {
+    MONTHLY: frozenset({"expect_table_row_count_to_be_between"}),
+}
+"""Per suite, the expectation types whose failure is a warning (task stays green, failure shown)."""
+
+
+def is_critical(suite: str, expectation_type: str) -> bool:
+    """Whether a failure of ``expectation_type`` in ``suite`` must stop the month (fail the task)."""
+    return expectation_type not in WARNING_ONLY.get(suite, frozenset())
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,17 +148,25 @@ class SuiteSpec(Generic[P]):
 
 
 def volume_bounds(
-    history: Sequence[int], *, sigmas: float = 3.0, min_months_for_sigma: int = 6, fallback_ratio: float = 0.5
+    history: Sequence[int],
+    *,
+    sigmas: float = 3.0,
+    min_months: int = 3,
+    min_months_for_sigma: int = 6,
+    fallback_ratio: float = 0.5,
 ) -> tuple[int, int] | None:
     """Row-count bounds for a month from previous months' counts.
 
-    With at least ``min_months_for_sigma`` months: mean ± ``sigmas`` × sample standard deviation;
-    with fewer, mean ± ``fallback_ratio`` × mean, because a standard deviation of two or three points
-    says little. No history, no bounds. The lower bound never goes below zero; bounds are widened to
-    whole rows (floor/ceil) so an integer count on the edge passes.
+    Empty months are not history: a catchup over months before the registrars were connected loads
+    zeros, and bounds of [0, 0] learned from them would fail the first real month. Fewer than
+    ``min_months`` non-empty months is partial history: no bounds (the check is left out). With at
+    least ``min_months_for_sigma`` months: mean ± ``sigmas`` × sample standard deviation; with fewer,
+    mean ± ``fallback_ratio`` × mean, because a standard deviation of a few points says little. The
+    lower bound never goes below zero; bounds are widened to whole rows (floor/ceil) so an integer
+    count on the edge passes.
     """
-    counts = [float(c) for c in history]
-    if not counts:
+    counts = [float(c) for c in history if c > 0]
+    if len(counts) < max(min_months, 1):
         return None
     mean = statistics.fmean(counts)
     if len(counts) >= max(min_months_for_sigma, 2):

@@ -392,6 +392,10 @@ def load(
         bool,
         typer.Option(help="Load although the gate has not judged every raw record of the month yet."),
     ] = False,
+    allow_gap: Annotated[
+        bool,
+        typer.Option(help="Load although an older month with records on the valid topic is not loaded."),
+    ] = False,
     replace: Annotated[bool, typer.Option(help="Reload a month whose offset ranges changed.")] = False,
 ) -> None:
     """Load one month of registrations.valid into the filing store, exactly once (a re-run is a no-op)."""
@@ -411,6 +415,7 @@ def load(
         as_of=_as_of(as_of),
         allow_open_month=allow_open_month,
         allow_unjudged=allow_unjudged,
+        allow_gap=allow_gap,
         replace=replace,
     )
     if result.noop:

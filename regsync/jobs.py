@@ -8,6 +8,8 @@ taken from ``now()`` inside a job.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -101,28 +103,51 @@ def gate(settings: Settings | None = None) -> GateCounts:
     )
 
 
-def load(month: str, as_of: datetime | None = None, settings: Settings | None = None) -> LoadResult:
-    """Load one pushed month into the filing store (a re-run is a no-op)."""
+@contextmanager
+def _month_lock(services: Services, topics: Topics, month: str) -> Iterator[None]:
+    """One monthly step of ``month`` at a time, whichever run (scheduled, backfill, CLI) started it."""
+    from regsync.bookkeeping.locks import advisory_lock
+
+    with advisory_lock(services.database_url, f"regsync.monthly:{topics.valid}:{month}"):
+        yield
+
+
+def load(
+    month: str, as_of: datetime | None = None, settings: Settings | None = None, *, allow_gap: bool = False
+) -> LoadResult:
+    """Load one pushed month into the filing store (a re-run is a no-op; months load oldest first)."""
     from regsync.stages.load import run_load
 
     settings, services, topics = _env(settings)
-    return run_load(
-        bootstrap=services.bootstrap_servers,
-        registry_url=services.registry_url,
-        database_url=services.database_url,
-        topics=topics,
-        month=month,
-        tz=settings.timezone,
-        as_of=as_of,
-    )
+    with _month_lock(services, topics, month):
+        return run_load(
+            bootstrap=services.bootstrap_servers,
+            registry_url=services.registry_url,
+            database_url=services.database_url,
+            topics=topics,
+            month=month,
+            tz=settings.timezone,
+            as_of=as_of,
+            allow_gap=allow_gap,
+        )
 
 
-def quality(month: str, settings: Settings | None = None) -> list[SuiteOutcome]:
-    """Run the Great Expectations suites over the loaded month; results stored for trends."""
-    from regsync.stages.quality import run_month_suites
+def quality(
+    month: str, settings: Settings | None = None, *, fail_on_critical: bool = False
+) -> list[SuiteOutcome]:
+    """Run the Great Expectations suites over the loaded month; results stored for trends.
+
+    With ``fail_on_critical`` (the DAG's task) a failed critical expectation raises
+    :class:`~regsync.stages.quality.CriticalExpectationError` once every outcome is stored.
+    """
+    from regsync.stages.quality import raise_on_critical, run_month_suites
 
     settings, services, topics = _env(settings)
-    return run_month_suites(settings=settings, services=services, topics=topics, month=month)
+    with _month_lock(services, topics, month):
+        outcomes = run_month_suites(settings=settings, services=services, topics=topics, month=month)
+    if fail_on_critical:
+        raise_on_critical(month, outcomes)
+    return outcomes
 
 
 def quality_and_report(month: str, settings: Settings | None = None) -> tuple[list[SuiteOutcome], Path]:
@@ -147,7 +172,8 @@ def report(month: str, settings: Settings | None = None) -> Path:
     from regsync.reporting.build import write_month_report
 
     settings, services, topics = _env(settings)
-    return write_month_report(settings=settings, services=services, topics=topics, month=month)
+    with _month_lock(services, topics, month):
+        return write_month_report(settings=settings, services=services, topics=topics, month=month)
 
 
 def export(month: str, settings: Settings | None = None) -> list[PackageInfo]:
@@ -169,7 +195,8 @@ def export(month: str, settings: Settings | None = None) -> list[PackageInfo]:
     upgrade(services.database_url)
     engine = sa.create_engine(services.database_url)
     try:
-        packages = export_month(engine, month, packages_dir(settings))
+        with _month_lock(services, topics, month):
+            packages = export_month(engine, month, packages_dir(settings))
     finally:
         engine.dispose()
     if (reports_dir(settings) / report_filename(month)).exists():

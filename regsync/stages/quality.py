@@ -36,15 +36,25 @@ import sqlalchemy as sa
 from regsync.endpoints import Services
 from regsync.kafka.topics import Topics
 from regsync.settings import Settings
-from schemas.errors import ConfigurationError
+from schemas.errors import ConfigurationError, DataQualityError
 
 if TYPE_CHECKING:  # GX and pandas load only when the suites run
     import pandas as pd
 
-    from quality.batch_checks import SuiteOutcome
+    from quality.batch_checks import ExpectationOutcome, SuiteOutcome
     from quality.month_records import MonthRecords
 
-__all__ = ["GATE_BATCH_COLUMNS", "MONTHLY_COLUMNS", "gate_batch_frame", "monthly_frame", "run_month_suites"]
+__all__ = [
+    "GATE_BATCH_COLUMNS",
+    "MONTHLY_COLUMNS",
+    "CriticalExpectationError",
+    "describe",
+    "findings",
+    "gate_batch_frame",
+    "monthly_frame",
+    "raise_on_critical",
+    "run_month_suites",
+]
 
 MONTHLY_COLUMNS: Final = (
     "event_id",
@@ -132,6 +142,53 @@ def run_month_suites(
         return outcomes
     finally:
         engine.dispose()
+
+
+def describe(suite: str, failed: ExpectationOutcome) -> str:
+    """One line naming a failed expectation: suite, type, column and slice, how much was unexpected."""
+    where = "; ".join(x for x in (failed.column, failed.condition) if x)
+    if failed.unexpected_count is not None:
+        share = "" if failed.unexpected_percent is None else f" ({failed.unexpected_percent:.1f}%)"
+        amount = f": {failed.unexpected_count:,} unexpected{share}"
+    elif failed.observed_value is not None:
+        amount = f": observed {failed.observed_value}"
+    else:
+        amount = f": {failed.exception}" if failed.exception else ""
+    return f"{suite}: {failed.expectation_type}{f' [{where}]' if where else ''}{amount}"
+
+
+def findings(outcomes: list[SuiteOutcome]) -> tuple[list[str], list[str]]:
+    """The failed expectations as (critical, warnings), one line each (see :func:`describe`)."""
+    from quality.suites import is_critical
+
+    critical: list[str] = []
+    warnings: list[str] = []
+    for outcome in outcomes:
+        for failed in outcome.failed:
+            (critical if is_critical(outcome.suite, failed.expectation_type) else warnings).append(
+                describe(outcome.suite, failed)
+            )
+    return critical, warnings
+
+
+class CriticalExpectationError(DataQualityError):
+    """A critical expectation failed for the month: its packages must not go out as they are."""
+
+    def __init__(self, month: str, failures: list[str]) -> None:
+        super().__init__(
+            f"month {month}: {len(failures)} critical expectation(s) failed — " + " | ".join(failures),
+            hint="see the month's Data Docs and audit report; fix the data and re-run the month",
+        )
+        self.month = month
+        self.failures = failures
+
+
+def raise_on_critical(month: str, outcomes: list[SuiteOutcome]) -> list[str]:
+    """Raise :class:`CriticalExpectationError` if a critical expectation failed; else the warnings."""
+    critical, warnings = findings(outcomes)
+    if critical:
+        raise CriticalExpectationError(month, critical)
+    return warnings
 
 
 def monthly_frame(engine: sa.Engine, valid_topic: str, month: str) -> pd.DataFrame:

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
+START_DATE = "2026-01-01"
 
 
 @pytest.fixture(scope="session")
@@ -29,6 +30,8 @@ def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        # Required by the DAG files (never assumed); test_dag_integrity checks the refusal without it.
+        "REGSYNC_AIRFLOW__START_DATE": START_DATE,
     }
     if "airflow" in sys.modules:
         from airflow.configuration import AIRFLOW_HOME

@@ -3,10 +3,9 @@
 A 编制 simulator database is seeded with January 2026 and named in ``REGSYNC_SOURCES__BIANZHI_URL``;
 everything else regsync needs comes from ``REGSYNC_*`` too, as on an Airflow worker. The extraction
 DAG runs with a logical date on 31 January (its data interval ends there, so that is the push
-instant), then the gate DAG, then the monthly DAG for January: ``dag.test()`` infers a manual run's
-interval as the last whole month before its logical date, so a logical date of 1 February gives
-[1 January, 1 February) in Asia/Shanghai. The monthly DAG then runs again for the same month and
-the filing store must not change.
+instant, less 1 ms), then the gate DAG, then the monthly DAG for January, named by its ``month``
+param as a manual run must be. The monthly DAG then runs again for the same month and the filing
+store must not change.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from __future__ import annotations
 import importlib.util
 import time
 import warnings
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -125,7 +124,8 @@ def test_bianzhi_month_through_the_dags_into_the_filing_store(
         (extracted,) = asset_events("regsync://registrations.raw/bianzhi", extract_run)
         childcare = [t for t in sim.ground_truth() if t["childcare"]]
         assert extracted["published"] + extracted["invalid"] == len(childcare) > 0
-        assert datetime.fromisoformat(extracted["as_of"]) == PUSHED_AT  # the push instant
+        # The push instant: the last instant of the window (what surfaced before its end).
+        assert datetime.fromisoformat(extracted["as_of"]) == PUSHED_AT - timedelta(milliseconds=1)
 
         gate_run, gate_seconds, _ = run_dag(dagbag.dags["regsync_gate"], PUSHED_AT)
         (judged,) = asset_events("regsync://registrations.valid/", gate_run)
@@ -136,7 +136,10 @@ def test_bianzhi_month_through_the_dags_into_the_filing_store(
         monthly = dagbag.dags["regsync_monthly"]
         skip = pending_monthly_tasks()
         pattern = "|".join(skip) or None
-        _, first_seconds, task_seconds = run_dag(monthly, MONTH_CLOSED, mark_success_pattern=pattern)
+        conf = {"month": MONTH}
+        _, first_seconds, task_seconds = run_dag(
+            monthly, MONTH_CLOSED, mark_success_pattern=pattern, run_conf=conf
+        )
         loaded = filing_store(regsync_env["REGSYNC_DATABASE_URL"])
         assert loaded["month_events"] == judged["valid"]
         assert loaded["rows"]["institutions"] > 0
@@ -144,7 +147,9 @@ def test_bianzhi_month_through_the_dags_into_the_filing_store(
         assert (manifest["month"], manifest["records"]) == (MONTH, judged["valid"])
         assert loaded["packages"], "no county package was written"
 
-        _, second_seconds, _ = run_dag(monthly, MONTH_CLOSED, mark_success_pattern=pattern)
+        _, second_seconds, _ = run_dag(
+            monthly, MONTH_CLOSED + timedelta(days=1), mark_success_pattern=pattern, run_conf=conf
+        )
         again = filing_store(regsync_env["REGSYNC_DATABASE_URL"])
         assert again["rows"] | {"county_pushes": None} == loaded["rows"] | {"county_pushes": None}
         assert again["manifests"] == loaded["manifests"]
@@ -159,3 +164,47 @@ def test_bianzhi_month_through_the_dags_into_the_filing_store(
             f"(tasks {task_seconds}; re-run {second_seconds:.2f}s)"
             + (f" ({', '.join(skip)} not run: modules pending)" if skip else "")
         )
+
+
+def task_state(run: Any, task_id: str) -> str:
+    """The state of one task of a finished ``dag.test()`` run."""
+    (ti,) = [ti for ti in run.get_task_instances() if ti.task_id == task_id]
+    return str(ti.state)
+
+
+def test_the_midnight_poll_pushes_into_the_month_that_ended(
+    dagbag, airflow_db, regsync_env, tmp_path, monkeypatch
+):
+    """Issue 16, item 1: what surfaced by 23:59:59 on 31 January and is polled at 00:00 on 1 February
+    is pushed in January; a poll that finds nothing new emits no Asset event (no empty gate run)."""
+    from regsync import jobs
+    from regsync.kafka.topics import Topics
+    from regsync.kafka.windows import month_window
+    from regsync.settings import get_settings
+    from simulators.bianzhi_db import BianzhiDb
+    from simulators.world import WorldConfig, build_world
+
+    last_second = datetime(2026, 1, 31, 23, 59, 59, tzinfo=SHANGHAI)
+    world = build_world(WorldConfig(months=(MONTH,), institutions_per_month=15))
+    sim = BianzhiDb(world, tmp_path / "bianzhi")
+    try:
+        assert sim.publish_until(last_second) > 0
+        monkeypatch.setenv("REGSYNC_SOURCES__BIANZHI_URL", sim.url)
+        get_settings.cache_clear()
+        jobs.prepare()
+        extract = dagbag.dags["regsync_extract_bianzhi"]
+        run, _, _ = run_dag(extract, MONTH_CLOSED)  # the @daily poll at 00:00 on 1 February
+        (event,) = asset_events("regsync://registrations.raw/bianzhi", run)
+        assert event["published"] > 0
+        assert datetime.fromisoformat(event["as_of"]) == MONTH_CLOSED - timedelta(milliseconds=1)
+        topics = Topics(prefix=regsync_env["REGSYNC_TOPIC_PREFIX"])
+        bootstrap = regsync_env["REGSYNC_KAFKA_BOOTSTRAP"]
+        assert month_window(bootstrap, topics.raw, "2026-01", "Asia/Shanghai").records == event["published"]
+        assert month_window(bootstrap, topics.raw, "2026-02", "Asia/Shanghai").records == 0
+
+        # 08:00 on 1 February, nothing new at the registrar: skipped, no Asset event.
+        quiet, _, _ = run_dag(extract, MONTH_CLOSED + timedelta(hours=8))
+        assert task_state(quiet, "extract") == "skipped"
+        assert asset_events("regsync://registrations.raw/bianzhi", quiet) == []
+    finally:
+        sim.close()

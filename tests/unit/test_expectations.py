@@ -481,8 +481,11 @@ def test_runner_rejects_bad_calls_before_touching_gx(tmp_path):
 
 def test_volume_bounds_from_history():
     assert volume_bounds([]) is None
-    assert volume_bounds([100]) == (50, 150)  # few months: ±50 %
-    assert volume_bounds([90, 110]) == (50, 150)
+    assert volume_bounds([100]) is None  # partial history: no bounds
+    assert volume_bounds([0, 0, 0, 0]) is None  # empty months teach nothing (no [0, 0])
+    assert volume_bounds([0, 0, 90, 110]) is None  # two real months are still partial
+    assert volume_bounds([0, 90, 100, 110]) == (50, 150)  # few months: ±50 %, zeros left out
+    assert volume_bounds([100], min_months=1) == (50, 150)
     history = [100, 110, 90, 105, 95, 100]  # six months: mean ± 3σ
     low, high = volume_bounds(history)
     assert (low, high) == (78, 122)  # mean 100, σ = 7.07…: 78.8 and 121.2 widened to whole rows
