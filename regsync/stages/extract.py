@@ -5,7 +5,10 @@ as-of extraction instant, headers = source/event id/run id), flush, resolve *eve
 failed send raises; nothing is fire-and-forget), and only then commit the connector's state with
 the offsets reached. A crash between the acknowledgement and the commit re-reads that batch on
 restart; the recovery scan finds the event ids already on the topic past the last committed
-offsets and does not send them again, so the topic holds each event id once.
+offsets and does not send them again, so the topic holds each event id once. What the scan found
+is committed (``published_ahead``, with the offsets scanned to) before anything more is sent, and
+an id leaves that set only once a committed batch covers it: a recovering run killed in turn
+leaves the next one the same knowledge (issue 13 item 1).
 """
 
 from __future__ import annotations
@@ -103,15 +106,19 @@ def run_extract(
     store.start_run(run_id, source, as_of)
     producer = bus.idempotent_producer(bootstrap)
     try:
-        already, offsets = _recover(bootstrap, topics.raw, source, saved.raw_offsets if saved.exists else {})
-        # Baseline: nothing of ours lies beyond these offsets except what `already` holds.
-        store.commit(source, run_id, saved.state, offsets, counts)
+        found, offsets = _recover(bootstrap, topics.raw, source, saved.raw_offsets if saved.exists else {})
+        already = saved.published_ahead | found
+        # Baseline, before anything is sent: nothing of ours lies beyond these offsets and ahead of
+        # the cursor except what `already` holds — committed, so a kill from here on keeps it.
+        store.commit(source, run_id, saved.state, offsets, counts, already)
         ctx = ExtractContext(extracted_at=as_of, run_id=run_id, batch_size=batch_size)
         for batch in connector.batches(saved.state, ctx):
             futures = []
+            covered = set()
             for event in batch.events:
                 if event.event_id in already:
                     counts.recovered += 1
+                    covered.add(event.event_id)
                     continue
                 value = codecs.raw.encode(event.to_avro())
                 futures.append(
@@ -158,7 +165,8 @@ def run_extract(
             counts.not_childcare += batch.not_childcare
             counts.published += len(futures)
             counts.invalid += len(dlq)
-            store.commit(source, run_id, batch.state, offsets, counts)
+            already -= covered  # behind the cursor once this commit lands: never read again
+            store.commit(source, run_id, batch.state, offsets, counts, already)
             crash_point("extract.after_commit")
             if progress is not None:
                 progress(batch, counts)
