@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from connectors.base import Batch, Connector, ExtractContext, InvalidRecord
+from regsync.bookkeeping.lock import source_lock
 from regsync.bookkeeping.state import RunCounts, StateStore
 from regsync.faults import crash_point
 from regsync.kafka import bus
@@ -97,8 +98,30 @@ def run_extract(
     """Extract everything new from one source, as of ``as_of`` (also the records' Kafka timestamp)."""
     source = connector.spec.name
     store = StateStore(database_url)
-    codecs = bus.load_codecs(registry_url, topics)
     run_id = f"extract-{source}-{uuid.uuid4().hex[:12]}"
+    try:
+        with source_lock(store.engine, source, run_id):  # one running extract per source
+            return _run(
+                connector, store, run_id, bootstrap, registry_url, topics, as_of, batch_size, progress
+            )
+    finally:
+        store.dispose()
+
+
+def _run(
+    connector: Connector,
+    store: StateStore,
+    run_id: str,
+    bootstrap: str,
+    registry_url: str,
+    topics: Topics,
+    as_of: datetime,
+    batch_size: int,
+    progress: Progress | None,
+) -> ExtractSummary:
+    """The run itself, under the source's lock."""
+    source = connector.spec.name
+    codecs = bus.load_codecs(registry_url, topics)
     as_of = as_of.astimezone(UTC)
     timestamp_ms = int(as_of.timestamp() * 1000)
     saved = store.load(source)
@@ -173,11 +196,9 @@ def run_extract(
     except BaseException as exc:
         producer.close(timeout=5)
         store.finish_run(run_id, counts, error=f"{type(exc).__name__}: {exc}")
-        store.dispose()
         raise
     producer.close()
     store.finish_run(run_id, counts)
-    store.dispose()
     return ExtractSummary(
         source, run_id, counts.read, counts.not_childcare, counts.published, counts.recovered, counts.invalid
     )
