@@ -17,10 +17,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from schemas import childcare, divisions
-from schemas.errors import FatalError, RegsyncError, RetriableError
+from schemas.errors import FatalError, RecordError, RegsyncError, RetriableError
 from schemas.events import (
     UNRESOLVED,
     CountyResolution,
@@ -29,12 +29,16 @@ from schemas.events import (
     LegalRepresentative,
     Registrar,
 )
-from schemas.masking import mask_phone, mask_resident_id
+from schemas.masking import mask_phone, mask_resident_id, mask_text
 from schemas.resident_id import parse_resident_id
 
 
 class ConnectorError(RegsyncError):
     """Base of connector errors; messages name the source and, where known, the record key."""
+
+
+class UnusableRecord(ConnectorError, RecordError, ValueError):
+    """One source row that cannot become an event: it goes to the connector DLQ, the run goes on."""
 
 
 class FatalSourceError(ConnectorError, FatalError):
@@ -95,6 +99,10 @@ class HighWatermark:
         return cls(state.get("value"), frozenset(state.get("ties", ())))
 
 
+MAX_RAW_BYTES: Final = 64 * 1024
+"""A DLQ record keeps at most this much of the raw row (plus its full size): the DLQ must stay producible."""
+
+
 @dataclass(frozen=True, slots=True)
 class InvalidRecord:
     """A source row that could not become an event at all; it goes to the DLQ, never silently away."""
@@ -102,6 +110,48 @@ class InvalidRecord:
     source_record_id: str
     raw: bytes  # the row as the source gave it (JSON, UTF-8) so the DLQ shows exactly what came in
     reason: str
+
+    @classmethod
+    def of(cls, source_record_id: str, row: Any, reason: str) -> InvalidRecord:
+        """The DLQ entry of ``row``: as JSON, resident IDs and phones masked (PIPL), truncated if huge."""
+        raw, size = dlq_bytes(row)
+        if size > len(raw):
+            reason = f"{reason} (raw row {size:,} bytes, first {len(raw):,} kept)"
+        return cls(source_record_id, raw, reason)
+
+
+def dlq_bytes(row: Any, limit: int = MAX_RAW_BYTES) -> tuple[bytes, int]:
+    """``row`` as masked UTF-8 JSON cut to ``limit`` bytes, and its full size."""
+    if isinstance(row, bytes | bytearray):
+        text = bytes(row).decode("utf-8", errors="replace")
+    elif isinstance(row, str):
+        text = row
+    else:
+        if isinstance(row, Mapping):
+            row = dict(row)
+        text = json.dumps(row, ensure_ascii=False, default=str, sort_keys=True)
+    data = mask_text(text).encode("utf-8")
+    return data[:limit].decode("utf-8", errors="ignore").encode("utf-8"), len(data)
+
+
+Made = Any  # RegistrationEvent | None (not childcare)
+
+
+def guarded(label: str, record_id: str, row: Any, make: Callable[[], Made]) -> Made | InvalidRecord:
+    """``make()``, or the row's DLQ entry when anything goes wrong turning it into an event.
+
+    The base owns this catch so no connector keeps its own list: a ``TypeError`` from a value of
+    the wrong type is as much a bad row as an unknown code. Errors about the source as a whole
+    (fatal, retriable) still stop the run.
+    """
+    try:
+        return make()
+    except (FatalError, RetriableError):
+        raise
+    except Exception as exc:
+        detail = str(exc) if isinstance(exc, RecordError) else f"{type(exc).__name__}: {exc}"
+        reason = detail if detail.startswith(label) else f"{label}: {detail}"
+        return InvalidRecord.of(record_id, row, reason)
 
 
 @dataclass(slots=True)
@@ -133,6 +183,17 @@ class Connector(ABC):
     @abstractmethod
     def batches(self, state: Mapping[str, Any], ctx: ExtractContext) -> Iterator[Batch]:
         """Yield batches in cursor order, each with the state to commit after it is published."""
+
+    def take(self, batch: Batch, record_id: str, row: Any, make: Callable[[], Made], label: str = "") -> None:
+        """Account for one row in ``batch``: an event, not childcare (``make`` gives None), or the DLQ."""
+        out = guarded(label or f"{self.spec.name}: record {record_id}", record_id, row, make)
+        if isinstance(out, InvalidRecord):
+            batch.invalid.append(out)
+        elif out is None:
+            batch.not_childcare += 1
+        else:
+            batch.events.append(out)
+            batch.cursor_values.append(out.lineage.cursor_value or "")
 
     # shared helpers ---------------------------------------------------------------------------
     @staticmethod
@@ -183,7 +244,7 @@ def event_type_from(code: str, mapping: Mapping[str, EventType], source: str, ke
     try:
         return mapping[code]
     except KeyError:
-        raise ConnectorError(f"{source}: unknown change code {code!r} on record {key}") from None
+        raise UnusableRecord(f"{source}: unknown change code {code!r} on record {key}") from None
 
 
 def dumps_state(state: Mapping[str, Any]) -> str:

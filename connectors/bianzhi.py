@@ -15,11 +15,11 @@ client of a foreign system, and the same code reads a production copy.
 
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,11 +27,10 @@ import sqlalchemy as sa
 from connectors.base import (
     Batch,
     Connector,
-    ConnectorError,
     ConnectorSpec,
     ExtractContext,
     HighWatermark,
-    InvalidRecord,
+    UnusableRecord,
     event_type_from,
     legal_representative,
     parse_date,
@@ -75,7 +74,9 @@ _FORM_SEP = re.compile(r"[、,，;；\s]+")
 COLUMNS = (  # noqa: SIM905 - the columns read, at one glance
     "jgid bbh tyshxydm jgmc jglb zs zsxzqh ywfw fddbr fddbrzjhm lxdh kbzj fwxs tws djrq hzrq bglx djzt scbz gxsj"
 ).split()
-TYPES: dict[str, Any] = {"bbh": sa.Integer, "kbzj": sa.Numeric(18, 2), "tws": sa.Integer, "gxsj": sa.DateTime}
+# kbzj is read untyped and parsed per row: SQLite keeps text in a NUMERIC column, and a typed read
+# would fail the whole page's fetch on it instead of sending that one row to the DLQ.
+TYPES: dict[str, Any] = {"bbh": sa.Integer, "kbzj": None, "tws": sa.Integer, "gxsj": sa.DateTime}
 HISTORY = sa.table("sydw_djls", *(sa.column(n, TYPES.get(n, sa.String)) for n in COLUMNS))
 ITEMS = sa.table(
     "sydw_bgsx",
@@ -157,20 +158,13 @@ class BianzhiConnector(Connector):
         self, row: sa.Row[Any], cursor: str, items: Sequence[sa.Row[Any]], ctx: ExtractContext, batch: Batch
     ) -> None:
         """Count, drop as not childcare, emit, or route to the DLQ — every row ends in exactly one."""
-        if not self.is_childcare(row.ywfw, row.jgmc):
-            batch.not_childcare += 1
-            return
-        try:
-            event = self._event(row, cursor, items, ctx)
-        except ConnectorError as exc:
-            batch.invalid.append(InvalidRecord(row.jgid, raw_json(row), str(exc)))
-            return
-        except ValueError as exc:  # e.g. an impossible date
-            reason = f"{SOURCE}: record {row.jgid} v{row.bbh}: {exc}"
-            batch.invalid.append(InvalidRecord(row.jgid, raw_json(row), reason))
-            return
-        batch.events.append(event)
-        batch.cursor_values.append(cursor)
+
+        def make() -> RegistrationEvent | None:
+            if not self.is_childcare(row.ywfw, row.jgmc):
+                return None
+            return self._event(row, cursor, items, ctx)
+
+        self.take(batch, row.jgid, _raw(row), make, f"{SOURCE}: record {row.jgid} v{row.bbh}")
 
     def _event(
         self, row: sa.Row[Any], cursor: str, items: Sequence[sa.Row[Any]], ctx: ExtractContext
@@ -180,10 +174,10 @@ class BianzhiConnector(Connector):
         event_type = EventType.DEREGISTERED if deleted else event_type_from(row.bglx or "", BGLX, SOURCE, key)
         status = InstitutionStatus.DEREGISTERED if deleted else DJZT.get((row.djzt or "").strip())
         if status is None:
-            raise ConnectorError(f"{SOURCE}: unknown 登记状态 {row.djzt!r} on record {key}")
+            raise UnusableRecord(f"{SOURCE}: unknown 登记状态 {row.djzt!r} on record {key}")
         event_date = parse_date(row.hzrq) or parse_date(row.djrq)
         if event_date is None:
-            raise ConnectorError(f"{SOURCE}: record {key} has neither 核准日期 nor 登记日期")
+            raise UnusableRecord(f"{SOURCE}: record {key} has neither 核准日期 nor 登记日期")
         county, resolution = self.resolve_county(row.zs, row.zsxzqh)
         institution = Institution(
             uscc=(row.tyshxydm or "").strip(),
@@ -198,7 +192,7 @@ class BianzhiConnector(Connector):
             legal_representative=legal_representative(
                 row.fddbr, row.fddbrzjhm, row.lxdh, ctx.extracted_at.date()
             ),
-            registered_capital=row.kbzj,
+            registered_capital=_decimal(row.kbzj, "kbzj"),
             service_forms=self._forms(row.fwxs, key),
             capacity=row.tws,
         )
@@ -225,7 +219,7 @@ class BianzhiConnector(Connector):
             return None
         unknown = [label for label in labels if label not in FORMS]
         if unknown:
-            raise ConnectorError(f"{SOURCE}: unknown 服务形式 {unknown} on record {key}")
+            raise UnusableRecord(f"{SOURCE}: unknown 服务形式 {unknown} on record {key}")
         return tuple(FORMS[label] for label in labels)
 
 
@@ -234,9 +228,19 @@ def _position(row: sa.Row[Any]) -> tuple[str, str]:
     return row.gxsj.strftime(CURSOR_FORMAT), f"{row.jgid}/{row.bbh}"
 
 
-def raw_json(row: sa.Row[Any]) -> bytes:
-    """The row for the DLQ as JSON, with the legal representative's ID and phone masked (PIPL)."""
+def _raw(row: sa.Row[Any]) -> dict[str, Any]:
+    """The row for the DLQ, the legal representative's ID and phone masked (PIPL) before anything else."""
     data = dict(row._mapping)
     data["fddbrzjhm"] = mask_resident_id(data.get("fddbrzjhm"))
     data["lxdh"] = mask_phone(data.get("lxdh"))
-    return json.dumps(data, ensure_ascii=False, default=str).encode("utf-8")
+    return data
+
+
+def _decimal(value: Any, column: str) -> Decimal | None:
+    """A NUMERIC value read untyped: Decimal on PostgreSQL, float or text on SQLite."""
+    if value is None or isinstance(value, Decimal):
+        return value
+    try:
+        return Decimal(str(value).strip())
+    except InvalidOperation:
+        raise UnusableRecord(f"{column} {value!r} is not a number") from None

@@ -22,7 +22,7 @@ import operator
 import re
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Final
 
@@ -31,7 +31,7 @@ import tenacity
 from pydantic import SecretStr
 
 from connectors import base
-from schemas.errors import RecordError, RetriableError
+from schemas.errors import RetriableError
 from schemas.events import (
     EventType,
     FieldChange,
@@ -87,7 +87,7 @@ class _Transient(RetriableError):
         self.retry_after = retry_after
 
 
-class _Unusable(RecordError, ValueError):
+class _Unusable(base.UnusableRecord):
     """A row that cannot become an event; the message is the DLQ reason."""
 
 
@@ -208,42 +208,36 @@ class MinzhengConnector(base.Connector):
         if not mark.admits(cursor, tie_key):
             return mark
         batch.read += 1
-        batch.cursor_values.append(cursor)
-        try:
+
+        def make() -> RegistrationEvent | None:
             if not key or version is None:
                 raise _Unusable("no id or version")
-            event = self._event(row, str(key), str(version), cursor, ctx)
-        except _Unusable as exc:
-            batch.invalid.append(_invalid(row, str(exc)))
-        else:
-            if event is None:
-                batch.not_childcare += 1
-            else:
-                batch.events.append(event)
+            return self._event(row, str(key), str(version), cursor, ctx)
+
+        self.take(batch, str(key or ""), _masked(row), make, f"minzheng: record {key or '(no id)'}")
         return mark.advance(cursor, tie_key)
 
     def _event(
         self, row: Mapping[str, Any], key: str, version: str, cursor: str, ctx: base.ExtractContext
     ) -> RegistrationEvent | None:
         """The event of a row; ``None`` for a non-childcare row. Faulty values pass on to the gate."""
-        name, scope = row.get("orgName") or "", row.get("businessScope") or ""
+        name, scope = _text(row, "orgName"), _text(row, "businessScope")
+        if not name and not scope:  # nothing to judge childcare by: unreadable, not "not childcare"
+            raise _Unusable("neither orgName nor businessScope")
         if not self.is_childcare(scope, name):
             return None
-        try:
-            event_type = base.event_type_from(str(row.get("changeType")), CHANGE_TYPES, self.spec.name, key)
-            if (event_date := base.parse_date(row.get("approveDate"))) is None:
-                raise ValueError("approveDate is missing")
-            status = InstitutionStatus(STATUSES[row.get("status") or ""])
-            funds, forms, places = row.get("openingFunds"), row.get("serviceForms"), row.get("nurseryPlaces")
-            capital = None if funds in (None, "") else Decimal(str(funds))
-            service_forms = None if forms is None else tuple(SERVICE_FORMS[f] for f in forms)
-            capacity = None if places is None else operator.index(places)  # an int, not 12.5 or "12"
-            changes = [
-                FieldChange(CHANGE_ITEMS.get(c["item"], c["item"]), c.get("before"), c.get("after"))
-                for c in row.get("changeItems") or ()
-            ]
-        except (base.ConnectorError, KeyError, ValueError, TypeError, InvalidOperation) as exc:
-            raise _Unusable(f"unknown, missing or malformed value ({type(exc).__name__}: {exc})") from exc
+        event_type = base.event_type_from(str(row.get("changeType")), CHANGE_TYPES, self.spec.name, key)
+        if (event_date := base.parse_date(row.get("approveDate"))) is None:
+            raise _Unusable("approveDate is missing")
+        status = InstitutionStatus(STATUSES[row.get("status") or ""])
+        funds, forms, places = row.get("openingFunds"), row.get("serviceForms"), row.get("nurseryPlaces")
+        capital = None if funds in (None, "") else Decimal(str(funds))
+        service_forms = None if forms is None else tuple(SERVICE_FORMS[f] for f in forms)
+        capacity = None if places is None else operator.index(places)  # an int, not 12.5 or "12"
+        changes = [
+            FieldChange(CHANGE_ITEMS.get(c["item"], c["item"]), c.get("before"), c.get("after"))
+            for c in row.get("changeItems") or ()
+        ]
         address = row.get("address") or ""
         rep = (row.get("legalPerson"), row.get("legalPersonIdNo"), row.get("legalPersonPhone"))
         county, resolution = self.resolve_county(address, row.get("addressAreaCode"))
@@ -275,12 +269,25 @@ class MinzhengConnector(base.Connector):
         )
 
 
+def _masked(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The row for the DLQ; personal numbers masked even there."""
+    return {**row, **{name: mask(str(row[name])) for name, mask in _PERSONAL.items() if row.get(name)}}
+
+
 def _invalid(row: Mapping[str, Any], reason: str) -> base.InvalidRecord:
-    """A DLQ entry for a row; personal numbers are masked even there."""
-    safe = {**row, **{name: mask(str(row[name])) for name, mask in _PERSONAL.items() if row.get(name)}}
+    """A DLQ entry for a row that cannot even be placed on the cursor."""
     key = str(row.get("id") or "")
-    raw = json.dumps(safe, ensure_ascii=False, sort_keys=True).encode()
-    return base.InvalidRecord(key, raw, f"minzheng: record {key or '(no id)'}: {reason}")
+    return base.InvalidRecord.of(key, _masked(row), f"minzheng: record {key or '(no id)'}: {reason}")
+
+
+def _text(row: Mapping[str, Any], name: str) -> str:
+    """A text field; another JSON type there makes the row unusable (a number is not a name)."""
+    value = row.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _Unusable(f"{name} is {type(value).__name__}, not text: {value!r:.60}")
+    return value
 
 
 def _retry_after(value: str | None) -> float | None:

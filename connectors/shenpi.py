@@ -27,11 +27,10 @@ import sqlalchemy as sa
 from connectors.base import (
     Batch,
     Connector,
-    ConnectorError,
     ConnectorSpec,
     ExtractContext,
     HighWatermark,
-    InvalidRecord,
+    UnusableRecord,
     event_type_from,
     legal_representative,
     parse_date,
@@ -158,22 +157,14 @@ class ShenpiConnector(Connector):
     def _take(self, row: sa.Row[Any], cursor: str, ctx: ExtractContext, batch: Batch) -> None:
         """Count, drop as not childcare, emit, or route to the DLQ — every row ends in exactly one."""
         key = f"{row.entity_id} v{row.version_no}"
-        try:
+
+        def make() -> RegistrationEvent | None:
             scope = "；".join(_string_list(row.scope_json, "scope_json", key))
             if not self.is_childcare(scope, row.entity_name):
-                batch.not_childcare += 1
-                return
-            event = self._event(row, scope, key, cursor, ctx)
-        except ConnectorError as exc:
-            batch.invalid.append(InvalidRecord(row.entity_id, raw_json(row), str(exc)))
-            return
-        except ValueError as exc:  # e.g. an impossible date
-            batch.invalid.append(
-                InvalidRecord(row.entity_id, raw_json(row), f"{SOURCE}: record {key}: {exc}")
-            )
-            return
-        batch.events.append(event)
-        batch.cursor_values.append(cursor)
+                return None
+            return self._event(row, scope, key, cursor, ctx)
+
+        self.take(batch, row.entity_id, _raw(row), make, f"{SOURCE}: record {key}")
 
     def _event(
         self, row: sa.Row[Any], scope: str, key: str, cursor: str, ctx: ExtractContext
@@ -181,10 +172,10 @@ class ShenpiConnector(Connector):
         event_type = event_type_from(row.biz_type or "", BIZ_TYPE, SOURCE, key)
         status = STATUS.get(row.status_code or "")
         if status is None:
-            raise ConnectorError(f"{SOURCE}: unknown status_code {row.status_code!r} on record {key}")
+            raise UnusableRecord(f"{SOURCE}: unknown status_code {row.status_code!r} on record {key}")
         event_date = parse_date(row.approve_date) or parse_date(row.established_date)
         if event_date is None:
-            raise ConnectorError(f"{SOURCE}: record {key} has neither approve_date nor established_date")
+            raise UnusableRecord(f"{SOURCE}: record {key} has neither approve_date nor established_date")
         form, nature = ENTITY_TYPE.get(row.entity_type or "", (LegalForm.OTHER, ProfitNature.UNKNOWN))
         county, resolution = self.resolve_county(row.reg_address, row.address_area_code)
         capital: Decimal | None = row.reg_capital_yuan
@@ -231,7 +222,7 @@ def _json(value: Any, column: str, key: str) -> Any:
         try:
             return json.loads(value)
         except ValueError as exc:
-            raise ConnectorError(f"{SOURCE}: {column} of record {key} is not JSON: {exc}") from None
+            raise UnusableRecord(f"{SOURCE}: {column} of record {key} is not JSON: {exc}") from None
     return value
 
 
@@ -241,16 +232,16 @@ def _string_list(value: Any, column: str, key: str) -> list[str]:
     if items is None:
         return []
     if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
-        raise ConnectorError(f"{SOURCE}: {column} of record {key} is not a list of text items: {items!r:.80}")
+        raise UnusableRecord(f"{SOURCE}: {column} of record {key} is not a list of text items: {items!r:.80}")
     return [item.strip() for item in items if item.strip()]
 
 
 def _changes(value: Any, key: str) -> tuple[FieldChange, ...]:
     """change_items → field changes, values masked (an ID or phone may be the changed value)."""
     items = _json(value, "change_items", key) or []
-    if not isinstance(items, list) or not all(isinstance(item, dict) and "item" in item for item in items):
-        raise ConnectorError(
-            f"{SOURCE}: change_items of record {key} is not a list of {{item, before, after}}"
+    if not isinstance(items, list) or not all(_is_change(item) for item in items):
+        raise UnusableRecord(
+            f"{SOURCE}: change_items of record {key} is not a list of {{item, before, after}} texts: {items!r:.80}"
         )
     return tuple(
         FieldChange(
@@ -262,17 +253,24 @@ def _changes(value: Any, key: str) -> tuple[FieldChange, ...]:
     )
 
 
+def _is_change(item: Any) -> bool:
+    """``{"item": text, "before": text|null, "after": text|null}``: anything else cannot be a FieldChange."""
+    if not isinstance(item, dict) or not isinstance(item.get("item"), str):
+        return False
+    return all(isinstance(item.get(side), str | None) for side in ("before", "after"))
+
+
 def _modes(text: str | None, key: str) -> tuple[ServiceForm, ...] | None:
     codes = [code.strip() for code in (text or "").split(",") if code.strip()]
     unknown = [code for code in codes if code not in MODES]
     if unknown:
-        raise ConnectorError(f"{SOURCE}: unknown service_modes {unknown} on record {key}")
+        raise UnusableRecord(f"{SOURCE}: unknown service_modes {unknown} on record {key}")
     return tuple(MODES[code] for code in codes) or None
 
 
-def raw_json(row: sa.Row[Any]) -> bytes:
-    """The row for the DLQ as JSON, with the legal person's ID and mobile masked (PIPL)."""
+def _raw(row: sa.Row[Any]) -> dict[str, Any]:
+    """The row for the DLQ, the legal person's ID and mobile masked (PIPL) before anything else."""
     data = dict(row._mapping)
     data["lp_cert_no"] = mask_resident_id(data.get("lp_cert_no"))
     data["lp_mobile"] = mask_phone(data.get("lp_mobile"))
-    return json.dumps(data, ensure_ascii=False, default=str).encode("utf-8")
+    return data

@@ -18,8 +18,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, Final
 
-from connectors.base import Batch, Connector, ExtractContext, InvalidRecord
+from connectors.base import Batch, Connector, ExtractContext, InvalidRecord, dlq_bytes
 from regsync.bookkeeping.lock import source_lock
 from regsync.bookkeeping.state import RunCounts, StateStore
 from regsync.faults import crash_point
@@ -30,6 +31,8 @@ from schemas.events import ErrorContext, RejectedRecord, RuleViolation, Severity
 Progress = Callable[[Batch, RunCounts], None]
 
 INVALID_SOURCE_RULE = "SOURCE_UNREADABLE"
+MAX_EVENT_BYTES: Final = 1_000_000
+"""Largest raw value sent: under the broker's and producer's 1 MiB defaults with key and headers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +70,8 @@ def _recover(
 def _rejected_for(
     invalid: InvalidRecord, source: str, run_id: str, topic: str, at: datetime
 ) -> RejectedRecord:
-    """A connector-level DLQ record: the raw row and why no event could be made of it."""
+    """A connector-level DLQ record: the raw row (masked again, bounded) and why no event was made of it."""
+    raw, _ = dlq_bytes(invalid.raw)  # every connector's DLQ copy is masked here too (issue 13 item 9)
     return RejectedRecord(
         error_context=ErrorContext(topic, -1, -1, run_id, at),
         violations=(
@@ -79,9 +83,36 @@ def _rejected_for(
                 None,
             ),
         ),
-        raw_value=invalid.raw,
+        raw_value=raw,
         decode_error=f"{source}:{invalid.source_record_id}: {invalid.reason}",
     )
+
+
+def _encode(codecs: bus.Codecs, event: Any, source: str, invalid: list[InvalidRecord]) -> bytes | None:
+    """The event's wire bytes, or None with a DLQ entry when it cannot be encoded or is too big to send.
+
+    The size is checked before producing: the broker would refuse the record
+    (``MessageSizeTooLargeError``) and fail the run on it at every rerun (issue 13 item 4).
+    """
+    where = f"{source}: record {event.lineage.source_record_id}"
+    try:
+        value: bytes = codecs.raw.encode(event.to_avro())
+    except Exception as exc:
+        reason = f"{where}: the event does not fit the contract ({type(exc).__name__}: {exc})"
+        invalid.append(InvalidRecord.of(event.lineage.source_record_id, _as_dict(event), reason))
+        return None
+    if len(value) > MAX_EVENT_BYTES:
+        reason = f"{where}: event of {len(value):,} bytes is over the {MAX_EVENT_BYTES:,}-byte limit"
+        invalid.append(InvalidRecord.of(event.lineage.source_record_id, _as_dict(event), reason))
+        return None
+    return value
+
+
+def _as_dict(event: Any) -> Any:
+    try:
+        return event.to_avro()
+    except Exception:  # the DLQ copy must never be what fails
+        return repr(event)
 
 
 def run_extract(
@@ -138,12 +169,15 @@ def _run(
         for batch in connector.batches(saved.state, ctx):
             futures = []
             covered = set()
+            invalid = list(batch.invalid)
             for event in batch.events:
                 if event.event_id in already:
                     counts.recovered += 1
                     covered.add(event.event_id)
                     continue
-                value = codecs.raw.encode(event.to_avro())
+                value = _encode(codecs, event, source, invalid)
+                if value is None:
+                    continue
                 futures.append(
                     producer.send(
                         topics.raw,
@@ -160,12 +194,12 @@ def _run(
                     )
                 )
             dlq = []
-            for invalid in batch.invalid:
-                record = _rejected_for(invalid, source, run_id, topics.raw, as_of)
+            for bad in invalid:
+                record = _rejected_for(bad, source, run_id, topics.raw, as_of)
                 dlq.append(
                     producer.send(
                         topics.rejected,
-                        key=invalid.source_record_id.encode("utf-8"),
+                        key=bad.source_record_id.encode("utf-8"),
                         value=codecs.rejected.encode(record.to_avro()),
                         timestamp_ms=timestamp_ms,
                         headers=bus.headers(

@@ -17,7 +17,7 @@ from regsync.bookkeeping.state import StateStore
 from regsync.kafka import bus
 from regsync.kafka.topics import Topics, ensure_topics
 from regsync.stages.extract import run_extract
-from schemas.events import RegistrationEvent
+from schemas.events import RegistrationEvent, RejectedRecord
 
 AS_OF = datetime(2026, 1, 31, 16, 0, tzinfo=UTC)
 HERE = Path(__file__).parent
@@ -151,3 +151,35 @@ def test_two_kills_in_a_row_then_a_clean_run_publish_each_event_once(pipeline):
     ids = Counter(e.event_id for _, e in _raw_events(pipeline))
     assert len(ids) == 20, "every row published"
     assert max(ids.values()) == 1, f"duplicated: {sorted(i for i, c in ids.items() if c > 1)}"
+
+
+def _dlq(p) -> list:
+    codecs = bus.load_codecs(p["registry_url"], p["topics"])
+    return [
+        (r, RejectedRecord.from_avro(codecs.rejected.decode(r.value)))
+        for r in bus.scan(p["bootstrap"], p["topics"].rejected, {})
+    ]
+
+
+def test_an_event_over_one_megabyte_goes_to_the_dlq_truncated_and_the_run_goes_on(pipeline):
+    """Issue 13 item 4: MessageSizeTooLargeError on every rerun, before the size was checked."""
+    data = rows(6)
+    data[2]["name"] = "清远超长托育园" + "托" * 400_000  # ≈ 1.2 MB of UTF-8 in one event
+    data[4]["name"] = "清远托育园 441802198601011234 13812345678" + "托" * 400_000
+    summary = run_extract(ListConnector(data), as_of=AS_OF, batch_size=4, **pipeline)
+    assert (summary.published, summary.invalid) == (4, 2)
+    assert {e.lineage.source_record_id for _, e in _raw_events(pipeline)} == {
+        "R00000",
+        "R00001",
+        "R00003",
+        "R00005",
+    }
+    rejected = {rec.decode_error.split(":")[1].split()[-1]: (r, rec) for r, rec in _dlq(pipeline)}
+    assert set(rejected) == {"R00002", "R00004"}
+    for record, rec in rejected.values():
+        assert len(record.value) < 200_000  # a truncated copy, not the event
+        assert "bytes is over the 1,000,000-byte limit" in rec.decode_error
+        assert "raw row" in rec.decode_error and "bytes, first" in rec.decode_error
+        assert b"441802198601011234" not in rec.raw_value and b"13812345678" not in rec.raw_value
+    again = run_extract(ListConnector(data), as_of=AS_OF, batch_size=4, **pipeline)
+    assert (again.published, again.invalid) == (0, 0)

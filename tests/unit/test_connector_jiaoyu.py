@@ -124,3 +124,36 @@ def test_rewritten_shorter_feed_is_rescanned_by_sequence(world: World, tmp_path:
     sim.feed.write_bytes(b"".join(lines[-2:]))  # rotated: only the last two lines kept
     again, state = run(connector, state, MONTH_ENDS[-1])
     assert events(again) == [] and state["offset"] == sim.feed.stat().st_size
+
+
+def test_feed_replaced_by_a_longer_one_is_read_whole(world: World, tmp_path: Path):
+    """Issue 13 item 3: rotation is told by identity, not size, so no line before the old offset is lost."""
+    sim = JiaoyuFeed(world, tmp_path, torn_rate=0.0)
+    sim.publish_until(MONTH_ENDS[-1])
+    connector = sim.connector()
+    lines = sim.feed.read_bytes().splitlines(keepends=True)
+    assert len(lines) >= 8
+    old, new = lines[:4], lines[4:]
+    sim.feed.write_bytes(b"".join(old))
+    first, state = run(connector, {}, MONTH_ENDS[-1])
+    assert len(events(first)) == 4
+    rotated = sim.feed.with_name("feed.next")
+    rotated.write_bytes(b"".join(new))  # the new file is longer than the old offset
+    rotated.replace(sim.feed)
+    again, _ = run(connector, state, MONTH_ENDS[-1])
+    assert len(events(again)) == len(new), "lines before the old byte offset were skipped"
+
+
+def test_dlq_copy_of_a_feed_line_is_masked(world: World, tmp_path: Path):
+    """Issue 13 item 9: the raw feed line in the DLQ carries no resident ID or mobile number in full."""
+    sim = JiaoyuFeed(world, tmp_path, torn_rate=0.0)
+    sim.publish_until(MONTH_ENDS[0])
+    rec = next(r for r in world.records if r.registrar.value == "JIAOYU")
+    line = {**feed_line(100, rec), "approved_date": "bad", "legal_rep_id": "441802198601011234"}
+    line["contact_phone"] = "13812345678"
+    with sim.feed.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+    batches, _ = run(sim.connector(), {}, MONTH_ENDS[0])
+    (bad,) = [r for b in batches for r in b.invalid]
+    assert b"441802198601011234" not in bad.raw and b"13812345678" not in bad.raw
+    assert b"441802********1234" in bad.raw
