@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, ClassVar, Final
+from zoneinfo import ZoneInfo
 
 from schemas import childcare, divisions
 from schemas.errors import FatalError, RecordError, RegsyncError, RetriableError
@@ -99,6 +100,9 @@ class HighWatermark:
         return cls(state.get("value"), frozenset(state.get("ties", ())))
 
 
+REGISTRAR_TIME: Final = ZoneInfo("Asia/Shanghai")
+"""The registrar systems stamp rows in Beijing time without an offset, whatever the pipeline's zone."""
+
 MAX_RAW_BYTES: Final = 64 * 1024
 """A DLQ record keeps at most this much of the raw row (plus its full size): the DLQ must stay producible."""
 
@@ -173,6 +177,14 @@ class ExtractContext:
     extracted_at: datetime
     run_id: str
     batch_size: int = 500
+
+    def local_end(self, fmt: str) -> str:
+        """The high-water mark's end bound: the as-of instant on the registrars' clock, as ``fmt`` text.
+
+        Rows stamped after the as-of wait for the next run (like dlt's ``Incremental(end_value)``),
+        so a run stamped for the 31st never takes what surfaced on the 1st into the month before.
+        """
+        return self.extracted_at.astimezone(REGISTRAR_TIME).strftime(fmt)
 
 
 class Connector(ABC):

@@ -120,17 +120,21 @@ class BianzhiConnector(Connector):
 
     def batches(self, state: Mapping[str, Any], ctx: ExtractContext) -> Iterator[Batch]:
         """One batch per page of new history rows, each carrying the watermark after its last row."""
-        start = HighWatermark.from_state(state)
-        for page, after in watermark_pages(start, self._fetch, _position, ctx.batch_size):
+        start, end = (
+            HighWatermark.from_state(state),
+            datetime.strptime(ctx.local_end(CURSOR_FORMAT), CURSOR_FORMAT),
+        )
+        fetch = lambda mark, limit: self._fetch(mark, limit, end)  # noqa: E731
+        for page, after in watermark_pages(start, fetch, _position, ctx.batch_size):
             items = self._items([row for row, _ in page if row.bglx == "02"])
             batch = Batch(read=len(page), state=after.to_state())
             for row, cursor in page:
                 self._take(row, cursor, items.get((row.jgid, row.bbh), ()), ctx, batch)
             yield batch
 
-    def _fetch(self, mark: HighWatermark, limit: int) -> Sequence[sa.Row[Any]]:
+    def _fetch(self, mark: HighWatermark, limit: int, end: datetime) -> Sequence[sa.Row[Any]]:
         # gxsj is NOT NULL in the source; the filter keeps a first run and a resumed run alike.
-        query = sa.select(HISTORY).where(HISTORY.c.gxsj.is_not(None))
+        query = sa.select(HISTORY).where(HISTORY.c.gxsj.is_not(None), HISTORY.c.gxsj <= end)
         query = query.order_by(HISTORY.c.gxsj, HISTORY.c.jgid, HISTORY.c.bbh).limit(limit)
         if mark.value is not None:
             query = query.where(HISTORY.c.gxsj >= datetime.strptime(mark.value, CURSOR_FORMAT))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -59,7 +60,17 @@ LEGAL_FORMS: Final = {  # by the USCC's registrar and category characters
 
 
 _SKIP: Final = object()
+_LATER: Final = object()
 _HEAD_BYTES: Final = 4096
+
+
+def _reported_after(line: Mapping[str, Any], ctx: ExtractContext) -> bool:
+    """The end bound: a line ``reported_at`` after the run's as-of is not this run's (unparsable: it is)."""
+    try:
+        reported = datetime.fromisoformat(str(line.get("reported_at")))
+    except ValueError:
+        return False
+    return reported.tzinfo is not None and reported > ctx.extracted_at
 
 
 def _identity(feed: Path) -> dict[str, Any]:
@@ -113,6 +124,9 @@ class JiaoyuConnector(Connector):
                     raw,
                     lambda raw=raw, mark=mark: self._line(raw, mark, rescan, ctx),
                 )
+                if out is _LATER:  # reported after the as-of: this line and the rest wait for the next run
+                    offset -= len(raw)
+                    break
                 if out is _SKIP:
                     continue
                 batch.read += 1
@@ -138,6 +152,8 @@ class JiaoyuConnector(Connector):
         line = json.loads(raw)
         if not isinstance(line, dict):
             raise UnusableRecord(f"a JSON {type(line).__name__}, not an object")
+        if _reported_after(line, ctx):
+            return _LATER
         seq, key = int(line["seq"]), f"{line['record_id']}:{line['version']}"
         if not mark.admits(cursor_of(seq), key):
             if rescan or key in mark.ties:

@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 PATH: Final = "/api/v1/social-orgs"
 MAX_PAGE_SIZE: Final = 500
 EXTRACTED_BY: Final = "connectors.minzheng@0.1.0"
+UPDATE_TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%S"
 _CURSOR = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")  # fixed width: string order is time order
 _RETRIED = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
@@ -127,18 +128,21 @@ class MinzhengConnector(base.Connector):
         """One batch per API page, in ``(updateTime, id)`` order, each with the state after it."""
         mark = base.HighWatermark.from_state(state)
         size = max(1, min(ctx.batch_size, MAX_PAGE_SIZE))
-        since, page = mark.value, 1
+        since, page, end = mark.value, 1, ctx.local_end(UPDATE_TIME_FORMAT)
         headers = {"Authorization": f"Bearer {self._token.get_secret_value()}"} if self._token else {}
         with httpx.Client(base_url=self.base_url, headers=headers, timeout=self.timeout) as client:
             while True:
                 rows = self._fetch(client, {"updated_since": since, "page": page, "page_size": size})
-                batch = base.Batch()
+                batch, past_end = base.Batch(), False
                 for row in rows:
+                    if _after(row, end):  # surfaced after the as-of: left for the next run
+                        past_end = True
+                        break
                     mark = self._take(row, mark, batch, ctx)
                 if batch.read:
                     batch.state = mark.to_state()
                     yield batch
-                if len(rows) < size:
+                if past_end or len(rows) < size:
                     return
                 if mark.value == since:
                     page += 1  # the whole page sat at the mark's instant: step through the tie group
@@ -267,6 +271,12 @@ class MinzhengConnector(base.Connector):
             changed_fields=changes,
             jurisdiction=JurisdictionMove(moved_from, moved_to) if moved_from or moved_to else None,
         )
+
+
+def _after(row: Any, end: str) -> bool:
+    """Whether a row's ``updateTime`` lies past the run's end bound (unplaceable rows are not)."""
+    cursor = row.get("updateTime") if isinstance(row, dict) else None
+    return isinstance(cursor, str) and bool(_CURSOR.fullmatch(cursor)) and cursor > end
 
 
 def _masked(row: Mapping[str, Any]) -> dict[str, Any]:

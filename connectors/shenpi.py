@@ -54,6 +54,7 @@ from schemas.masking import mask_phone, mask_resident_id, mask_text
 SOURCE = "shenpi"
 EXTRACTED_BY = "connectors.shenpi@0.1.0"
 CURSOR_DIGITS = 12
+UPDATE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # update_time: Beijing time text, sorts like time
 
 BIZ_TYPE = {
     "SL": EventType.ESTABLISHED,
@@ -139,16 +140,19 @@ class ShenpiConnector(Connector):
 
     def batches(self, state: Mapping[str, Any], ctx: ExtractContext) -> Iterator[Batch]:
         """One batch per page of new versions, each carrying the watermark after its last row."""
-        start = HighWatermark.from_state(state)
-        for page, after in watermark_pages(start, self._fetch, _position, ctx.batch_size):
+        start, end = HighWatermark.from_state(state), ctx.local_end(UPDATE_TIME_FORMAT)
+        fetch = lambda mark, limit: self._fetch(mark, limit, end)  # noqa: E731
+        for page, after in watermark_pages(start, fetch, _position, ctx.batch_size):
             batch = Batch(read=len(page), state=after.to_state())
             for row, cursor in page:
                 self._take(row, cursor, ctx, batch)
             yield batch
 
-    def _fetch(self, mark: HighWatermark, limit: int) -> Sequence[sa.Row[Any]]:
+    def _fetch(self, mark: HighWatermark, limit: int, end: str) -> Sequence[sa.Row[Any]]:
         reg = REGISTRATION.c
         query = sa.select(REGISTRATION).order_by(reg.change_seq, reg.entity_id, reg.version_no).limit(limit)
+        # The end bound: approvals are serial, so update_time rises with change_seq (text of one width).
+        query = query.where(reg.update_time <= end)
         if mark.value is not None:
             query = query.where(reg.change_seq >= int(mark.value))
         with self.engine.connect() as conn:

@@ -36,6 +36,7 @@ from simulators.world import Fault, SourceRecord, WorldConfig, build_world
 CONFIG = WorldConfig(institutions_per_month=120, prefectures=("441800",))
 MONTH_ENDS = [datetime(2026, m, 1, tzinfo=UTC) for m in range(2, 13)]  # as-of: start of the next month
 END = MONTH_ENDS[-1]
+LATE = datetime(2027, 6, 1, tzinfo=UTC)  # an as-of past the rows injected after END (the end bound)
 FAST = {"max_attempts": 5, "backoff_initial": 0.001, "backoff_max": 0.004, "jitter": 0.001, "timeout": 5.0}
 
 
@@ -212,14 +213,14 @@ def test_a_tie_group_bigger_than_a_page_is_read_through(sim):
     instant = END + timedelta(hours=1)
     sim.inject([clone(base, f"MT{n:07d}", instant) for n in range(10, 17)])  # 7 rows at one instant
     pipeline = Pipeline(sim.connector(**FAST))
-    pipeline.run(batch_size=3)
+    pipeline.run(LATE, batch_size=3)
     assert pipeline.state["value"] == update_time(instant) and len(pipeline.state["ties"]) == 7
     # Late rows at the mark's instant, sorting before the tie group: found on page 1.
     sim.inject([clone(base, f"MT{n:07d}", instant) for n in range(1, 3)])
-    assert len([e for b in pipeline.run(batch_size=3) for e in b.events]) == 2
+    assert len([e for b in pipeline.run(LATE, batch_size=3) for e in b.events]) == 2
     # Now every row at the mark is taken: three whole pages of ties, then the new row.
     sim.inject([clone(base, "MU0000001", instant + timedelta(minutes=1))])
-    assert len([e for b in pipeline.run(batch_size=3) for e in b.events]) == 1
+    assert len([e for b in pipeline.run(LATE, batch_size=3) for e in b.events]) == 1
     assert [q for q, _ in sim.stats.log[-4:]] == [
         f"updated_since={update_time(instant).replace(':', '%3A')}&page={n}&page_size=3" for n in range(1, 5)
     ]
@@ -386,7 +387,7 @@ def test_unusable_rows_go_to_invalid_masked_and_the_cursor_moves_past_them(sim):
         },
     ]
     sim.inject_rows(bad_rows)
-    new = pipeline.run()
+    new = pipeline.run(LATE)
     invalid = [r for b in new for r in b.invalid]
     assert [r.source_record_id for r in invalid] == ["", "MX0000001", "MX0000002", "MX0000003"]
     assert all(r.reason.startswith("minzheng: record ") for r in invalid)

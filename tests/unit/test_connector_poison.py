@@ -173,7 +173,7 @@ def test_minzheng_poison_rows_go_to_the_dlq(world, tmp_path, poison):
                 "orgName": row,
             }  # an array where text goes
         sim.inject_rows([row, {**good, "id": "MX0000002", "version": 1, "updateTime": stamp}])
-        batches = _run(connector, state)
+        batches = _run(connector, state, as_of=datetime(2027, 2, 1, tzinfo=UTC))
         assert [e.lineage.source_record_id for e in _events(batches)] == ["MX0000002"]
         (bad,) = _invalid(batches)
         assert "MX0000001" in bad.reason
