@@ -10,7 +10,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -52,7 +52,13 @@ class StackSettings(BaseModel):
 
 
 class SourcesSettings(BaseModel):
-    """Where each registrar system is. Secrets (API tokens, DB passwords in URLs) via the environment."""
+    """Where each registrar system is. Secrets (API tokens, DB passwords in URLs) via the environment.
+
+    Extras are kept: a registrar added to :mod:`regsync.sources` is located by
+    ``REGSYNC_SOURCES__<ITS_LOCATION>`` without a field here.
+    """
+
+    model_config = ConfigDict(extra="allow")
 
     bianzhi_url: str | None = Field(default=None, description="SQLAlchemy URL of the 编制 database.")
     shenpi_url: str | None = Field(default=None, description="SQLAlchemy URL of the 行政审批 database.")
