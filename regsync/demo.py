@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from regsync import jobs
+from regsync import jobs, sources
 from regsync.settings import Settings, StackSettings
 from regsync.stack.launcher import Stack
 
@@ -159,7 +159,7 @@ def run_demo(
             say(f"{month}: registrars publish, connectors extract (as of {extract_at:%Y-%m-%d %H:%M})")
             for name in SOURCES:
                 sims[name].publish_until(extract_at)
-                done = jobs.extract(name, extract_at, settings, connector=sims[name].connector())
+                done = jobs.extract(name, extract_at, settings, connector=sources.for_simulator(sims[name]))
                 summary.extracted[name] = summary.extracted.get(name, 0) + done.published
                 summary.not_childcare[name] = summary.not_childcare.get(name, 0) + done.not_childcare
                 summary.connector_dlq[name] = summary.connector_dlq.get(name, 0) + done.invalid

@@ -122,6 +122,16 @@ def build(name: str, settings: Settings) -> Connector:
     return source.connector_class()(location, **source.options(settings.sources))  # type: ignore[call-arg]
 
 
+def at(name: str, location: Any, **options: Any) -> Connector:
+    """A connector for ``name`` reading ``location`` directly (a simulator's, a test's, the demo's)."""
+    return _source(name).connector_class()(location, **options)  # type: ignore[call-arg]
+
+
+def for_simulator(simulator: Any, **options: Any) -> Connector:
+    """The connector reading a simulator (``.source``, ``.location``, ``.reader_options``) plus ``options``."""
+    return at(simulator.source, simulator.location, **{**getattr(simulator, "reader_options", {}), **options})
+
+
 @contextmanager
 def register(source: Source) -> Iterator[Source]:
     """Add a registrar for the block (tests, plug-ins); the registry is restored afterwards."""

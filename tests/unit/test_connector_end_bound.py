@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from connectors.base import ExtractContext
+from regsync.sources import for_simulator
 from simulators.bianzhi_db import BianzhiDb, gxsj_of
 from simulators.jiaoyu_feed import JiaoyuFeed
 from simulators.minzheng_api import MinzhengApiSimulator
@@ -53,7 +54,7 @@ def test_rows_stamped_after_the_as_of_wait_for_the_next_run(source, tmp_path):
         truth = [t for t in sim.ground_truth() if t["childcare"]]
         stamped = {t["event_id"]: _stamp(source, datetime.fromisoformat(t["surfaced_at"])) for t in truth}
         boundary = sorted(stamped.values())[len(stamped) // 2]  # a row sits exactly on it
-        connector = sim.connector()
+        connector = for_simulator(sim)
         first, state = _run(connector, {}, boundary)
         assert first == {i for i, at in stamped.items() if at <= boundary}
         assert any(stamped[i] == boundary for i in first), "the row at the as-of instant is this run's"
@@ -68,7 +69,7 @@ def test_minzheng_end_bound_to_the_second(tmp_path):
     world = build_world(WorldConfig(institutions_per_month=10, prefectures=("441800",)))
     with MinzhengApiSimulator(world, tmp_path) as sim:
         sim.publish_until(END)
-        connector = sim.connector(max_attempts=2, backoff_initial=0.001, backoff_max=0.002, jitter=0.001)
+        connector = for_simulator(sim, max_attempts=2, backoff_initial=0.001, backoff_max=0.002, jitter=0.001)
         _, state = _run(connector, {}, END)
         base = next(r for r in world.records if r.registrar.value == "MINZHENG" and r.childcare)
         at = END + timedelta(days=3)

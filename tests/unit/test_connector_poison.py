@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from connectors.base import Batch, ExtractContext
 from connectors.shichang import ShichangConnector
+from regsync.sources import for_simulator
 from schemas.events import Registrar
 from simulators.bianzhi_db import BianzhiDb
 from simulators.minzheng_api import MinzhengApiSimulator, render
@@ -113,7 +114,7 @@ def test_shenpi_number_in_change_items_goes_to_the_dlq(tmp_path):
                 sa.text("UPDATE approval_registration SET change_items = :v WHERE change_seq = :s"),
                 {"v": json.dumps([{"item": 5, "before": 1, "after": 2}]), "s": seq},
             )
-        batches = _run(sim.connector())
+        batches = _run(for_simulator(sim))
         invalid = _invalid(batches)
         assert len(invalid) == 1
         assert invalid[0].reason
@@ -134,7 +135,7 @@ def test_bianzhi_text_in_a_numeric_column_on_sqlite_goes_to_the_dlq(world, tmp_p
                 sa.text("SELECT min(gxsj) FROM sydw_djls WHERE ywfw LIKE '%托育%'")
             ).scalar_one()
             conn.execute(sa.text("UPDATE sydw_djls SET kbzj = '三十万' WHERE gxsj = :g"), {"g": gxsj})
-        batches = _run(sim.connector())
+        batches = _run(for_simulator(sim))
         invalid = _invalid(batches)
         assert invalid, "the poisoned row went to the DLQ"
         assert all("kbzj" in r.reason or "三十万" in r.reason for r in invalid)
@@ -158,7 +159,7 @@ def test_bianzhi_text_in_a_numeric_column_on_sqlite_goes_to_the_dlq(world, tmp_p
 def test_minzheng_poison_rows_go_to_the_dlq(world, tmp_path, poison):
     with MinzhengApiSimulator(world, tmp_path) as sim:
         sim.publish_until(END)
-        connector = sim.connector(max_attempts=2, backoff_initial=0.001, backoff_max=0.002, jitter=0.001)
+        connector = for_simulator(sim, max_attempts=2, backoff_initial=0.001, backoff_max=0.002, jitter=0.001)
         state = _run(connector)[-1].state
         good = _any_row(sim)
         stamp = "2027-01-05T10:00:00"
