@@ -12,11 +12,13 @@ each carrying the state to commit *after* its events are acknowledged; the compo
 
 from __future__ import annotations
 
+import contextlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Final
 from zoneinfo import ZoneInfo
 
@@ -46,6 +48,11 @@ class FatalSourceError(ConnectorError, FatalError):
     """The source cannot be read (bad credentials, schema changed): a person must act."""
 
 
+# The cursor lives in its own module (re-exported here), imported after the errors it raises.
+from connectors.watermark import HighWatermark as HighWatermark  # noqa: E402
+from connectors.watermark import watermark_pages as watermark_pages  # noqa: E402
+
+
 class RetriableSourceError(ConnectorError, RetriableError):
     """The source failed transiently (HTTP 5xx, 429, connection reset) and retries ran out."""
 
@@ -60,44 +67,6 @@ class ConnectorSpec:
     key: str
     cursor_field: str
     description: str
-
-
-@dataclass(frozen=True, slots=True)
-class HighWatermark:
-    """``cursor_field >= value``, skipping keys already taken at exactly ``value``.
-
-    Reading with ``>=`` instead of ``>`` means a row committed late with the same timestamp as the
-    last one we saw is still read; the tie set stops the rows we did see at that value from being
-    emitted twice.
-    """
-
-    value: str | None = None
-    ties: frozenset[str] = frozenset()
-
-    def admits(self, cursor_value: str, key: str) -> bool:
-        """Whether a row at ``cursor_value`` with ``key`` is new to us."""
-        if self.value is None or cursor_value > self.value:
-            return True
-        return cursor_value == self.value and key not in self.ties
-
-    def advance(self, cursor_value: str, key: str) -> HighWatermark:
-        """The watermark after taking this row (rows must come in cursor order)."""
-        if self.value is not None and cursor_value < self.value:
-            raise ConnectorError(f"cursor went backwards: {cursor_value!r} < {self.value!r} (key {key})")
-        if cursor_value == self.value:
-            return HighWatermark(self.value, self.ties | {key})
-        return HighWatermark(cursor_value, frozenset({key}))
-
-    def to_state(self) -> dict[str, Any]:
-        """JSON-ready form for the state database."""
-        return {"value": self.value, "ties": sorted(self.ties)}
-
-    @classmethod
-    def from_state(cls, state: Mapping[str, Any] | None) -> HighWatermark:
-        """Inverse of :meth:`to_state`; an empty state starts from the beginning."""
-        if not state:
-            return cls()
-        return cls(state.get("value"), frozenset(state.get("ties", ())))
 
 
 REGISTRAR_TIME: Final = ZoneInfo("Asia/Shanghai")
@@ -168,6 +137,7 @@ class Batch:
     state: dict[str, Any] = field(default_factory=dict)
     cursor_values: list[str] = field(default_factory=list)
     invalid: list[InvalidRecord] = field(default_factory=list)
+    notes: dict[str, str] = field(default_factory=dict)  # what waits and why, for the run summary
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,35 +246,6 @@ def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
-def watermark_pages(
-    mark: HighWatermark,
-    fetch: Callable[[HighWatermark, int], Iterable[Any]],
-    position: Callable[[Any], tuple[str, str]],
-    size: int,
-) -> Iterator[tuple[list[tuple[Any, str]], HighWatermark]]:
-    """Pages of rows new to ``mark`` as ``[(row, cursor_value)]``, each with the watermark after it.
-
-    ``fetch(mark, limit)`` returns at most ``limit`` rows with ``cursor >= mark.value`` in (cursor, key)
-    order, e.g. one ``SELECT … ORDER BY … LIMIT``; ``position(row)`` gives its (cursor value, key). It
-    is asked for ``size + len(mark.ties)`` rows: only the ties already taken can be skipped, so a page
-    is full whenever enough new rows exist and a tie group larger than a page never stalls the read.
-    Each page is its own short query, so nothing is held open while the caller publishes.
-    """
-    while True:
-        page: list[tuple[Any, str]] = []
-        for row in fetch(mark, size + len(mark.ties)):
-            cursor, key = position(row)
-            if not mark.admits(cursor, key):
-                continue
-            mark = mark.advance(cursor, key)
-            page.append((row, cursor))
-            if len(page) >= size:
-                break
-        if not page:
-            return
-        yield page, mark
-
-
 def legal_representative(
     name: str | None, id_number: str | None, phone: str | None, today: date
 ) -> LegalRepresentative:
@@ -319,3 +260,13 @@ def legal_representative(
         id_valid=parse_resident_id(number, today=today).is_valid if number else None,
         phone_masked=mask_phone(phone) or None,
     )
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` in seconds: delay-seconds or an HTTP date (RFC 9110); ``None`` if absent or bad."""
+    if value and value.strip().isdigit():
+        return float(value)
+    with contextlib.suppress(TypeError, ValueError):
+        moment = parsedate_to_datetime(value)  # naive only for "-0000", which means UTC
+        return max(0.0, (moment.replace(tzinfo=moment.tzinfo or UTC) - datetime.now(UTC)).total_seconds())
+    return None

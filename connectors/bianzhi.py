@@ -30,6 +30,7 @@ from connectors.base import (
     ConnectorSpec,
     ExtractContext,
     HighWatermark,
+    InvalidRecord,
     UnusableRecord,
     event_type_from,
     legal_representative,
@@ -120,17 +121,30 @@ class BianzhiConnector(Connector):
 
     def batches(self, state: Mapping[str, Any], ctx: ExtractContext) -> Iterator[Batch]:
         """One batch per page of new history rows, each carrying the watermark after its last row."""
-        start, end = (
-            HighWatermark.from_state(state),
-            datetime.strptime(ctx.local_end(CURSOR_FORMAT), CURSOR_FORMAT),
-        )
+        start = HighWatermark.from_state(state)
+        end = datetime.strptime(ctx.local_end(CURSOR_FORMAT), CURSOR_FORMAT)
+        unstamped = set(state.get("unstamped", ()))
+        if sweep := [row for row in self._unstamped() if f"{row.jgid}/{row.bbh}" not in unstamped]:
+            unstamped |= {f"{row.jgid}/{row.bbh}" for row in sweep}
+            batch = Batch(read=len(sweep), state={**start.to_state(), "unstamped": sorted(unstamped)})
+            for row in sweep:  # never on the cursor: told once, not silently never read
+                reason = f"{SOURCE}: record {row.jgid} v{row.bbh}: no 更新时间 (gxsj), so the cursor never reaches it"
+                batch.invalid.append(InvalidRecord.of(row.jgid, _raw(row), reason))
+            yield batch
+        extra = {"unstamped": sorted(unstamped)} if unstamped else {}
         fetch = lambda mark, limit: self._fetch(mark, limit, end)  # noqa: E731
         for page, after in watermark_pages(start, fetch, _position, ctx.batch_size):
             items = self._items([row for row, _ in page if row.bglx == "02"])
-            batch = Batch(read=len(page), state=after.to_state())
+            batch = Batch(read=len(page), state={**after.to_state(), **extra})
             for row, cursor in page:
                 self._take(row, cursor, items.get((row.jgid, row.bbh), ()), ctx, batch)
             yield batch
+
+    def _unstamped(self) -> Sequence[sa.Row[Any]]:
+        """History rows without ``gxsj`` (NOT NULL in the source's design, not in every copy)."""
+        query = sa.select(HISTORY).where(HISTORY.c.gxsj.is_(None)).order_by(HISTORY.c.jgid, HISTORY.c.bbh)
+        with self.engine.connect() as conn:
+            return conn.execute(query).all()
 
     def _fetch(self, mark: HighWatermark, limit: int, end: datetime) -> Sequence[sa.Row[Any]]:
         # gxsj is NOT NULL in the source; the filter keeps a first run and a resumed run alike.

@@ -14,16 +14,13 @@ timeouts and connection errors; other 4xx (401/403: the token) raise ``FatalSour
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import operator
 import re
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
 from decimal import Decimal
-from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Final
 
 import httpx
@@ -179,7 +176,8 @@ class MinzhengConnector(base.Connector):
         status = response.status_code
         if status == 429 or status >= 500:
             raise _Transient(
-                f"HTTP {status} at {request.url}", _retry_after(response.headers.get("Retry-After"))
+                f"HTTP {status} at {request.url}",
+                base.retry_after_seconds(response.headers.get("Retry-After")),
             )
         if status != 200:  # 401/403 (token refused) and other 4xx: retrying will not help
             raise base.FatalSourceError(f"minzheng: GET {request.url}: HTTP {status} {response.text[:200]}")
@@ -298,13 +296,3 @@ def _text(row: Mapping[str, Any], name: str) -> str:
     if not isinstance(value, str):
         raise _Unusable(f"{name} is {type(value).__name__}, not text: {value!r:.60}")
     return value
-
-
-def _retry_after(value: str | None) -> float | None:
-    """``Retry-After`` in seconds: delay-seconds or an HTTP date (RFC 9110); ``None`` if absent or bad."""
-    if value and value.strip().isdigit():
-        return float(value)
-    with contextlib.suppress(TypeError, ValueError):
-        moment = parsedate_to_datetime(value)  # naive only for "-0000", which means UTC
-        return max(0.0, (moment.replace(tzinfo=moment.tzinfo or UTC) - datetime.now(UTC)).total_seconds())
-    return None

@@ -68,6 +68,12 @@ class SourcesSettings(BaseModel):
         default=None, description="Drop folder of 市场监管 exchange files."
     )
     jiaoyu_feed: Path | None = Field(default=None, description="The 教育 托班 feed.")
+    shichang_marker_grace_hours: float = Field(
+        default=48.0,
+        ge=0,
+        description="Hours a 市场监管 day file may wait for a correct .ok marker after it was due "
+        "before the extract fails (until then it is reported in the run summary).",
+    )
 
 
 class Settings(BaseSettings):

@@ -14,6 +14,7 @@ import importlib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from connectors.base import Connector, ConnectorSpec
@@ -71,7 +72,12 @@ REGISTRY: dict[str, Source] = {
             "minzheng_url",
             lambda s: {"token": s.minzheng_token},
         ),
-        Source("shichang", "connectors.shichang:ShichangConnector", "shichang_drop_dir"),
+        Source(
+            "shichang",
+            "connectors.shichang:ShichangConnector",
+            "shichang_drop_dir",
+            lambda s: {"marker_grace": timedelta(hours=s.shichang_marker_grace_hours)},
+        ),
         Source("shenpi", "connectors.shenpi:ShenpiConnector", "shenpi_url"),
         Source("jiaoyu", "connectors.jiaoyu:JiaoyuConnector", "jiaoyu_feed"),
     )

@@ -14,9 +14,10 @@ leaves the next one the same knowledge (issue 13 item 1).
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -29,6 +30,7 @@ from regsync.kafka.topics import Topics
 from schemas.events import ErrorContext, RejectedRecord, RuleViolation, Severity
 
 Progress = Callable[[Batch, RunCounts], None]
+_LOG = logging.getLogger(__name__)
 
 INVALID_SOURCE_RULE = "SOURCE_UNREADABLE"
 MAX_EVENT_BYTES: Final = 1_000_000
@@ -46,6 +48,7 @@ class ExtractSummary:
     published: int
     recovered: int
     invalid: int
+    waiting: dict[str, str] = field(default_factory=dict)  # what the source holds back, and why
 
     @property
     def childcare(self) -> int:
@@ -157,6 +160,7 @@ def _run(
     timestamp_ms = int(as_of.timestamp() * 1000)
     saved = store.load(source)
     counts = RunCounts()
+    waiting: dict[str, str] = {}
     store.start_run(run_id, source, as_of)
     producer = bus.idempotent_producer(bootstrap)
     try:
@@ -222,6 +226,7 @@ def _run(
             counts.not_childcare += batch.not_childcare
             counts.published += len(futures)
             counts.invalid += len(dlq)
+            waiting.update(batch.notes)
             already -= covered  # behind the cursor once this commit lands: never read again
             store.commit(source, run_id, batch.state, offsets, counts, already)
             crash_point("extract.after_commit")
@@ -233,8 +238,17 @@ def _run(
         raise
     producer.close()
     store.finish_run(run_id, counts)
+    if waiting:
+        _LOG.warning("%s: waiting, not read yet: %s", source, waiting)
     return ExtractSummary(
-        source, run_id, counts.read, counts.not_childcare, counts.published, counts.recovered, counts.invalid
+        source,
+        run_id,
+        counts.read,
+        counts.not_childcare,
+        counts.published,
+        counts.recovered,
+        counts.invalid,
+        waiting,
     )
 
 
