@@ -20,13 +20,12 @@ from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 
 from connectors.base import (
     Batch,
-    Connector,
     ConnectorSpec,
     ExtractContext,
     HighWatermark,
@@ -35,8 +34,8 @@ from connectors.base import (
     event_type_from,
     legal_representative,
     parse_date,
-    watermark_pages,
 )
+from connectors.sql import SqlConnector
 from schemas.events import (
     EventType,
     FieldChange,
@@ -49,7 +48,7 @@ from schemas.events import (
     RegistrationEvent,
     ServiceForm,
 )
-from schemas.masking import mask_phone, mask_resident_id, mask_text
+from schemas.masking import mask_text
 
 SOURCE = "bianzhi"
 EXTRACTED_BY = "connectors.bianzhi@0.1.0"
@@ -90,7 +89,7 @@ ITEMS = sa.table(
 )
 
 
-class BianzhiConnector(Connector):
+class BianzhiConnector(SqlConnector):
     """Reads the 编制 事业单位登记 history table incrementally (SQLite or PostgreSQL URL)."""
 
     spec = ConnectorSpec(
@@ -102,56 +101,55 @@ class BianzhiConnector(Connector):
         description="编制部门事业单位登记管理库：登记历史表 sydw_djls，每个登记版本一行",
     )
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._engine: sa.Engine | None = None
-
-    @property
-    def engine(self) -> sa.Engine:
-        """Created on first use, so building a connector never touches the source."""
-        if self._engine is None:
-            self._engine = sa.create_engine(self.url)
-        return self._engine
-
-    def close(self) -> None:
-        """Release the connection pool."""
-        if self._engine is not None:
-            self._engine.dispose()
-            self._engine = None
+    table = HISTORY
+    order_by = ("gxsj", "jgid", "bbh")
+    personal: ClassVar[Mapping[str, str]] = {"fddbrzjhm": "id", "lxdh": "phone"}
 
     def batches(self, state: Mapping[str, Any], ctx: ExtractContext) -> Iterator[Batch]:
-        """One batch per page of new history rows, each carrying the watermark after its last row."""
+        """Rows without ``gxsj`` once to the DLQ, then one batch per page of new history rows."""
         start = HighWatermark.from_state(state)
-        end = datetime.strptime(ctx.local_end(CURSOR_FORMAT), CURSOR_FORMAT)
         unstamped = set(state.get("unstamped", ()))
         if sweep := [row for row in self._unstamped() if f"{row.jgid}/{row.bbh}" not in unstamped]:
             unstamped |= {f"{row.jgid}/{row.bbh}" for row in sweep}
             batch = Batch(read=len(sweep), state={**start.to_state(), "unstamped": sorted(unstamped)})
             for row in sweep:  # never on the cursor: told once, not silently never read
                 reason = f"{SOURCE}: record {row.jgid} v{row.bbh}: no 更新时间 (gxsj), so the cursor never reaches it"
-                batch.invalid.append(InvalidRecord.of(row.jgid, _raw(row), reason))
+                batch.invalid.append(InvalidRecord.of(row.jgid, self.raw(row), reason))
             yield batch
-        extra = {"unstamped": sorted(unstamped)} if unstamped else {}
-        fetch = lambda mark, limit: self._fetch(mark, limit, end)  # noqa: E731
-        for page, after in watermark_pages(start, fetch, _position, ctx.batch_size):
-            items = self._items([row for row, _ in page if row.bglx == "02"])
-            batch = Batch(read=len(page), state={**after.to_state(), **extra})
-            for row, cursor in page:
-                self._take(row, cursor, items.get((row.jgid, row.bbh), ()), ctx, batch)
-            yield batch
+        yield from self.pages(start, ctx, {"unstamped": sorted(unstamped)} if unstamped else {})
+
+    def after_mark(self, mark: HighWatermark) -> sa.ColumnElement[bool]:
+        """``gxsj >= mark`` as a timestamp."""
+        return HISTORY.c.gxsj >= datetime.strptime(mark.value or "", CURSOR_FORMAT)
+
+    def until(self, ctx: ExtractContext) -> sa.ColumnElement[bool]:
+        """Stamped by the as-of (Beijing time); a NULL ``gxsj`` is never on the cursor."""
+        end = datetime.strptime(ctx.local_end(CURSOR_FORMAT), CURSOR_FORMAT)
+        return sa.and_(HISTORY.c.gxsj.is_not(None), HISTORY.c.gxsj <= end)
+
+    def position(self, row: sa.Row[Any]) -> tuple[str, str]:
+        """(cursor value, tie key) of a history row."""
+        return row.gxsj.strftime(CURSOR_FORMAT), f"{row.jgid}/{row.bbh}"
+
+    def record_id(self, row: sa.Row[Any]) -> tuple[str, str]:
+        """The institution and its version."""
+        return row.jgid, f"{row.jgid} v{row.bbh}"
+
+    def prepare(self, rows: list[sa.Row[Any]]) -> dict[tuple[str, int], list[sa.Row[Any]]]:
+        """The 变更事项 of this page's 变更 rows."""
+        return self._items([row for row in rows if row.bglx == "02"])
+
+    def convert(
+        self, row: sa.Row[Any], cursor: str, ctx: ExtractContext, page: Any
+    ) -> RegistrationEvent | None:
+        """The version's event; None when neither scope nor name is childcare."""
+        if not self.is_childcare(row.ywfw, row.jgmc):
+            return None
+        return self._event(row, cursor, page.get((row.jgid, row.bbh), ()), ctx)
 
     def _unstamped(self) -> Sequence[sa.Row[Any]]:
         """History rows without ``gxsj`` (NOT NULL in the source's design, not in every copy)."""
         query = sa.select(HISTORY).where(HISTORY.c.gxsj.is_(None)).order_by(HISTORY.c.jgid, HISTORY.c.bbh)
-        with self.engine.connect() as conn:
-            return conn.execute(query).all()
-
-    def _fetch(self, mark: HighWatermark, limit: int, end: datetime) -> Sequence[sa.Row[Any]]:
-        # gxsj is NOT NULL in the source; the filter keeps a first run and a resumed run alike.
-        query = sa.select(HISTORY).where(HISTORY.c.gxsj.is_not(None), HISTORY.c.gxsj <= end)
-        query = query.order_by(HISTORY.c.gxsj, HISTORY.c.jgid, HISTORY.c.bbh).limit(limit)
-        if mark.value is not None:
-            query = query.where(HISTORY.c.gxsj >= datetime.strptime(mark.value, CURSOR_FORMAT))
         with self.engine.connect() as conn:
             return conn.execute(query).all()
 
@@ -171,18 +169,6 @@ class BianzhiConnector(Connector):
                 if (item.jgid, item.bbh) in wanted:
                     found[(item.jgid, item.bbh)].append(item)
         return found
-
-    def _take(
-        self, row: sa.Row[Any], cursor: str, items: Sequence[sa.Row[Any]], ctx: ExtractContext, batch: Batch
-    ) -> None:
-        """Count, drop as not childcare, emit, or route to the DLQ — every row ends in exactly one."""
-
-        def make() -> RegistrationEvent | None:
-            if not self.is_childcare(row.ywfw, row.jgmc):
-                return None
-            return self._event(row, cursor, items, ctx)
-
-        self.take(batch, row.jgid, _raw(row), make, f"{SOURCE}: record {row.jgid} v{row.bbh}")
 
     def _event(
         self, row: sa.Row[Any], cursor: str, items: Sequence[sa.Row[Any]], ctx: ExtractContext
@@ -239,19 +225,6 @@ class BianzhiConnector(Connector):
         if unknown:
             raise UnusableRecord(f"{SOURCE}: unknown 服务形式 {unknown} on record {key}")
         return tuple(FORMS[label] for label in labels)
-
-
-def _position(row: sa.Row[Any]) -> tuple[str, str]:
-    """(cursor value, tie key) of a history row."""
-    return row.gxsj.strftime(CURSOR_FORMAT), f"{row.jgid}/{row.bbh}"
-
-
-def _raw(row: sa.Row[Any]) -> dict[str, Any]:
-    """The row for the DLQ, the legal representative's ID and phone masked (PIPL) before anything else."""
-    data = dict(row._mapping)
-    data["fddbrzjhm"] = mask_resident_id(data.get("fddbrzjhm"))
-    data["lxdh"] = mask_phone(data.get("lxdh"))
-    return data
 
 
 def _decimal(value: Any, column: str) -> Decimal | None:
