@@ -185,9 +185,11 @@ class MinzhengConnector(base.Connector):
             body = response.json()
         except ValueError as exc:
             raise _Transient(f"unreadable JSON ({exc})") from exc
+        if not isinstance(body, dict):  # e.g. a bare array: the gateway, not the API, answered
+            raise _Transient(f"the body is a JSON {type(body).__name__}, not a JSON object")
         if body.get("code") != 0:
             raise _Transient(f"API code {body.get('code')}: {body.get('msg')}")
-        records = (body.get("data") or {}).get("records")
+        records = body["data"].get("records") if isinstance(body.get("data"), dict) else None
         if not isinstance(records, list):
             raise base.FatalSourceError(f"minzheng: {request.url} sent no data.records; has the API changed?")
         return records

@@ -184,3 +184,36 @@ def test_minzheng_poison_rows_go_to_the_dlq(world, tmp_path, poison):
 def _any_row(sim: MinzhengApiSimulator) -> dict:
     record = next(r for r in sim.world.for_registrar(Registrar.MINZHENG) if r.childcare)
     return json.loads(json.dumps(render(record)))
+
+
+def test_minzheng_a_json_array_body_is_one_line_not_a_traceback():
+    """A body that is a JSON array (not ``{code, data}``) is retried, then one RetriableSourceError."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from connectors.base import RetriableSourceError
+    from connectors.minzheng import MinzhengConnector
+
+    class ArrayBody(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b'[{"id": "MX1"}]'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), ArrayBody)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        connector = MinzhengConnector(
+            f"http://127.0.0.1:{server.server_port}", max_attempts=2, backoff_initial=0.001, backoff_max=0.002
+        )
+        with pytest.raises(RetriableSourceError, match="not a JSON object"):
+            _run(connector)
+    finally:
+        server.shutdown()
+        server.server_close()
