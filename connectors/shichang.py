@@ -46,6 +46,7 @@ from connectors.shichang_format import (
     FILE_NAME,
     LEGAL_FORMS,
     MARKER_SUFFIX,
+    created_after,
     due,
     is_candidate,
     read_marker,
@@ -81,7 +82,7 @@ EXTRACTED_BY: Final = "connectors.shichang@0.1.0"
 DEFAULT_MARKER_GRACE: Final = timedelta(hours=48)
 """How long a day file may wait for a correct ``.ok`` marker after it was due before the run fails."""
 _ALIASES: Final = {alias: key for key, names in COLUMNS.items() for alias in names}
-_STILL_ARRIVING: Final = ("no_marker", "marker_invalid", "checksum_mismatch")
+_STILL_ARRIVING: Final = ("no_marker", "marker_invalid", "checksum_mismatch", "after_as_of")
 _SCOPE_EVENT: Final = {True: ev.EventType.SCOPE_ADDED_CHILDCARE, False: ev.EventType.SCOPE_REMOVED_CHILDCARE}
 
 
@@ -126,6 +127,8 @@ class ShichangConnector(Connector):
 
         for path in self._new_files(files, dups, current.get("file")):
             found = self._complete(path)
+            if not isinstance(found, str) and created_after(path, ctx.extracted_at):
+                found = "after_as_of"  # the end bound: produced after this run's as-of, the next run's
             if isinstance(found, str):
                 report.waiting[path.name] = found
                 continue

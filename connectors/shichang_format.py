@@ -61,6 +61,15 @@ def read_marker(path: Path) -> dict[str, str]:
     return {k.strip(): v.strip() for k, _, v in (line.partition("=") for line in text.splitlines()) if v}
 
 
+def created_after(path: Path, as_of: datetime) -> bool:
+    """Whether the marker says the exchange produced the file after ``as_of`` (unreadable: it did not)."""
+    try:
+        created = datetime.fromisoformat(read_marker(path).get("created", ""))
+    except ValueError:
+        return False
+    return created.tzinfo is not None and created > as_of
+
+
 def due(name: str) -> datetime:
     """When the exchange produces a day file: 02:00 Beijing time the day after (a bad name: at once)."""
     match = FILE_NAME.match(name)

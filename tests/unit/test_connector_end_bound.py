@@ -79,3 +79,21 @@ def test_minzheng_end_bound_to_the_second(tmp_path):
         first, state = _run(connector, state, at)
         second, _ = _run(connector, state, at + timedelta(seconds=1))
         assert len(first) == 1 and len(second) == 1 and first != second
+
+
+def test_shichang_file_produced_after_the_as_of_waits_for_the_next_run(tmp_path):
+    from datetime import date
+
+    from connectors.shichang import ShichangConnector
+    from simulators.shichang_files import as_row, exchange_instant, write_day_file
+
+    row = as_row(record_id="SCT000001", version="1", uscc="91441802MA4W000000", name="清远托育服务有限公司",
+                 entity_type="企业", address="广东省清远市清城区育才路1号", division="441802", scope="托育服务",
+                 change_code="01", approved="2026-01-05")  # fmt: skip
+    made = exchange_instant(date(2026, 1, 5))
+    write_day_file(tmp_path / "SCJG_20260105.csv", [row], made)
+    connector = ShichangConnector(tmp_path)
+    early, state = _run(connector, {}, made - timedelta(seconds=1))
+    assert early == set()
+    on_time, _ = _run(connector, state, made)
+    assert len(on_time) == 1
