@@ -12,15 +12,18 @@ each carrying the state to commit *after* its events are acknowledged; the compo
 
 from __future__ import annotations
 
+import contextlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from typing import Any, ClassVar
+from datetime import UTC, date, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar, Final
+from zoneinfo import ZoneInfo
 
 from schemas import childcare, divisions
-from schemas.errors import FatalError, RegsyncError, RetriableError
+from schemas.errors import FatalError, RecordError, RegsyncError, RetriableError
 from schemas.events import (
     UNRESOLVED,
     CountyResolution,
@@ -29,7 +32,7 @@ from schemas.events import (
     LegalRepresentative,
     Registrar,
 )
-from schemas.masking import mask_phone, mask_resident_id
+from schemas.masking import mask_phone, mask_resident_id, mask_text
 from schemas.resident_id import parse_resident_id
 
 
@@ -37,8 +40,17 @@ class ConnectorError(RegsyncError):
     """Base of connector errors; messages name the source and, where known, the record key."""
 
 
+class UnusableRecord(ConnectorError, RecordError, ValueError):
+    """One source row that cannot become an event: it goes to the connector DLQ, the run goes on."""
+
+
 class FatalSourceError(ConnectorError, FatalError):
     """The source cannot be read (bad credentials, schema changed): a person must act."""
+
+
+# The cursor lives in its own module (re-exported here), imported after the errors it raises.
+from connectors.watermark import HighWatermark as HighWatermark  # noqa: E402
+from connectors.watermark import watermark_pages as watermark_pages  # noqa: E402
 
 
 class RetriableSourceError(ConnectorError, RetriableError):
@@ -57,42 +69,11 @@ class ConnectorSpec:
     description: str
 
 
-@dataclass(frozen=True, slots=True)
-class HighWatermark:
-    """``cursor_field >= value``, skipping keys already taken at exactly ``value``.
+REGISTRAR_TIME: Final = ZoneInfo("Asia/Shanghai")
+"""The registrar systems stamp rows in Beijing time without an offset, whatever the pipeline's zone."""
 
-    Reading with ``>=`` instead of ``>`` means a row committed late with the same timestamp as the
-    last one we saw is still read; the tie set stops the rows we did see at that value from being
-    emitted twice.
-    """
-
-    value: str | None = None
-    ties: frozenset[str] = frozenset()
-
-    def admits(self, cursor_value: str, key: str) -> bool:
-        """Whether a row at ``cursor_value`` with ``key`` is new to us."""
-        if self.value is None or cursor_value > self.value:
-            return True
-        return cursor_value == self.value and key not in self.ties
-
-    def advance(self, cursor_value: str, key: str) -> HighWatermark:
-        """The watermark after taking this row (rows must come in cursor order)."""
-        if self.value is not None and cursor_value < self.value:
-            raise ConnectorError(f"cursor went backwards: {cursor_value!r} < {self.value!r} (key {key})")
-        if cursor_value == self.value:
-            return HighWatermark(self.value, self.ties | {key})
-        return HighWatermark(cursor_value, frozenset({key}))
-
-    def to_state(self) -> dict[str, Any]:
-        """JSON-ready form for the state database."""
-        return {"value": self.value, "ties": sorted(self.ties)}
-
-    @classmethod
-    def from_state(cls, state: Mapping[str, Any] | None) -> HighWatermark:
-        """Inverse of :meth:`to_state`; an empty state starts from the beginning."""
-        if not state:
-            return cls()
-        return cls(state.get("value"), frozenset(state.get("ties", ())))
+MAX_RAW_BYTES: Final = 64 * 1024
+"""A DLQ record keeps at most this much of the raw row (plus its full size): the DLQ must stay producible."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +83,48 @@ class InvalidRecord:
     source_record_id: str
     raw: bytes  # the row as the source gave it (JSON, UTF-8) so the DLQ shows exactly what came in
     reason: str
+
+    @classmethod
+    def of(cls, source_record_id: str, row: Any, reason: str) -> InvalidRecord:
+        """The DLQ entry of ``row``: as JSON, resident IDs and phones masked (PIPL), truncated if huge."""
+        raw, size = dlq_bytes(row)
+        if size > len(raw):
+            reason = f"{reason} (raw row {size:,} bytes, first {len(raw):,} kept)"
+        return cls(source_record_id, raw, reason)
+
+
+def dlq_bytes(row: Any, limit: int = MAX_RAW_BYTES) -> tuple[bytes, int]:
+    """``row`` as masked UTF-8 JSON cut to ``limit`` bytes, and its full size."""
+    if isinstance(row, bytes | bytearray):
+        text = bytes(row).decode("utf-8", errors="replace")
+    elif isinstance(row, str):
+        text = row
+    else:
+        if isinstance(row, Mapping):
+            row = dict(row)
+        text = json.dumps(row, ensure_ascii=False, default=str, sort_keys=True)
+    data = mask_text(text).encode("utf-8")
+    return data[:limit].decode("utf-8", errors="ignore").encode("utf-8"), len(data)
+
+
+Made = Any  # RegistrationEvent | None (not childcare)
+
+
+def guarded(label: str, record_id: str, row: Any, make: Callable[[], Made]) -> Made | InvalidRecord:
+    """``make()``, or the row's DLQ entry when anything goes wrong turning it into an event.
+
+    The base owns this catch so no connector keeps its own list: a ``TypeError`` from a value of
+    the wrong type is as much a bad row as an unknown code. Errors about the source as a whole
+    (fatal, retriable) still stop the run.
+    """
+    try:
+        return make()
+    except (FatalError, RetriableError):
+        raise
+    except Exception as exc:
+        detail = str(exc) if isinstance(exc, RecordError) else f"{type(exc).__name__}: {exc}"
+        reason = detail if detail.startswith(label) else f"{label}: {detail}"
+        return InvalidRecord.of(record_id, row, reason)
 
 
 @dataclass(slots=True)
@@ -114,6 +137,7 @@ class Batch:
     state: dict[str, Any] = field(default_factory=dict)
     cursor_values: list[str] = field(default_factory=list)
     invalid: list[InvalidRecord] = field(default_factory=list)
+    notes: dict[str, str] = field(default_factory=dict)  # what waits and why, for the run summary
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +148,14 @@ class ExtractContext:
     run_id: str
     batch_size: int = 500
 
+    def local_end(self, fmt: str) -> str:
+        """The high-water mark's end bound: the as-of instant on the registrars' clock, as ``fmt`` text.
+
+        Rows stamped after the as-of wait for the next run (like dlt's ``Incremental(end_value)``),
+        so a run stamped for the 31st never takes what surfaced on the 1st into the month before.
+        """
+        return self.extracted_at.astimezone(REGISTRAR_TIME).strftime(fmt)
+
 
 class Connector(ABC):
     """One registrar system. Subclasses set ``spec`` and implement :meth:`batches`."""
@@ -133,6 +165,17 @@ class Connector(ABC):
     @abstractmethod
     def batches(self, state: Mapping[str, Any], ctx: ExtractContext) -> Iterator[Batch]:
         """Yield batches in cursor order, each with the state to commit after it is published."""
+
+    def take(self, batch: Batch, record_id: str, row: Any, make: Callable[[], Made], label: str = "") -> None:
+        """Account for one row in ``batch``: an event, not childcare (``make`` gives None), or the DLQ."""
+        out = guarded(label or f"{self.spec.name}: record {record_id}", record_id, row, make)
+        if isinstance(out, InvalidRecord):
+            batch.invalid.append(out)
+        elif out is None:
+            batch.not_childcare += 1
+        else:
+            batch.events.append(out)
+            batch.cursor_values.append(out.lineage.cursor_value or "")
 
     # shared helpers ---------------------------------------------------------------------------
     @staticmethod
@@ -183,7 +226,7 @@ def event_type_from(code: str, mapping: Mapping[str, EventType], source: str, ke
     try:
         return mapping[code]
     except KeyError:
-        raise ConnectorError(f"{source}: unknown change code {code!r} on record {key}") from None
+        raise UnusableRecord(f"{source}: unknown change code {code!r} on record {key}") from None
 
 
 def dumps_state(state: Mapping[str, Any]) -> str:
@@ -203,35 +246,6 @@ def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
-def watermark_pages(
-    mark: HighWatermark,
-    fetch: Callable[[HighWatermark, int], Iterable[Any]],
-    position: Callable[[Any], tuple[str, str]],
-    size: int,
-) -> Iterator[tuple[list[tuple[Any, str]], HighWatermark]]:
-    """Pages of rows new to ``mark`` as ``[(row, cursor_value)]``, each with the watermark after it.
-
-    ``fetch(mark, limit)`` returns at most ``limit`` rows with ``cursor >= mark.value`` in (cursor, key)
-    order, e.g. one ``SELECT … ORDER BY … LIMIT``; ``position(row)`` gives its (cursor value, key). It
-    is asked for ``size + len(mark.ties)`` rows: only the ties already taken can be skipped, so a page
-    is full whenever enough new rows exist and a tie group larger than a page never stalls the read.
-    Each page is its own short query, so nothing is held open while the caller publishes.
-    """
-    while True:
-        page: list[tuple[Any, str]] = []
-        for row in fetch(mark, size + len(mark.ties)):
-            cursor, key = position(row)
-            if not mark.admits(cursor, key):
-                continue
-            mark = mark.advance(cursor, key)
-            page.append((row, cursor))
-            if len(page) >= size:
-                break
-        if not page:
-            return
-        yield page, mark
-
-
 def legal_representative(
     name: str | None, id_number: str | None, phone: str | None, today: date
 ) -> LegalRepresentative:
@@ -246,3 +260,15 @@ def legal_representative(
         id_valid=parse_resident_id(number, today=today).is_valid if number else None,
         phone_masked=mask_phone(phone) or None,
     )
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` in seconds: delay-seconds or an HTTP date (RFC 9110); ``None`` if absent or bad."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value)
+    with contextlib.suppress(TypeError, ValueError):
+        moment = parsedate_to_datetime(value)  # naive only for "-0000", which means UTC
+        return max(0.0, (moment.replace(tzinfo=moment.tzinfo or UTC) - datetime.now(UTC)).total_seconds())
+    return None

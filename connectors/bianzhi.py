@@ -15,28 +15,27 @@ client of a foreign system, and the same code reads a production copy.
 
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from decimal import Decimal, InvalidOperation
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 
 from connectors.base import (
     Batch,
-    Connector,
-    ConnectorError,
     ConnectorSpec,
     ExtractContext,
     HighWatermark,
     InvalidRecord,
+    UnusableRecord,
     event_type_from,
     legal_representative,
     parse_date,
-    watermark_pages,
 )
+from connectors.sql import SqlConnector
 from schemas.events import (
     EventType,
     FieldChange,
@@ -49,7 +48,7 @@ from schemas.events import (
     RegistrationEvent,
     ServiceForm,
 )
-from schemas.masking import mask_phone, mask_resident_id, mask_text
+from schemas.masking import mask_text
 
 SOURCE = "bianzhi"
 EXTRACTED_BY = "connectors.bianzhi@0.1.0"
@@ -75,7 +74,9 @@ _FORM_SEP = re.compile(r"[、,，;；\s]+")
 COLUMNS = (  # noqa: SIM905 - the columns read, at one glance
     "jgid bbh tyshxydm jgmc jglb zs zsxzqh ywfw fddbr fddbrzjhm lxdh kbzj fwxs tws djrq hzrq bglx djzt scbz gxsj"
 ).split()
-TYPES: dict[str, Any] = {"bbh": sa.Integer, "kbzj": sa.Numeric(18, 2), "tws": sa.Integer, "gxsj": sa.DateTime}
+# kbzj is read untyped and parsed per row: SQLite keeps text in a NUMERIC column, and a typed read
+# would fail the whole page's fetch on it instead of sending that one row to the DLQ.
+TYPES: dict[str, Any] = {"bbh": sa.Integer, "kbzj": None, "tws": sa.Integer, "gxsj": sa.DateTime}
 HISTORY = sa.table("sydw_djls", *(sa.column(n, TYPES.get(n, sa.String)) for n in COLUMNS))
 ITEMS = sa.table(
     "sydw_bgsx",
@@ -88,7 +89,7 @@ ITEMS = sa.table(
 )
 
 
-class BianzhiConnector(Connector):
+class BianzhiConnector(SqlConnector):
     """Reads the 编制 事业单位登记 history table incrementally (SQLite or PostgreSQL URL)."""
 
     spec = ConnectorSpec(
@@ -100,39 +101,55 @@ class BianzhiConnector(Connector):
         description="编制部门事业单位登记管理库：登记历史表 sydw_djls，每个登记版本一行",
     )
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._engine: sa.Engine | None = None
-
-    @property
-    def engine(self) -> sa.Engine:
-        """Created on first use, so building a connector never touches the source."""
-        if self._engine is None:
-            self._engine = sa.create_engine(self.url)
-        return self._engine
-
-    def close(self) -> None:
-        """Release the connection pool."""
-        if self._engine is not None:
-            self._engine.dispose()
-            self._engine = None
+    table = HISTORY
+    order_by = ("gxsj", "jgid", "bbh")
+    personal: ClassVar[Mapping[str, str]] = {"fddbrzjhm": "id", "lxdh": "phone"}
 
     def batches(self, state: Mapping[str, Any], ctx: ExtractContext) -> Iterator[Batch]:
-        """One batch per page of new history rows, each carrying the watermark after its last row."""
+        """Rows without ``gxsj`` once to the DLQ, then one batch per page of new history rows."""
         start = HighWatermark.from_state(state)
-        for page, after in watermark_pages(start, self._fetch, _position, ctx.batch_size):
-            items = self._items([row for row, _ in page if row.bglx == "02"])
-            batch = Batch(read=len(page), state=after.to_state())
-            for row, cursor in page:
-                self._take(row, cursor, items.get((row.jgid, row.bbh), ()), ctx, batch)
+        unstamped = set(state.get("unstamped", ()))
+        if sweep := [row for row in self._unstamped() if f"{row.jgid}/{row.bbh}" not in unstamped]:
+            unstamped |= {f"{row.jgid}/{row.bbh}" for row in sweep}
+            batch = Batch(read=len(sweep), state={**start.to_state(), "unstamped": sorted(unstamped)})
+            for row in sweep:  # never on the cursor: told once, not silently never read
+                reason = f"{SOURCE}: record {row.jgid} v{row.bbh}: no 更新时间 (gxsj), so the cursor never reaches it"
+                batch.invalid.append(InvalidRecord.of(row.jgid, self.raw(row), reason))
             yield batch
+        yield from self.pages(start, ctx, {"unstamped": sorted(unstamped)} if unstamped else {})
 
-    def _fetch(self, mark: HighWatermark, limit: int) -> Sequence[sa.Row[Any]]:
-        # gxsj is NOT NULL in the source; the filter keeps a first run and a resumed run alike.
-        query = sa.select(HISTORY).where(HISTORY.c.gxsj.is_not(None))
-        query = query.order_by(HISTORY.c.gxsj, HISTORY.c.jgid, HISTORY.c.bbh).limit(limit)
-        if mark.value is not None:
-            query = query.where(HISTORY.c.gxsj >= datetime.strptime(mark.value, CURSOR_FORMAT))
+    def after_mark(self, mark: HighWatermark) -> sa.ColumnElement[bool]:
+        """``gxsj >= mark`` as a timestamp."""
+        return HISTORY.c.gxsj >= datetime.strptime(mark.value or "", CURSOR_FORMAT)
+
+    def until(self, ctx: ExtractContext) -> sa.ColumnElement[bool]:
+        """Stamped by the as-of (Beijing time); a NULL ``gxsj`` is never on the cursor."""
+        end = datetime.strptime(ctx.local_end(CURSOR_FORMAT), CURSOR_FORMAT)
+        return sa.and_(HISTORY.c.gxsj.is_not(None), HISTORY.c.gxsj <= end)
+
+    def position(self, row: sa.Row[Any]) -> tuple[str, str]:
+        """(cursor value, tie key) of a history row."""
+        return row.gxsj.strftime(CURSOR_FORMAT), f"{row.jgid}/{row.bbh}"
+
+    def record_id(self, row: sa.Row[Any]) -> tuple[str, str]:
+        """The institution and its version."""
+        return row.jgid, f"{row.jgid} v{row.bbh}"
+
+    def prepare(self, rows: list[sa.Row[Any]]) -> dict[tuple[str, int], list[sa.Row[Any]]]:
+        """The 变更事项 of this page's 变更 rows."""
+        return self._items([row for row in rows if row.bglx == "02"])
+
+    def convert(
+        self, row: sa.Row[Any], cursor: str, ctx: ExtractContext, page: Any
+    ) -> RegistrationEvent | None:
+        """The version's event; None when neither scope nor name is childcare."""
+        if not self.is_childcare(row.ywfw, row.jgmc):
+            return None
+        return self._event(row, cursor, page.get((row.jgid, row.bbh), ()), ctx)
+
+    def _unstamped(self) -> Sequence[sa.Row[Any]]:
+        """History rows without ``gxsj`` (NOT NULL in the source's design, not in every copy)."""
+        query = sa.select(HISTORY).where(HISTORY.c.gxsj.is_(None)).order_by(HISTORY.c.jgid, HISTORY.c.bbh)
         with self.engine.connect() as conn:
             return conn.execute(query).all()
 
@@ -153,25 +170,6 @@ class BianzhiConnector(Connector):
                     found[(item.jgid, item.bbh)].append(item)
         return found
 
-    def _take(
-        self, row: sa.Row[Any], cursor: str, items: Sequence[sa.Row[Any]], ctx: ExtractContext, batch: Batch
-    ) -> None:
-        """Count, drop as not childcare, emit, or route to the DLQ — every row ends in exactly one."""
-        if not self.is_childcare(row.ywfw, row.jgmc):
-            batch.not_childcare += 1
-            return
-        try:
-            event = self._event(row, cursor, items, ctx)
-        except ConnectorError as exc:
-            batch.invalid.append(InvalidRecord(row.jgid, raw_json(row), str(exc)))
-            return
-        except ValueError as exc:  # e.g. an impossible date
-            reason = f"{SOURCE}: record {row.jgid} v{row.bbh}: {exc}"
-            batch.invalid.append(InvalidRecord(row.jgid, raw_json(row), reason))
-            return
-        batch.events.append(event)
-        batch.cursor_values.append(cursor)
-
     def _event(
         self, row: sa.Row[Any], cursor: str, items: Sequence[sa.Row[Any]], ctx: ExtractContext
     ) -> RegistrationEvent:
@@ -180,10 +178,10 @@ class BianzhiConnector(Connector):
         event_type = EventType.DEREGISTERED if deleted else event_type_from(row.bglx or "", BGLX, SOURCE, key)
         status = InstitutionStatus.DEREGISTERED if deleted else DJZT.get((row.djzt or "").strip())
         if status is None:
-            raise ConnectorError(f"{SOURCE}: unknown 登记状态 {row.djzt!r} on record {key}")
+            raise UnusableRecord(f"{SOURCE}: unknown 登记状态 {row.djzt!r} on record {key}")
         event_date = parse_date(row.hzrq) or parse_date(row.djrq)
         if event_date is None:
-            raise ConnectorError(f"{SOURCE}: record {key} has neither 核准日期 nor 登记日期")
+            raise UnusableRecord(f"{SOURCE}: record {key} has neither 核准日期 nor 登记日期")
         county, resolution = self.resolve_county(row.zs, row.zsxzqh)
         institution = Institution(
             uscc=(row.tyshxydm or "").strip(),
@@ -198,7 +196,7 @@ class BianzhiConnector(Connector):
             legal_representative=legal_representative(
                 row.fddbr, row.fddbrzjhm, row.lxdh, ctx.extracted_at.date()
             ),
-            registered_capital=row.kbzj,
+            registered_capital=_decimal(row.kbzj, "kbzj"),
             service_forms=self._forms(row.fwxs, key),
             capacity=row.tws,
         )
@@ -225,18 +223,15 @@ class BianzhiConnector(Connector):
             return None
         unknown = [label for label in labels if label not in FORMS]
         if unknown:
-            raise ConnectorError(f"{SOURCE}: unknown 服务形式 {unknown} on record {key}")
+            raise UnusableRecord(f"{SOURCE}: unknown 服务形式 {unknown} on record {key}")
         return tuple(FORMS[label] for label in labels)
 
 
-def _position(row: sa.Row[Any]) -> tuple[str, str]:
-    """(cursor value, tie key) of a history row."""
-    return row.gxsj.strftime(CURSOR_FORMAT), f"{row.jgid}/{row.bbh}"
-
-
-def raw_json(row: sa.Row[Any]) -> bytes:
-    """The row for the DLQ as JSON, with the legal representative's ID and phone masked (PIPL)."""
-    data = dict(row._mapping)
-    data["fddbrzjhm"] = mask_resident_id(data.get("fddbrzjhm"))
-    data["lxdh"] = mask_phone(data.get("lxdh"))
-    return json.dumps(data, ensure_ascii=False, default=str).encode("utf-8")
+def _decimal(value: Any, column: str) -> Decimal | None:
+    """A NUMERIC value read untyped: Decimal on PostgreSQL, float or text on SQLite."""
+    if value is None or isinstance(value, Decimal):
+        return value
+    try:
+        return Decimal(str(value).strip())
+    except InvalidOperation:
+        raise UnusableRecord(f"{column} {value!r} is not a number") from None

@@ -4,10 +4,11 @@ Every line is an event on an already registered entity: a kindergarten opened �
 emitted as CHILDCARE_CLASS_ADDED (no childcare filter: the feed holds nothing else), with the 托班
 places as capacity.
 
-State: ``{"cursor": HighWatermark state over the zero-padded ``seq``, "offset": bytes consumed}``.
+State: ``{"cursor": HighWatermark over the zero-padded ``seq``, "offset": bytes consumed, "identity": …}``.
 The sequence number is the truth (a line is taken only if its ``seq`` is past the watermark); the
-byte offset only saves re-reading the file from the start, and is dropped if the file got shorter
-(rotated or rewritten). A new line whose ``seq`` is not past the watermark breaks the feed's promise
+byte offset only saves re-reading the file from the start, and is dropped when the file is another
+one (device, inode or first line changed: rotated) or got shorter (rewritten) — identity, not size,
+so a rotated feed longer than the old offset is still read whole. A new line whose ``seq`` is not past the watermark breaks the feed's promise
 and goes to the DLQ rather than vanish. A last line without its newline is a writer caught mid-append: it is left
 for the next run, never parsed. A whole line that is not valid JSON, or lacks ``seq``/``record_id``/
 ``approved_date``, goes to ``Batch.invalid``.
@@ -15,8 +16,11 @@ for the next run, never parsed. A whole line that is not valid JSON, or lacks ``
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator, Mapping
+from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -27,6 +31,8 @@ from connectors.base import (
     ExtractContext,
     HighWatermark,
     InvalidRecord,
+    UnusableRecord,
+    guarded,
     parse_date,
 )
 from schemas import events as ev
@@ -54,6 +60,32 @@ LEGAL_FORMS: Final = {  # by the USCC's registrar and category characters
 }
 
 
+_SKIP: Final = object()
+_LATER: Final = object()
+_HEAD_BYTES: Final = 4096
+
+
+def _reported_after(line: Mapping[str, Any], ctx: ExtractContext) -> bool:
+    """The end bound: a line ``reported_at`` after the run's as-of is not this run's (unparsable: it is)."""
+    try:
+        reported = datetime.fromisoformat(str(line.get("reported_at")))
+    except ValueError:
+        return False
+    return reported.tzinfo is not None and reported > ctx.extracted_at
+
+
+def _identity(feed: Path) -> dict[str, Any]:
+    """Which file this is: device, inode and a hash of its first line (or first 4 KiB).
+
+    Size says nothing when a rotated feed is longer than the old offset; the inode changes when a
+    new file is moved into place, and the head hash catches a copy over the old inode.
+    """
+    info = feed.stat()
+    with feed.open("rb") as handle:
+        head = handle.read(_HEAD_BYTES).split(b"\n", 1)[0]
+    return {"dev": info.st_dev, "ino": info.st_ino, "head": hashlib.sha256(head).hexdigest()[:16]}
+
+
 def cursor_of(seq: int) -> str:
     """``seq`` as a cursor value that sorts as text (HighWatermark compares strings)."""
     return f"{seq:012d}"
@@ -73,9 +105,11 @@ class JiaoyuConnector(Connector):
         offset = int(state.get("offset", 0))
         if not self.feed.exists():
             return
-        rescan = self.feed.stat().st_size < offset
+        identity = _identity(self.feed)
+        saved = state.get("identity")
+        rescan = self.feed.stat().st_size < offset or (saved is not None and saved != identity)
         if rescan:
-            offset = 0  # the file was rotated or rewritten: rescan, the seq watermark filters
+            offset = 0  # another file (rotated) or rewritten: read it whole, the seq watermark filters
         batch = Batch()
         with self.feed.open("rb") as handle:
             handle.seek(offset)
@@ -85,28 +119,48 @@ class JiaoyuConnector(Connector):
                 offset += len(raw)
                 if not raw.strip():
                     continue
-                try:
-                    line = json.loads(raw)
-                    seq, key = int(line["seq"]), f"{line['record_id']}:{line['version']}"
-                    if not mark.admits(cursor_of(seq), key):
-                        if rescan or key in mark.ties:
-                            continue  # taken before the file was rewritten, or sent twice
-                        raise ValueError(f"seq {seq} is not after the cursor {mark.value} (out of order)")
-                    batch.events.append(self._event(line, ctx))
-                    batch.cursor_values.append(cursor_of(seq))
-                    mark = mark.advance(cursor_of(seq), key)
-                    batch.read += 1
-                except (ValueError, KeyError, TypeError) as exc:
-                    batch.read += 1
-                    reason = f"{SPEC.source_system} byte {offset - len(raw)}: {type(exc).__name__}: {exc}"
-                    batch.invalid.append(InvalidRecord(f"{self.feed.name}@{offset - len(raw)}", raw, reason))
+                out = guarded(
+                    f"{SPEC.source_system} byte {offset - len(raw)}",
+                    f"{self.feed.name}@{offset - len(raw)}",
+                    raw,
+                    partial(self._line, raw, mark, rescan, ctx),
+                )
+                if out is _LATER:  # reported after the as-of: this line and the rest wait for the next run
+                    offset -= len(raw)
+                    break
+                if out is _SKIP:
+                    continue
+                batch.read += 1
+                if isinstance(out, InvalidRecord):
+                    batch.invalid.append(out)
+                else:
+                    event, key = out
+                    batch.events.append(event)
+                    batch.cursor_values.append(event.lineage.cursor_value or "")
+                    mark = mark.advance(event.lineage.cursor_value or "", key)
                 if len(batch.events) + len(batch.invalid) >= ctx.batch_size:
-                    batch.state = {"cursor": mark.to_state(), "offset": offset}
+                    batch.state = {"cursor": mark.to_state(), "offset": offset, "identity": identity}
                     yield batch
                     batch = Batch()
-        if batch.read or offset != state.get("offset", 0):
-            batch.state = {"cursor": mark.to_state(), "offset": offset}
+        if batch.read or offset != state.get("offset", 0) or saved != identity:
+            batch.state = {"cursor": mark.to_state(), "offset": offset, "identity": identity}
             yield batch
+
+    def _line(
+        self, raw: bytes, mark: HighWatermark, rescan: bool, ctx: ExtractContext
+    ) -> tuple[ev.RegistrationEvent, str] | object:
+        """The event of one feed line and its tie key, or ``_SKIP`` for a line taken before."""
+        line = json.loads(raw)
+        if not isinstance(line, dict):
+            raise UnusableRecord(f"a JSON {type(line).__name__}, not an object")
+        if _reported_after(line, ctx):
+            return _LATER
+        seq, key = int(line["seq"]), f"{line['record_id']}:{line['version']}"
+        if not mark.admits(cursor_of(seq), key):
+            if rescan or key in mark.ties:
+                return _SKIP  # taken before the file was rewritten, or sent twice
+            raise ValueError(f"seq {seq} is not after the cursor {mark.value} (out of order)")
+        return self._event(line, ctx), key
 
     def _event(self, line: Mapping[str, Any], ctx: ExtractContext) -> ev.RegistrationEvent:
         """The CHILDCARE_CLASS_ADDED event of one feed line (ValueError/KeyError when unusable)."""

@@ -14,16 +14,13 @@ timeouts and connection errors; other 4xx (401/403: the token) raise ``FatalSour
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import operator
 import re
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
-from email.utils import parsedate_to_datetime
+from decimal import Decimal
 from typing import Any, ClassVar, Final
 
 import httpx
@@ -31,7 +28,7 @@ import tenacity
 from pydantic import SecretStr
 
 from connectors import base
-from schemas.errors import RecordError, RetriableError
+from schemas.errors import RetriableError
 from schemas.events import (
     EventType,
     FieldChange,
@@ -52,6 +49,7 @@ log = logging.getLogger(__name__)
 PATH: Final = "/api/v1/social-orgs"
 MAX_PAGE_SIZE: Final = 500
 EXTRACTED_BY: Final = "connectors.minzheng@0.1.0"
+UPDATE_TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%S"
 _CURSOR = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")  # fixed width: string order is time order
 _RETRIED = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
@@ -87,7 +85,7 @@ class _Transient(RetriableError):
         self.retry_after = retry_after
 
 
-class _Unusable(RecordError, ValueError):
+class _Unusable(base.UnusableRecord):
     """A row that cannot become an event; the message is the DLQ reason."""
 
 
@@ -127,18 +125,21 @@ class MinzhengConnector(base.Connector):
         """One batch per API page, in ``(updateTime, id)`` order, each with the state after it."""
         mark = base.HighWatermark.from_state(state)
         size = max(1, min(ctx.batch_size, MAX_PAGE_SIZE))
-        since, page = mark.value, 1
+        since, page, end = mark.value, 1, ctx.local_end(UPDATE_TIME_FORMAT)
         headers = {"Authorization": f"Bearer {self._token.get_secret_value()}"} if self._token else {}
         with httpx.Client(base_url=self.base_url, headers=headers, timeout=self.timeout) as client:
             while True:
                 rows = self._fetch(client, {"updated_since": since, "page": page, "page_size": size})
-                batch = base.Batch()
+                batch, past_end = base.Batch(), False
                 for row in rows:
+                    if _after(row, end):  # surfaced after the as-of: left for the next run
+                        past_end = True
+                        break
                     mark = self._take(row, mark, batch, ctx)
                 if batch.read:
                     batch.state = mark.to_state()
                     yield batch
-                if len(rows) < size:
+                if past_end or len(rows) < size:
                     return
                 if mark.value == since:
                     page += 1  # the whole page sat at the mark's instant: step through the tie group
@@ -175,7 +176,8 @@ class MinzhengConnector(base.Connector):
         status = response.status_code
         if status == 429 or status >= 500:
             raise _Transient(
-                f"HTTP {status} at {request.url}", _retry_after(response.headers.get("Retry-After"))
+                f"HTTP {status} at {request.url}",
+                base.retry_after_seconds(response.headers.get("Retry-After")),
             )
         if status != 200:  # 401/403 (token refused) and other 4xx: retrying will not help
             raise base.FatalSourceError(f"minzheng: GET {request.url}: HTTP {status} {response.text[:200]}")
@@ -183,9 +185,11 @@ class MinzhengConnector(base.Connector):
             body = response.json()
         except ValueError as exc:
             raise _Transient(f"unreadable JSON ({exc})") from exc
+        if not isinstance(body, dict):  # e.g. a bare array: the gateway, not the API, answered
+            raise _Transient(f"the body is a JSON {type(body).__name__}, not a JSON object")
         if body.get("code") != 0:
             raise _Transient(f"API code {body.get('code')}: {body.get('msg')}")
-        records = (body.get("data") or {}).get("records")
+        records = body["data"].get("records") if isinstance(body.get("data"), dict) else None
         if not isinstance(records, list):
             raise base.FatalSourceError(f"minzheng: {request.url} sent no data.records; has the API changed?")
         return records
@@ -208,42 +212,36 @@ class MinzhengConnector(base.Connector):
         if not mark.admits(cursor, tie_key):
             return mark
         batch.read += 1
-        batch.cursor_values.append(cursor)
-        try:
+
+        def make() -> RegistrationEvent | None:
             if not key or version is None:
                 raise _Unusable("no id or version")
-            event = self._event(row, str(key), str(version), cursor, ctx)
-        except _Unusable as exc:
-            batch.invalid.append(_invalid(row, str(exc)))
-        else:
-            if event is None:
-                batch.not_childcare += 1
-            else:
-                batch.events.append(event)
+            return self._event(row, str(key), str(version), cursor, ctx)
+
+        self.take(batch, str(key or ""), _masked(row), make, f"minzheng: record {key or '(no id)'}")
         return mark.advance(cursor, tie_key)
 
     def _event(
         self, row: Mapping[str, Any], key: str, version: str, cursor: str, ctx: base.ExtractContext
     ) -> RegistrationEvent | None:
         """The event of a row; ``None`` for a non-childcare row. Faulty values pass on to the gate."""
-        name, scope = row.get("orgName") or "", row.get("businessScope") or ""
+        name, scope = _text(row, "orgName"), _text(row, "businessScope")
+        if not name and not scope:  # nothing to judge childcare by: unreadable, not "not childcare"
+            raise _Unusable("neither orgName nor businessScope")
         if not self.is_childcare(scope, name):
             return None
-        try:
-            event_type = base.event_type_from(str(row.get("changeType")), CHANGE_TYPES, self.spec.name, key)
-            if (event_date := base.parse_date(row.get("approveDate"))) is None:
-                raise ValueError("approveDate is missing")
-            status = InstitutionStatus(STATUSES[row.get("status") or ""])
-            funds, forms, places = row.get("openingFunds"), row.get("serviceForms"), row.get("nurseryPlaces")
-            capital = None if funds in (None, "") else Decimal(str(funds))
-            service_forms = None if forms is None else tuple(SERVICE_FORMS[f] for f in forms)
-            capacity = None if places is None else operator.index(places)  # an int, not 12.5 or "12"
-            changes = [
-                FieldChange(CHANGE_ITEMS.get(c["item"], c["item"]), c.get("before"), c.get("after"))
-                for c in row.get("changeItems") or ()
-            ]
-        except (base.ConnectorError, KeyError, ValueError, TypeError, InvalidOperation) as exc:
-            raise _Unusable(f"unknown, missing or malformed value ({type(exc).__name__}: {exc})") from exc
+        event_type = base.event_type_from(str(row.get("changeType")), CHANGE_TYPES, self.spec.name, key)
+        if (event_date := base.parse_date(row.get("approveDate"))) is None:
+            raise _Unusable("approveDate is missing")
+        status = InstitutionStatus(STATUSES[row.get("status") or ""])
+        funds, forms, places = row.get("openingFunds"), row.get("serviceForms"), row.get("nurseryPlaces")
+        capital = None if funds in (None, "") else Decimal(str(funds))
+        service_forms = None if forms is None else tuple(SERVICE_FORMS[f] for f in forms)
+        capacity = None if places is None else operator.index(places)  # an int, not 12.5 or "12"
+        changes = [
+            FieldChange(CHANGE_ITEMS.get(c["item"], c["item"]), c.get("before"), c.get("after"))
+            for c in row.get("changeItems") or ()
+        ]
         address = row.get("address") or ""
         rep = (row.get("legalPerson"), row.get("legalPersonIdNo"), row.get("legalPersonPhone"))
         county, resolution = self.resolve_county(address, row.get("addressAreaCode"))
@@ -275,19 +273,28 @@ class MinzhengConnector(base.Connector):
         )
 
 
+def _after(row: Any, end: str) -> bool:
+    """Whether a row's ``updateTime`` lies past the run's end bound (unplaceable rows are not)."""
+    cursor = row.get("updateTime") if isinstance(row, dict) else None
+    return isinstance(cursor, str) and bool(_CURSOR.fullmatch(cursor)) and cursor > end
+
+
+def _masked(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The row for the DLQ; personal numbers masked even there."""
+    return {**row, **{name: mask(str(row[name])) for name, mask in _PERSONAL.items() if row.get(name)}}
+
+
 def _invalid(row: Mapping[str, Any], reason: str) -> base.InvalidRecord:
-    """A DLQ entry for a row; personal numbers are masked even there."""
-    safe = {**row, **{name: mask(str(row[name])) for name, mask in _PERSONAL.items() if row.get(name)}}
+    """A DLQ entry for a row that cannot even be placed on the cursor."""
     key = str(row.get("id") or "")
-    raw = json.dumps(safe, ensure_ascii=False, sort_keys=True).encode()
-    return base.InvalidRecord(key, raw, f"minzheng: record {key or '(no id)'}: {reason}")
+    return base.InvalidRecord.of(key, _masked(row), f"minzheng: record {key or '(no id)'}: {reason}")
 
 
-def _retry_after(value: str | None) -> float | None:
-    """``Retry-After`` in seconds: delay-seconds or an HTTP date (RFC 9110); ``None`` if absent or bad."""
-    if value and value.strip().isdigit():
-        return float(value)
-    with contextlib.suppress(TypeError, ValueError):
-        moment = parsedate_to_datetime(value)  # naive only for "-0000", which means UTC
-        return max(0.0, (moment.replace(tzinfo=moment.tzinfo or UTC) - datetime.now(UTC)).total_seconds())
-    return None
+def _text(row: Mapping[str, Any], name: str) -> str:
+    """A text field; another JSON type there makes the row unusable (a number is not a name)."""
+    value = row.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _Unusable(f"{name} is {type(value).__name__}, not text: {value!r:.60}")
+    return value

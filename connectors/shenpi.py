@@ -17,26 +17,22 @@ form and profit nature (enterprise 91 / individual 92 are for-profit, social_org
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 
 from connectors.base import (
-    Batch,
-    Connector,
-    ConnectorError,
     ConnectorSpec,
     ExtractContext,
     HighWatermark,
-    InvalidRecord,
+    UnusableRecord,
     event_type_from,
     legal_representative,
     parse_date,
-    watermark_pages,
 )
+from connectors.sql import SqlConnector, json_column
 from schemas.events import (
     EventType,
     FieldChange,
@@ -50,11 +46,12 @@ from schemas.events import (
     RegistrationEvent,
     ServiceForm,
 )
-from schemas.masking import mask_phone, mask_resident_id, mask_text
+from schemas.masking import mask_text
 
 SOURCE = "shenpi"
 EXTRACTED_BY = "connectors.shenpi@0.1.0"
 CURSOR_DIGITS = 12
+UPDATE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # update_time: Beijing time text, sorts like time
 
 BIZ_TYPE = {
     "SL": EventType.ESTABLISHED,
@@ -109,7 +106,7 @@ TYPES: dict[str, Any] = {
 REGISTRATION = sa.table("approval_registration", *(sa.column(n, TYPES.get(n, sa.String)) for n in COLUMNS))
 
 
-class ShenpiConnector(Connector):
+class ShenpiConnector(SqlConnector):
     """Reads the 行政审批 platform's registration versions incrementally (SQLite or PostgreSQL URL)."""
 
     spec = ConnectorSpec(
@@ -121,59 +118,35 @@ class ShenpiConnector(Connector):
         description="行政审批服务局审批平台：登记版本表 approval_registration，每个核准版本一行",
     )
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._engine: sa.Engine | None = None
+    table = REGISTRATION
+    order_by = ("change_seq", "entity_id", "version_no")
+    personal: ClassVar[Mapping[str, str]] = {"lp_cert_no": "id", "lp_mobile": "phone"}
 
-    @property
-    def engine(self) -> sa.Engine:
-        """Created on first use, so building a connector never touches the source."""
-        if self._engine is None:
-            self._engine = sa.create_engine(self.url)
-        return self._engine
+    def after_mark(self, mark: HighWatermark) -> sa.ColumnElement[bool]:
+        """``change_seq >= mark`` as a number."""
+        return REGISTRATION.c.change_seq >= int(mark.value or 0)
 
-    def close(self) -> None:
-        """Release the connection pool."""
-        if self._engine is not None:
-            self._engine.dispose()
-            self._engine = None
+    def until(self, ctx: ExtractContext) -> sa.ColumnElement[bool]:
+        """Approvals are serial, so ``update_time`` (text of one width) rises with ``change_seq``."""
+        return REGISTRATION.c.update_time <= ctx.local_end(UPDATE_TIME_FORMAT)
 
-    def batches(self, state: Mapping[str, Any], ctx: ExtractContext) -> Iterator[Batch]:
-        """One batch per page of new versions, each carrying the watermark after its last row."""
-        start = HighWatermark.from_state(state)
-        for page, after in watermark_pages(start, self._fetch, _position, ctx.batch_size):
-            batch = Batch(read=len(page), state=after.to_state())
-            for row, cursor in page:
-                self._take(row, cursor, ctx, batch)
-            yield batch
+    def position(self, row: sa.Row[Any]) -> tuple[str, str]:
+        """(cursor value, tie key); the cursor zero-padded so text order is numeric."""
+        return f"{row.change_seq:0{CURSOR_DIGITS}d}", f"{row.entity_id}/{row.version_no}"
 
-    def _fetch(self, mark: HighWatermark, limit: int) -> Sequence[sa.Row[Any]]:
-        reg = REGISTRATION.c
-        query = sa.select(REGISTRATION).order_by(reg.change_seq, reg.entity_id, reg.version_no).limit(limit)
-        if mark.value is not None:
-            query = query.where(reg.change_seq >= int(mark.value))
-        with self.engine.connect() as conn:
-            return conn.execute(query).all()
+    def record_id(self, row: sa.Row[Any]) -> tuple[str, str]:
+        """The entity and its version."""
+        return row.entity_id, f"{row.entity_id} v{row.version_no}"
 
-    def _take(self, row: sa.Row[Any], cursor: str, ctx: ExtractContext, batch: Batch) -> None:
-        """Count, drop as not childcare, emit, or route to the DLQ — every row ends in exactly one."""
+    def convert(
+        self, row: sa.Row[Any], cursor: str, ctx: ExtractContext, page: Any
+    ) -> RegistrationEvent | None:
+        """The version's event; None when neither scope nor name is childcare."""
         key = f"{row.entity_id} v{row.version_no}"
-        try:
-            scope = "；".join(_string_list(row.scope_json, "scope_json", key))
-            if not self.is_childcare(scope, row.entity_name):
-                batch.not_childcare += 1
-                return
-            event = self._event(row, scope, key, cursor, ctx)
-        except ConnectorError as exc:
-            batch.invalid.append(InvalidRecord(row.entity_id, raw_json(row), str(exc)))
-            return
-        except ValueError as exc:  # e.g. an impossible date
-            batch.invalid.append(
-                InvalidRecord(row.entity_id, raw_json(row), f"{SOURCE}: record {key}: {exc}")
-            )
-            return
-        batch.events.append(event)
-        batch.cursor_values.append(cursor)
+        scope = "；".join(_string_list(row.scope_json, "scope_json", key))
+        if not self.is_childcare(scope, row.entity_name):
+            return None
+        return self._event(row, scope, key, cursor, ctx)
 
     def _event(
         self, row: sa.Row[Any], scope: str, key: str, cursor: str, ctx: ExtractContext
@@ -181,10 +154,10 @@ class ShenpiConnector(Connector):
         event_type = event_type_from(row.biz_type or "", BIZ_TYPE, SOURCE, key)
         status = STATUS.get(row.status_code or "")
         if status is None:
-            raise ConnectorError(f"{SOURCE}: unknown status_code {row.status_code!r} on record {key}")
+            raise UnusableRecord(f"{SOURCE}: unknown status_code {row.status_code!r} on record {key}")
         event_date = parse_date(row.approve_date) or parse_date(row.established_date)
         if event_date is None:
-            raise ConnectorError(f"{SOURCE}: record {key} has neither approve_date nor established_date")
+            raise UnusableRecord(f"{SOURCE}: record {key} has neither approve_date nor established_date")
         form, nature = ENTITY_TYPE.get(row.entity_type or "", (LegalForm.OTHER, ProfitNature.UNKNOWN))
         county, resolution = self.resolve_county(row.reg_address, row.address_area_code)
         capital: Decimal | None = row.reg_capital_yuan
@@ -221,36 +194,22 @@ class ShenpiConnector(Connector):
         )
 
 
-def _position(row: sa.Row[Any]) -> tuple[str, str]:
-    """(cursor value, tie key) of a version row; the cursor zero-padded so text order is numeric."""
-    return f"{row.change_seq:0{CURSOR_DIGITS}d}", f"{row.entity_id}/{row.version_no}"
-
-
-def _json(value: Any, column: str, key: str) -> Any:
-    if isinstance(value, str | bytes):
-        try:
-            return json.loads(value)
-        except ValueError as exc:
-            raise ConnectorError(f"{SOURCE}: {column} of record {key} is not JSON: {exc}") from None
-    return value
-
-
 def _string_list(value: Any, column: str, key: str) -> list[str]:
     """A JSON list of text items (``None`` → empty); anything else is an error naming the column."""
-    items = _json(value, column, key)
+    items = json_column(value, column, key)
     if items is None:
         return []
     if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
-        raise ConnectorError(f"{SOURCE}: {column} of record {key} is not a list of text items: {items!r:.80}")
+        raise UnusableRecord(f"{SOURCE}: {column} of record {key} is not a list of text items: {items!r:.80}")
     return [item.strip() for item in items if item.strip()]
 
 
 def _changes(value: Any, key: str) -> tuple[FieldChange, ...]:
     """change_items → field changes, values masked (an ID or phone may be the changed value)."""
-    items = _json(value, "change_items", key) or []
-    if not isinstance(items, list) or not all(isinstance(item, dict) and "item" in item for item in items):
-        raise ConnectorError(
-            f"{SOURCE}: change_items of record {key} is not a list of {{item, before, after}}"
+    items = json_column(value, "change_items", key) or []
+    if not isinstance(items, list) or not all(_is_change(item) for item in items):
+        raise UnusableRecord(
+            f"{SOURCE}: change_items of record {key} is not a list of {{item, before, after}} texts: {items!r:.80}"
         )
     return tuple(
         FieldChange(
@@ -262,17 +221,16 @@ def _changes(value: Any, key: str) -> tuple[FieldChange, ...]:
     )
 
 
+def _is_change(item: Any) -> bool:
+    """``{"item": text, "before": text|null, "after": text|null}``: anything else cannot be a FieldChange."""
+    if not isinstance(item, dict) or not isinstance(item.get("item"), str):
+        return False
+    return all(isinstance(item.get(side), str | None) for side in ("before", "after"))
+
+
 def _modes(text: str | None, key: str) -> tuple[ServiceForm, ...] | None:
     codes = [code.strip() for code in (text or "").split(",") if code.strip()]
     unknown = [code for code in codes if code not in MODES]
     if unknown:
-        raise ConnectorError(f"{SOURCE}: unknown service_modes {unknown} on record {key}")
+        raise UnusableRecord(f"{SOURCE}: unknown service_modes {unknown} on record {key}")
     return tuple(MODES[code] for code in codes) or None
-
-
-def raw_json(row: sa.Row[Any]) -> bytes:
-    """The row for the DLQ as JSON, with the legal person's ID and mobile masked (PIPL)."""
-    data = dict(row._mapping)
-    data["lp_cert_no"] = mask_resident_id(data.get("lp_cert_no"))
-    data["lp_mobile"] = mask_phone(data.get("lp_mobile"))
-    return json.dumps(data, ensure_ascii=False, default=str).encode("utf-8")

@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
-from functools import lru_cache
+from datetime import timedelta
+from decimal import Decimal
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import Any, Final
@@ -35,12 +34,42 @@ from connectors.base import (
     ExtractContext,
     FatalSourceError,
     InvalidRecord,
+    guarded,
     legal_representative,
     parse_date,
 )
-from schemas import childcare
+from connectors.shichang_format import (
+    CANDIDATE_MARKS,
+    CHANGE_CODES,
+    CHANGE_FIELDS,
+    COLUMNS,
+    ENCODING,
+    FILE_NAME,
+    LEGAL_FORMS,
+    MARKER_SUFFIX,
+    created_after,
+    due,
+    is_candidate,
+    read_marker,
+    record_id_of,
+    row_for_dlq,
+    row_is_childcare,
+    scope_verdict,
+    suspect,
+)
 from schemas import events as ev
 from schemas.masking import mask_text
+
+__all__ = [  # the format's names stay importable from here
+    "CANDIDATE_MARKS",
+    "COLUMNS",
+    "ENCODING",
+    "MARKER_SUFFIX",
+    "SPEC",
+    "ShichangConnector",
+    "is_candidate",
+    "row_is_childcare",
+]
 
 SPEC: Final = ConnectorSpec(
     name="shichang",
@@ -51,65 +80,11 @@ SPEC: Final = ConnectorSpec(
     description="市场监管 exchange day files (GB18030 CSV + .ok marker), childcare rows only",
 )
 EXTRACTED_BY: Final = "connectors.shichang@0.1.0"
-ENCODING: Final = "gb18030"
-FILE_NAME: Final = re.compile(r"^SCJG_(\d{8})(?:_\w+)?\.csv$")
-MARKER_SUFFIX: Final = ".ok"
-CANDIDATE_MARKS: Final = ("托", "婴", "岁", "乳儿", *childcare.CHILDCARE_INDUSTRY_CODES)
-"""Every include keyword of the classifier contains one of these (a unit test keeps it so)."""
-_COLUMN_TABLE = """
-record_id  记录编号            JLBH        version      版本号              BBH
-uscc       统一社会信用代码    TYSHXYDM    name         主体名称            ZTMC
-entity_type 主体类型           ZTLX        address      住所                ZS
-division   住所行政区划代码    ZSXZQHDM    scope        经营范围            JYFW
-industry   行业代码            HYDM        rep_name     法定代表人          FDDBR
-rep_id     法定代表人证件号码  FDDBRZJHM   rep_phone    联系电话            LXDH
-capital    注册资本（万元）    ZCZB        change_code  变更类型代码        BGLXDM
-change_item 变更事项           BGSX        before       变更前内容          BGQNR
-after      变更后内容          BGHNR       moved_from   迁出地行政区划代码  QCDXZQHDM
-moved_to   迁入地行政区划代码  QRDXZQHDM   approved     核准日期            HZRQ
-"""
-COLUMNS: Final = {key: (zh, py) for key, zh, py in zip(*[iter(_COLUMN_TABLE.split())] * 3, strict=True)}
-"""The columns, in file order: our key → (Chinese header, pinyin-initials header); either header is read."""
-CHANGE_CODES: Final = {
-    "01": (ev.EventType.ESTABLISHED, ev.InstitutionStatus.ACTIVE),
-    "02": (ev.EventType.CHANGED, ev.InstitutionStatus.ACTIVE),
-    "03": (ev.EventType.DEREGISTERED, ev.InstitutionStatus.DEREGISTERED),
-    "04": (ev.EventType.REVOKED, ev.InstitutionStatus.REVOKED),
-    "05": (ev.EventType.MOVED_IN, ev.InstitutionStatus.ACTIVE),
-    "06": (ev.EventType.MOVED_OUT, ev.InstitutionStatus.MOVED_OUT),
-}
-CHANGE_FIELDS: Final = {
-    "经营范围": "business_scope",
-    "法定代表人": "legal_representative.name",
-    "住所": "address",
-}
-LEGAL_FORMS: Final = {"企业": ev.LegalForm.ENTERPRISE, "个体工商户": ev.LegalForm.INDIVIDUAL_BUSINESS}
+DEFAULT_MARKER_GRACE: Final = timedelta(hours=48)
+"""How long a day file may wait for a correct ``.ok`` marker after it was due before the run fails."""
 _ALIASES: Final = {alias: key for key, names in COLUMNS.items() for alias in names}
-_CHILDCARE_CODES: Final = childcare.CHILDCARE_INDUSTRY_CODES
-_STILL_ARRIVING: Final = ("no_marker", "marker_invalid", "checksum_mismatch")
+_STILL_ARRIVING: Final = ("no_marker", "marker_invalid", "checksum_mismatch", "after_as_of")
 _SCOPE_EVENT: Final = {True: ev.EventType.SCOPE_ADDED_CHILDCARE, False: ev.EventType.SCOPE_REMOVED_CHILDCARE}
-
-
-def is_candidate(text: str) -> bool:
-    """Could this line hold a childcare row? A chain of ``in`` tests: ~2x faster than one regex."""
-    return "托" in text or "婴" in text or "岁" in text or "乳儿" in text or "8020" in text
-
-
-@lru_cache(maxsize=4096)
-def scope_verdict(scope: str) -> childcare.ChildcareVerdict:
-    """The classifier's verdict on a scope alone (cached: scope wording repeats across entities)."""
-    return childcare.classify(scope)
-
-
-def row_is_childcare(scope: str, name: str, industry: str) -> bool:
-    """Same answer as ``classify(scope, name, industry).is_childcare``, usually from the cache."""
-    rule = scope_verdict(scope).rule
-    if rule == "include":
-        return True  # a strong include wins over any exclusion in the name
-    code = re.sub(r"\D", "", industry)
-    if rule in ("no_include", "excluded") and not is_candidate(name) and code not in _CHILDCARE_CODES:
-        return False  # no include anywhere: the name holds none of the marks, nor is the industry 8020
-    return Connector.is_childcare(scope, name, industry)
 
 
 @dataclass(slots=True)
@@ -135,8 +110,9 @@ class ShichangConnector(Connector):
 
     spec = SPEC
 
-    def __init__(self, inbox: Path) -> None:
+    def __init__(self, inbox: Path, marker_grace: timedelta = DEFAULT_MARKER_GRACE) -> None:
         self.inbox = Path(inbox)
+        self.marker_grace = marker_grace
         self.report = ScanReport()
 
     def batches(self, state: Mapping[str, Any], ctx: ExtractContext) -> Iterator[Batch]:
@@ -152,6 +128,8 @@ class ShichangConnector(Connector):
 
         for path in self._new_files(files, dups, current.get("file")):
             found = self._complete(path)
+            if not isinstance(found, str) and created_after(path, ctx.extracted_at):
+                found = "after_as_of"  # the end bound: produced after this run's as-of, the next run's
             if isinstance(found, str):
                 report.waiting[path.name] = found
                 continue
@@ -178,10 +156,17 @@ class ShichangConnector(Connector):
             files[path.name] = found.sha256
             report.taken.append(path.name)
             batch.state, dirty = snapshot(), True
-        if dirty or batch.events or batch.invalid:
+        waiting = {n: why for n, why in report.waiting.items() if why in _STILL_ARRIVING}
+        if dirty or batch.events or batch.invalid or waiting:
+            batch.notes.update(waiting)  # told in the run summary, never a silent exit 0
             yield _sealed(batch, snapshot())
         if broken := {n: why for n, why in report.waiting.items() if why not in _STILL_ARRIVING}:
             raise FatalSourceError(f"{SPEC.source_system}: complete files break the format: {broken}")
+        if overdue := {n: why for n, why in waiting.items() if due(n) + self.marker_grace < ctx.extracted_at}:
+            raise FatalSourceError(
+                f"{SPEC.source_system}: files still incomplete {self.marker_grace} after they were due: {overdue}",
+                hint="ask the exchange to re-deliver them with their .ok markers",
+            )
 
     def _new_files(self, files: Mapping[str, str], dups: Mapping[str, str], resume: str | None) -> list[Path]:
         """Data files not yet handled (a name re-issued with other bytes counts as new), oldest first."""
@@ -190,7 +175,7 @@ class ShichangConnector(Connector):
             if not FILE_NAME.match(path.name):
                 continue
             known = files.get(path.name) or dups.get(path.name)
-            if known is not None and _marker(path).get("sha256") == known:
+            if known is not None and read_marker(path).get("sha256") == known:
                 continue
             found.append((path.name != resume, path.name, path))
         return [path for *_, path in sorted(found)]  # the name sorts by date: SCJG_YYYYMMDD…
@@ -198,7 +183,7 @@ class ShichangConnector(Connector):
     @staticmethod
     def _complete(path: Path) -> _Complete | str:
         """The file's checksum, rows and header when its marker vouches for it, else why it waits."""
-        marker = _marker(path)
+        marker = read_marker(path)
         if not marker:
             return "no_marker"
         if marker.get("file", path.name) != path.name or not marker.get("rows", "").isdigit():
@@ -228,14 +213,25 @@ class ShichangConnector(Connector):
         with file.path.open(encoding=ENCODING, errors="replace", newline="\n") as handle:
             handle.readline()
             for row_no, line in enumerate(islice(handle, skip, None), skip + 1):
-                if is_candidate(line):
-                    row, cursor = next(csv.reader([line])), f"{file.path.name}:{row_no:09d}"  # sorts as read
-                    try:
-                        out = self._event(row, cols, len(file.names), cursor, ctx)
-                    except (ValueError, InvalidOperation) as exc:
-                        out = _invalid(file.names, row, cursor, exc)
+                if is_candidate(line) or suspect(line, len(file.names)):
+                    cursor = f"{file.path.name}:{row_no:09d}"  # sorts as read
+                    out = guarded(
+                        f"{SPEC.source_system} {cursor}",
+                        cursor,
+                        line,
+                        partial(self._event_of_line, line, cols, len(file.names), cursor, ctx),
+                    )
+                    if isinstance(out, InvalidRecord):  # only now: parsing for the DLQ costs
+                        data = row_for_dlq(file.names, line)
+                        out = InvalidRecord.of(record_id_of(data, cursor), data, out.reason)
                     if out is not None:
                         yield row_no, out
+
+    def _event_of_line(
+        self, line: str, cols: dict[str, int], width: int, cursor: str, ctx: ExtractContext
+    ) -> ev.RegistrationEvent | None:
+        """The line parsed as one CSV row, then :meth:`_event` (a bad quote is a bad row, not a bad run)."""
+        return self._event(next(csv.reader([line])), cols, width, cursor, ctx)
 
     def _event(
         self, row: list[str], cols: dict[str, int], width: int, cursor: str, ctx: ExtractContext
@@ -243,14 +239,14 @@ class ShichangConnector(Connector):
         """The row's event, None when it is not childcare; ValueError when it cannot be read."""
         if len(row) != width:
             raise ValueError(f"expected {width} fields, found {len(row)}")
+        if "\ufffd" in "".join(row):  # before the childcare test: a corrupted keyword decides nothing
+            raise ValueError("bytes that are not GB18030")
         get = {key: row[i].strip() for key, i in cols.items()}.__getitem__
         scope, name, code, item = get("scope"), get("name"), get("change_code"), get("change_item")
         care = row_is_childcare(scope, name, get("industry"))
         scope_change = code == "02" and item == "经营范围"
         if not (care or scope_change):
             return None
-        if "\ufffd" in "".join(row):
-            raise ValueError("bytes that are not GB18030")
         if code not in CHANGE_CODES:
             raise ValueError(f"unknown change type code {code!r}")
         event_type, status = CHANGE_CODES[code]
@@ -293,23 +289,6 @@ class ShichangConnector(Connector):
             changed_fields=(change,) if code == "02" and item else (),
             jurisdiction=moved if code in ("05", "06") else None,
         )
-
-
-def _marker(path: Path) -> dict[str, str]:
-    """The ``.ok`` marker's ``key=value`` lines; empty when there is none."""
-    try:
-        text = path.with_name(path.name + MARKER_SUFFIX).read_text(encoding="ascii", errors="replace")
-    except FileNotFoundError:
-        return {}
-    return {k.strip(): v.strip() for k, _, v in (line.partition("=") for line in text.splitlines()) if v}
-
-
-def _invalid(names: list[str], row: list[str], cursor: str, exc: Exception) -> InvalidRecord:
-    """The row for the DLQ, as JSON keyed by its header; IDs and phones masked even there (PIPL)."""
-    data = dict(zip(names, row, strict=False))
-    record_id = next((data[h].strip() for h in COLUMNS["record_id"] if data.get(h)), cursor)
-    raw = mask_text(json.dumps(data, ensure_ascii=False)).encode()
-    return InvalidRecord(record_id, raw, f"{SPEC.source_system} {cursor}: {exc}")
 
 
 def _sealed(batch: Batch, state: dict[str, Any]) -> Batch:

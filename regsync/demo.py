@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import SecretStr
 
-from regsync import jobs
+from regsync import jobs, sources
 from regsync.settings import Settings, StackSettings
 from regsync.stack.launcher import Stack
 
@@ -161,7 +161,7 @@ def run_demo(
             say(f"{month}: registrars publish, connectors extract (as of {extract_at:%Y-%m-%d %H:%M})")
             for name in SOURCES:
                 sims[name].publish_until(extract_at)
-                done = jobs.extract(name, extract_at, settings, connector=sims[name].connector())
+                done = jobs.extract(name, extract_at, settings, connector=sources.for_simulator(sims[name]))
                 summary.extracted[name] = summary.extracted.get(name, 0) + done.published
                 summary.not_childcare[name] = summary.not_childcare.get(name, 0) + done.not_childcare
                 summary.connector_dlq[name] = summary.connector_dlq.get(name, 0) + done.invalid

@@ -10,7 +10,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -70,7 +70,13 @@ class GateSettings(BaseModel):
 
 
 class SourcesSettings(BaseModel):
-    """Where each registrar system is. Secrets (API tokens, DB passwords in URLs) via the environment."""
+    """Where each registrar system is. Secrets (API tokens, DB passwords in URLs) via the environment.
+
+    Extras are kept: a registrar added to :mod:`regsync.sources` is located by
+    ``REGSYNC_SOURCES__<ITS_LOCATION>`` without a field here.
+    """
+
+    model_config = ConfigDict(extra="allow")
 
     bianzhi_url: str | None = Field(default=None, description="SQLAlchemy URL of the 编制 database.")
     shenpi_url: str | None = Field(default=None, description="SQLAlchemy URL of the 行政审批 database.")
@@ -80,6 +86,12 @@ class SourcesSettings(BaseModel):
         default=None, description="Drop folder of 市场监管 exchange files."
     )
     jiaoyu_feed: Path | None = Field(default=None, description="The 教育 托班 feed.")
+    shichang_marker_grace_hours: float = Field(
+        default=48.0,
+        ge=0,
+        description="Hours a 市场监管 day file may wait for a correct .ok marker after it was due "
+        "before the extract fails (until then it is reported in the run summary).",
+    )
 
 
 class Settings(BaseSettings):

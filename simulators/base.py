@@ -68,9 +68,19 @@ class Simulator(ABC):
     def _write(self, records: list[SourceRecord], as_of: datetime) -> None:
         """Put these record versions into the system, in its own format and with its quirks."""
 
+    @property
+    def source(self) -> str:
+        """The registrar system's name in the registrar registry (``regsync.sources``)."""
+        return self.registrar.value.lower()
+
+    @property
     @abstractmethod
-    def connector(self) -> Any:
-        """A connector (``connectors.base.Connector``) configured to read this system."""
+    def location(self) -> Any:
+        """Where a reader finds this system: the value of its ``REGSYNC_SOURCES__…`` setting.
+
+        Simulators know their own format and place, never the connector that reads them; the
+        wiring (``regsync.sources.for_simulator``, the tests) puts the two together.
+        """
 
     def close(self) -> None:  # noqa: B027 - optional hook, deliberately not abstract
         """Stop servers, close connections (no-op for passive systems)."""

@@ -215,11 +215,10 @@ class BianzhiDb(Simulator):
             "gxsj": gxsj_of(r.surfaced_at),
         }
 
-    def connector(self) -> Any:
-        """A :class:`connectors.bianzhi.BianzhiConnector` on this database."""
-        from connectors.bianzhi import BianzhiConnector
-
-        return BianzhiConnector(self.url)
+    @property
+    def location(self) -> str:
+        """The database URL a reader is pointed at (``REGSYNC_SOURCES__BIANZHI_URL``)."""
+        return self.url
 
     def close(self) -> None:
         """Release the connection pool."""

@@ -28,7 +28,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from connectors.jiaoyu import JiaoyuConnector
 from schemas.events import Registrar
 from simulators.base import Simulator
 from simulators.world import SourceRecord, World
@@ -106,6 +105,7 @@ class JiaoyuFeed(Simulator):
         with self.feed.open("ab") as handle:
             handle.write(b"".join(lines))
 
-    def connector(self) -> JiaoyuConnector:
-        """The 教育 connector reading this feed."""
-        return JiaoyuConnector(self.feed)
+    @property
+    def location(self) -> Path:
+        """The feed file a reader is pointed at (``REGSYNC_SOURCES__JIAOYU_FEED``)."""
+        return self.feed

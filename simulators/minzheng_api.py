@@ -73,7 +73,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from connectors.minzheng import MinzhengConnector
 from schemas.events import EventType, Registrar, ServiceForm
 from simulators.base import Simulator
 from simulators.world import SourceRecord, World, lookalike_records
@@ -417,9 +416,15 @@ class MinzhengApiSimulator(Simulator):
         """Commit raw rows (e.g. malformed ones no world record can produce); no truth is written."""
         self._api.insert(rows)
 
-    def connector(self, **options: Any) -> MinzhengConnector:
-        """A connector for this server; ``options`` go to :class:`MinzhengConnector` (retry waits…)."""
-        return MinzhengConnector(self.base_url, token=self.token, **options)
+    @property
+    def location(self) -> str:
+        """The base URL a reader is pointed at (``REGSYNC_SOURCES__MINZHENG_URL``)."""
+        return self.base_url
+
+    @property
+    def reader_options(self) -> dict[str, Any]:
+        """What else a reader needs (``REGSYNC_SOURCES__MINZHENG_TOKEN``): the bearer token, if any."""
+        return {"token": self.token}
 
     def close(self) -> None:
         """Stop serving, cut open connections, and wait for the server thread."""

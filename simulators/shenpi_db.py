@@ -163,11 +163,10 @@ class ShenpiDb(Simulator):
             "update_time": stamp(r.surfaced_at),
         }
 
-    def connector(self) -> Any:
-        """A :class:`connectors.shenpi.ShenpiConnector` on this database."""
-        from connectors.shenpi import ShenpiConnector
-
-        return ShenpiConnector(self.url)
+    @property
+    def location(self) -> str:
+        """The database URL a reader is pointed at (``REGSYNC_SOURCES__SHENPI_URL``)."""
+        return self.url
 
     def close(self) -> None:
         """Release the connection pool."""

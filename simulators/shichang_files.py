@@ -12,7 +12,7 @@ File format (the contract ``connectors.shichang`` reads):
   ends, one header line, then one record per line: a field never holds a line break (the exchange
   replaces them with spaces), so the marker's row count is also the line count.
 * The header is in Chinese (default) or in pinyin initials (``header="pinyin"``, as older exchange
-  tables name columns), see :data:`connectors.shichang.COLUMNS`. Change type codes: 01 设立, 02 变更, 03 注销, 04 吊销,
+  tables name columns), see :data:`COLUMNS`. Change type codes: 01 设立, 02 变更, 03 注销, 04 吊销,
   05 迁入, 06 迁出; a 02 row names its item (变更事项: 经营范围, 法定代表人, 注册资本…) with the old and
   new content, so a scope change that adds or removes 托育 is decidable from the row alone.
 * ``SCJG_YYYYMMDD.csv.ok``: the completion marker, written after the data file, ASCII ``key=value``
@@ -42,7 +42,6 @@ from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from connectors.shichang import COLUMNS, ENCODING, MARKER_SUFFIX, ShichangConnector
 from schemas import divisions, uscc
 from schemas.events import EventType, Registrar, make_event_id
 from simulators.base import Simulator
@@ -60,6 +59,25 @@ from simulators.world import (
     pref_name,
     resident_id,
 )
+
+# The exchange's format, as the registrar publishes it: declared here, not imported from the
+# connector, so a connector drifting from the format is caught by the tests that read these files.
+ENCODING = "gb18030"
+MARKER_SUFFIX = ".ok"
+_COLUMN_TABLE = """
+record_id  记录编号            JLBH        version      版本号              BBH
+uscc       统一社会信用代码    TYSHXYDM    name         主体名称            ZTMC
+entity_type 主体类型           ZTLX        address      住所                ZS
+division   住所行政区划代码    ZSXZQHDM    scope        经营范围            JYFW
+industry   行业代码            HYDM        rep_name     法定代表人          FDDBR
+rep_id     法定代表人证件号码  FDDBRZJHM   rep_phone    联系电话            LXDH
+capital    注册资本（万元）    ZCZB        change_code  变更类型代码        BGLXDM
+change_item 变更事项           BGSX        before       变更前内容          BGQNR
+after      变更后内容          BGHNR       moved_from   迁出地行政区划代码  QCDXZQHDM
+moved_to   迁入地行政区划代码  QRDXZQHDM   approved     核准日期            HZRQ
+"""
+COLUMNS = {key: (zh, py) for key, zh, py in zip(*[iter(_COLUMN_TABLE.split())] * 3, strict=True)}
+"""The exchange's columns in file order: key → (Chinese header, pinyin-initials header)."""
 
 BEIJING = timezone(timedelta(hours=8), "CST")
 INBOX = "inbox"
@@ -156,7 +174,7 @@ def render(rows: Iterable[Sequence[str]]) -> str:
 
 
 def as_row(**fields: str) -> list[str]:
-    """A file row from column keys of :data:`connectors.shichang.COLUMNS` (missing ones empty)."""
+    """A file row from column keys of :data:`COLUMNS` (missing ones empty)."""
     unknown = set(fields) - set(COLUMNS)
     if unknown:
         raise ValueError(f"unknown columns {sorted(unknown)}")
@@ -476,9 +494,10 @@ class ShichangFiles(Simulator):
         self.published.update((t["record_id"], t["version"]) for t in world)
         return len(world)
 
-    def connector(self) -> ShichangConnector:
-        """The 市场监管 connector reading this drop folder."""
-        return ShichangConnector(self.inbox)
+    @property
+    def location(self) -> Path:
+        """The drop folder a reader is pointed at (``REGSYNC_SOURCES__SHICHANG_DROP_DIR``)."""
+        return self.inbox
 
 
 def write_bulk_day(

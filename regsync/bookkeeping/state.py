@@ -24,6 +24,7 @@ class SavedState:
     state: dict[str, Any] = field(default_factory=dict)
     raw_offsets: dict[int, int] = field(default_factory=dict)
     exists: bool = False
+    published_ahead: set[str] = field(default_factory=set)  # event ids on raw past the cursor
 
 
 @dataclass(slots=True)
@@ -54,14 +55,17 @@ class StateStore:
         """The last committed state of ``source`` (empty on its first run)."""
         with self.engine.connect() as conn:
             row = conn.execute(
-                sa.select(connector_state.c.state_json, connector_state.c.raw_offsets_json).where(
-                    connector_state.c.source == source
-                )
+                sa.select(
+                    connector_state.c.state_json,
+                    connector_state.c.raw_offsets_json,
+                    connector_state.c.published_ahead_json,
+                ).where(connector_state.c.source == source)
             ).first()
         if row is None:
             return SavedState()
         offsets = {int(k): int(v) for k, v in json.loads(row.raw_offsets_json).items()}
-        return SavedState(json.loads(row.state_json), offsets, True)
+        ahead = set(json.loads(row.published_ahead_json or "[]"))
+        return SavedState(json.loads(row.state_json), offsets, True, ahead)
 
     def start_run(self, run_id: str, source: str, as_of: datetime) -> None:
         """Record that a run began (a crash leaves it 'running': visible in the audit trail)."""
@@ -73,12 +77,24 @@ class StateStore:
             )
 
     def commit(
-        self, source: str, run_id: str, state: dict[str, Any], raw_offsets: dict[int, int], counts: RunCounts
+        self,
+        source: str,
+        run_id: str,
+        state: dict[str, Any],
+        raw_offsets: dict[int, int],
+        counts: RunCounts,
+        published_ahead: set[str] | frozenset[str] = frozenset(),
     ) -> None:
-        """Cursor, offsets and counts in one transaction: either all advance or none."""
+        """Cursor, offsets, the ids published past the cursor and counts in one transaction.
+
+        Raw offsets only ever advance together with ``published_ahead``: whatever lies on raw between
+        the old and the new offsets and is not behind the cursor yet is named there, so a run killed
+        after this commit still knows not to send it again.
+        """
         values = {
             "state_json": json.dumps(state, ensure_ascii=False, sort_keys=True),
             "raw_offsets_json": json.dumps({str(k): v for k, v in sorted(raw_offsets.items())}),
+            "published_ahead_json": json.dumps(sorted(published_ahead)),
             "run_id": run_id,
             "updated_at": _now(),
         }

@@ -13,7 +13,15 @@ from typing import Final
 
 import sqlalchemy as sa
 
-__all__ = ["connector_state", "dlq_replays", "extract_runs", "gate_runs", "metadata", "monthly_metrics"]
+__all__ = [
+    "connector_state",
+    "dlq_replays",
+    "extract_locks",
+    "extract_runs",
+    "gate_runs",
+    "metadata",
+    "monthly_metrics",
+]
 
 metadata: Final = sa.MetaData()
 
@@ -25,7 +33,24 @@ connector_state = sa.Table(
     sa.Column("raw_offsets_json", sa.Text, nullable=False),
     sa.Column("run_id", sa.String(64), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column(
+        "published_ahead_json",
+        sa.Text,
+        nullable=False,
+        server_default="[]",
+        comment="event ids on raw past the committed cursor: a recovered run must not send them again",
+    ),
 )
+
+extract_locks: Final = sa.Table(
+    "extract_locks",
+    metadata,
+    sa.Column("source", sa.String(64), primary_key=True),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("holder", sa.String(255), nullable=False),
+    sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
+)
+"""Who last took a source's extract lock, to name the holder when a second run is refused."""
 
 extract_runs = sa.Table(
     "extract_runs",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from functools import cache
 from typing import Any
 
 from quality.month_records import CONNECTOR_DLQ_RULE, Judged, MonthRecords, RawRecord
@@ -23,17 +22,11 @@ __all__ = ["read_month", "source_registrars"]
 _LOGGER = logging.getLogger(__name__)
 
 
-@cache
 def source_registrars() -> Mapping[str, Registrar]:
-    """Source name (the ``regsync.source`` header) → registrar, from each connector's declared spec."""
-    from connectors.bianzhi import BianzhiConnector
-    from connectors.jiaoyu import JiaoyuConnector
-    from connectors.minzheng import MinzhengConnector
-    from connectors.shenpi import ShenpiConnector
-    from connectors.shichang import ShichangConnector
+    """Source name (the ``regsync.source`` header) → registrar, from the registrar registry."""
+    from regsync import sources
 
-    classes = (BianzhiConnector, MinzhengConnector, ShichangConnector, ShenpiConnector, JiaoyuConnector)
-    return {c.spec.name: c.spec.registrar for c in classes}
+    return sources.registrars()
 
 
 def _registrar(source: str | None, event: RegistrationEvent | None) -> Registrar | None:

@@ -59,7 +59,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Final
 from zoneinfo import ZoneInfo
 
 from quality import report_metrics as metrics
@@ -74,15 +73,6 @@ from regsync.settings import Settings
 from schemas.events import Registrar
 
 __all__ = ["build_metrics", "write_month_report"]
-
-# The sources' settings fields, to list a configured registrar even in a month it sent nothing.
-_SOURCE_SETTINGS: Final = {
-    "bianzhi": "bianzhi_url",
-    "minzheng": "minzheng_url",
-    "shichang": "shichang_drop_dir",
-    "shenpi": "shenpi_url",
-    "jiaoyu": "jiaoyu_feed",
-}
 
 
 def build_metrics(
@@ -164,9 +154,7 @@ def write_month_report(
 
 def _configured_registrars(settings: Settings) -> set[Registrar]:
     """Registrars whose source is configured: listed even in a month they sent nothing (a finding)."""
+    from regsync import sources
+
     registrars = source_registrars()
-    return {
-        registrars[name]
-        for name, field in _SOURCE_SETTINGS.items()
-        if getattr(settings.sources, field, None) not in (None, "") and name in registrars
-    }
+    return {registrars[name] for name in sources.configured(settings) if name in registrars}

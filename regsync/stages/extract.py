@@ -5,18 +5,24 @@ as-of extraction instant, headers = source/event id/run id), flush, resolve *eve
 failed send raises; nothing is fire-and-forget), and only then commit the connector's state with
 the offsets reached. A crash between the acknowledgement and the commit re-reads that batch on
 restart; the recovery scan finds the event ids already on the topic past the last committed
-offsets and does not send them again, so the topic holds each event id once.
+offsets and does not send them again, so the topic holds each event id once. What the scan found
+is committed (``published_ahead``, with the offsets scanned to) before anything more is sent, and
+an id leaves that set only once a committed batch covers it: a recovering run killed in turn
+leaves the next one the same knowledge (issue 13 item 1).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, Final
 
-from connectors.base import Batch, Connector, ExtractContext, InvalidRecord
+from connectors.base import Batch, Connector, ExtractContext, InvalidRecord, dlq_bytes
+from regsync.bookkeeping.lock import source_lock
 from regsync.bookkeeping.state import RunCounts, StateStore
 from regsync.faults import crash_point
 from regsync.kafka import bus
@@ -24,8 +30,11 @@ from regsync.kafka.topics import Topics
 from schemas.events import ErrorContext, RejectedRecord, RuleViolation, Severity
 
 Progress = Callable[[Batch, RunCounts], None]
+_LOG = logging.getLogger(__name__)
 
 INVALID_SOURCE_RULE = "SOURCE_UNREADABLE"
+MAX_EVENT_BYTES: Final = 1_000_000
+"""Largest raw value sent: under the broker's and producer's 1 MiB defaults with key and headers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +48,7 @@ class ExtractSummary:
     published: int
     recovered: int
     invalid: int
+    waiting: dict[str, str] = field(default_factory=dict)  # what the source holds back, and why
 
     @property
     def childcare(self) -> int:
@@ -63,7 +73,8 @@ def _recover(
 def _rejected_for(
     invalid: InvalidRecord, source: str, run_id: str, topic: str, at: datetime
 ) -> RejectedRecord:
-    """A connector-level DLQ record: the raw row and why no event could be made of it."""
+    """A connector-level DLQ record: the raw row (masked again, bounded) and why no event was made of it."""
+    raw, _ = dlq_bytes(invalid.raw)  # every connector's DLQ copy is masked here too (issue 13 item 9)
     return RejectedRecord(
         error_context=ErrorContext(topic, -1, -1, run_id, at),
         violations=(
@@ -75,9 +86,36 @@ def _rejected_for(
                 None,
             ),
         ),
-        raw_value=invalid.raw,
+        raw_value=raw,
         decode_error=f"{source}:{invalid.source_record_id}: {invalid.reason}",
     )
+
+
+def _encode(codecs: bus.Codecs, event: Any, source: str, invalid: list[InvalidRecord]) -> bytes | None:
+    """The event's wire bytes, or None with a DLQ entry when it cannot be encoded or is too big to send.
+
+    The size is checked before producing: the broker would refuse the record
+    (``MessageSizeTooLargeError``) and fail the run on it at every rerun (issue 13 item 4).
+    """
+    where = f"{source}: record {event.lineage.source_record_id}"
+    try:
+        value: bytes = codecs.raw.encode(event.to_avro())
+    except Exception as exc:
+        reason = f"{where}: the event does not fit the contract ({type(exc).__name__}: {exc})"
+        invalid.append(InvalidRecord.of(event.lineage.source_record_id, _as_dict(event), reason))
+        return None
+    if len(value) > MAX_EVENT_BYTES:
+        reason = f"{where}: event of {len(value):,} bytes is over the {MAX_EVENT_BYTES:,}-byte limit"
+        invalid.append(InvalidRecord.of(event.lineage.source_record_id, _as_dict(event), reason))
+        return None
+    return value
+
+
+def _as_dict(event: Any) -> Any:
+    try:
+        return event.to_avro()
+    except Exception:  # the DLQ copy must never be what fails
+        return repr(event)
 
 
 def run_extract(
@@ -94,26 +132,56 @@ def run_extract(
     """Extract everything new from one source, as of ``as_of`` (also the records' Kafka timestamp)."""
     source = connector.spec.name
     store = StateStore(database_url)
-    codecs = bus.load_codecs(registry_url, topics)
     run_id = f"extract-{source}-{uuid.uuid4().hex[:12]}"
+    try:
+        with source_lock(store.engine, source, run_id):  # one running extract per source
+            return _run(
+                connector, store, run_id, bootstrap, registry_url, topics, as_of, batch_size, progress
+            )
+    finally:
+        store.dispose()
+
+
+def _run(
+    connector: Connector,
+    store: StateStore,
+    run_id: str,
+    bootstrap: str,
+    registry_url: str,
+    topics: Topics,
+    as_of: datetime,
+    batch_size: int,
+    progress: Progress | None,
+) -> ExtractSummary:
+    """The run itself, under the source's lock."""
+    source = connector.spec.name
+    codecs = bus.load_codecs(registry_url, topics)
     as_of = as_of.astimezone(UTC)
     timestamp_ms = int(as_of.timestamp() * 1000)
     saved = store.load(source)
     counts = RunCounts()
+    waiting: dict[str, str] = {}
     store.start_run(run_id, source, as_of)
     producer = bus.idempotent_producer(bootstrap)
     try:
-        already, offsets = _recover(bootstrap, topics.raw, source, saved.raw_offsets if saved.exists else {})
-        # Baseline: nothing of ours lies beyond these offsets except what `already` holds.
-        store.commit(source, run_id, saved.state, offsets, counts)
+        found, offsets = _recover(bootstrap, topics.raw, source, saved.raw_offsets if saved.exists else {})
+        already = saved.published_ahead | found
+        # Baseline, before anything is sent: nothing of ours lies beyond these offsets and ahead of
+        # the cursor except what `already` holds — committed, so a kill from here on keeps it.
+        store.commit(source, run_id, saved.state, offsets, counts, already)
         ctx = ExtractContext(extracted_at=as_of, run_id=run_id, batch_size=batch_size)
         for batch in connector.batches(saved.state, ctx):
             futures = []
+            covered = set()
+            invalid = list(batch.invalid)
             for event in batch.events:
                 if event.event_id in already:
                     counts.recovered += 1
+                    covered.add(event.event_id)
                     continue
-                value = codecs.raw.encode(event.to_avro())
+                value = _encode(codecs, event, source, invalid)
+                if value is None:
+                    continue
                 futures.append(
                     producer.send(
                         topics.raw,
@@ -130,12 +198,12 @@ def run_extract(
                     )
                 )
             dlq = []
-            for invalid in batch.invalid:
-                record = _rejected_for(invalid, source, run_id, topics.raw, as_of)
+            for bad in invalid:
+                record = _rejected_for(bad, source, run_id, topics.raw, as_of)
                 dlq.append(
                     producer.send(
                         topics.rejected,
-                        key=invalid.source_record_id.encode("utf-8"),
+                        key=bad.source_record_id.encode("utf-8"),
                         value=codecs.rejected.encode(record.to_avro()),
                         timestamp_ms=timestamp_ms,
                         headers=bus.headers(
@@ -158,20 +226,29 @@ def run_extract(
             counts.not_childcare += batch.not_childcare
             counts.published += len(futures)
             counts.invalid += len(dlq)
-            store.commit(source, run_id, batch.state, offsets, counts)
+            waiting.update(batch.notes)
+            already -= covered  # behind the cursor once this commit lands: never read again
+            store.commit(source, run_id, batch.state, offsets, counts, already)
             crash_point("extract.after_commit")
             if progress is not None:
                 progress(batch, counts)
     except BaseException as exc:
         producer.close(timeout=5)
         store.finish_run(run_id, counts, error=f"{type(exc).__name__}: {exc}")
-        store.dispose()
         raise
     producer.close()
     store.finish_run(run_id, counts)
-    store.dispose()
+    if waiting:
+        _LOG.warning("%s: waiting, not read yet: %s", source, waiting)
     return ExtractSummary(
-        source, run_id, counts.read, counts.not_childcare, counts.published, counts.recovered, counts.invalid
+        source,
+        run_id,
+        counts.read,
+        counts.not_childcare,
+        counts.published,
+        counts.recovered,
+        counts.invalid,
+        waiting,
     )
 
 

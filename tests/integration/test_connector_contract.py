@@ -18,6 +18,7 @@ import pytest
 
 from regsync.kafka import bus
 from regsync.kafka.topics import Topics, ensure_topics
+from regsync.sources import for_simulator
 from regsync.stages.extract import run_extract
 from schemas.events import RegistrationEvent
 from simulators.world import WorldConfig, build_world
@@ -70,7 +71,7 @@ def test_connector_contract(source, stack, uid, database_url, tmp_path):
             def track(batch, _counts, trail=cursor_trail):
                 trail.extend(batch.cursor_values)
 
-            summary = run_extract(sim.connector(), as_of=as_of, batch_size=7, progress=track, **common)
+            summary = run_extract(for_simulator(sim), as_of=as_of, batch_size=7, progress=track, **common)
             assert (
                 summary.read
                 == summary.published + summary.recovered + summary.not_childcare + summary.invalid
@@ -82,7 +83,7 @@ def test_connector_contract(source, stack, uid, database_url, tmp_path):
             for event_id, ts in pushed_at.items():
                 assert ts <= int(as_of.timestamp() * 1000), event_id
 
-        again = run_extract(sim.connector(), as_of=_month_ends(world.config.months)[-1], **common)
+        again = run_extract(for_simulator(sim), as_of=_month_ends(world.config.months)[-1], **common)
         assert again.published == 0
 
         truth = [t for t in sim.ground_truth() if t["childcare"]]
@@ -99,7 +100,7 @@ def test_connector_contract(source, stack, uid, database_url, tmp_path):
             assert event.event_type.value == expected["event_type"]
             assert event.registrar.value == expected["registrar"]
             assert bus.header(record, bus.HEADER_SOURCE) == source
-            assert event.lineage.source_system == sim.connector().spec.source_system
+            assert event.lineage.source_system == for_simulator(sim).spec.source_system
             assert event.extracted_at.timestamp() * 1000 == record.timestamp
             # Nothing personal leaves the connector unmasked.
             rep = event.institution.legal_representative

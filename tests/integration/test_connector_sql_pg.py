@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from connectors.base import ExtractContext
+from regsync.sources import for_simulator
 from simulators.bianzhi_db import BianzhiDb
 from simulators.shenpi_db import ShenpiDb
 from simulators.world import WorldConfig, build_world
@@ -20,7 +21,7 @@ MONTH_ENDS = [datetime(2026, month, 1, tzinfo=UTC) for month in range(2, 8)]
 @pytest.mark.parametrize("system", [BianzhiDb, ShenpiDb], ids=["bianzhi", "shenpi"])
 def test_month_by_month_extraction_matches_ground_truth(system, database_url, tmp_path):
     sim = system(build_world(WorldConfig(institutions_per_month=40)), tmp_path, url=database_url)
-    connector = sim.connector()
+    connector = for_simulator(sim)
     try:
         assert sim.engine.dialect.name == "postgresql"
         state: dict = {}

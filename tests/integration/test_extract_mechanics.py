@@ -17,7 +17,7 @@ from regsync.bookkeeping.state import StateStore
 from regsync.kafka import bus
 from regsync.kafka.topics import Topics, ensure_topics
 from regsync.stages.extract import run_extract
-from schemas.events import RegistrationEvent
+from schemas.events import RegistrationEvent, RejectedRecord
 
 AS_OF = datetime(2026, 1, 31, 16, 0, tzinfo=UTC)
 HERE = Path(__file__).parent
@@ -75,10 +75,8 @@ def test_extract_publishes_confirms_and_commits(pipeline):
     assert len(_raw_events(pipeline)) == 24
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("crash_at", ["extract.after_ack:2", "extract.after_commit:3"])
-def test_sigkill_between_ack_and_commit_loses_and_doubles_nothing(pipeline, crash_at):
-    script = textwrap.dedent(
+def _script(pipeline, n: int = 20) -> str:
+    return textwrap.dedent(
         f"""
         import sys
         from datetime import datetime, timezone
@@ -86,7 +84,7 @@ def test_sigkill_between_ack_and_commit_loses_and_doubles_nothing(pipeline, cras
         from regsync.stages.extract import run_extract
         from regsync.kafka.topics import Topics
         run_extract(
-            ListConnector(rows(20)),
+            ListConnector(rows({n})),
             bootstrap={pipeline["bootstrap"]!r},
             registry_url={pipeline["registry_url"]!r},
             database_url={pipeline["database_url"]!r},
@@ -96,6 +94,22 @@ def test_sigkill_between_ack_and_commit_loses_and_doubles_nothing(pipeline, cras
         )
         """
     )
+
+
+def _run(script: str, crash_at: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(HERE)}
+    env.pop("REGSYNC_CRASH_AT", None)
+    if crash_at:
+        env["REGSYNC_CRASH_AT"] = crash_at
+    return subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("crash_at", ["extract.after_ack:2", "extract.after_commit:3"])
+def test_sigkill_between_ack_and_commit_loses_and_doubles_nothing(pipeline, crash_at):
+    script = _script(pipeline)
     env = {**os.environ, "PYTHONPATH": str(HERE), "REGSYNC_CRASH_AT": crash_at}
     killed = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
@@ -121,3 +135,51 @@ def test_sigkill_between_ack_and_commit_loses_and_doubles_nothing(pipeline, cras
     assert [r["status"] for r in runs] == ["succeeded", "running"]  # the killed run stays visible
     if crash_at.startswith("extract.after_ack"):
         assert runs[0]["recovered"] == 4  # the acked-but-uncommitted batch was found, not re-sent
+
+
+@pytest.mark.slow
+def test_two_kills_in_a_row_then_a_clean_run_publish_each_event_once(pipeline):
+    """Issue 13 item 1: what the recovery scan found must survive the recovering run being killed too."""
+    script = _script(pipeline)
+    first = _run(script, "extract.after_ack:2")  # batches 1-2 on the topic, only batch 1 committed
+    assert first.returncode == -9, first.stderr
+    second = _run(script, "extract.after_ack:1")  # recovers batch 2, killed before committing it
+    assert second.returncode == -9, second.stderr
+    third = _run(script)
+    assert third.returncode == 0, third.stderr
+
+    ids = Counter(e.event_id for _, e in _raw_events(pipeline))
+    assert len(ids) == 20, "every row published"
+    assert max(ids.values()) == 1, f"duplicated: {sorted(i for i, c in ids.items() if c > 1)}"
+
+
+def _dlq(p) -> list:
+    codecs = bus.load_codecs(p["registry_url"], p["topics"])
+    return [
+        (r, RejectedRecord.from_avro(codecs.rejected.decode(r.value)))
+        for r in bus.scan(p["bootstrap"], p["topics"].rejected, {})
+    ]
+
+
+def test_an_event_over_one_megabyte_goes_to_the_dlq_truncated_and_the_run_goes_on(pipeline):
+    """Issue 13 item 4: MessageSizeTooLargeError on every rerun, before the size was checked."""
+    data = rows(6)
+    data[2]["name"] = "清远超长托育园" + "托" * 400_000  # ≈ 1.2 MB of UTF-8 in one event
+    data[4]["name"] = "清远托育园 441802198601011234 13812345678" + "托" * 400_000
+    summary = run_extract(ListConnector(data), as_of=AS_OF, batch_size=4, **pipeline)
+    assert (summary.published, summary.invalid) == (4, 2)
+    assert {e.lineage.source_record_id for _, e in _raw_events(pipeline)} == {
+        "R00000",
+        "R00001",
+        "R00003",
+        "R00005",
+    }
+    rejected = {rec.decode_error.split(":")[1].split()[-1]: (r, rec) for r, rec in _dlq(pipeline)}
+    assert set(rejected) == {"R00002", "R00004"}
+    for record, rec in rejected.values():
+        assert len(record.value) < 200_000  # a truncated copy, not the event
+        assert "bytes is over the 1,000,000-byte limit" in rec.decode_error
+        assert "raw row" in rec.decode_error and "bytes, first" in rec.decode_error
+        assert b"441802198601011234" not in rec.raw_value and b"13812345678" not in rec.raw_value
+    again = run_extract(ListConnector(data), as_of=AS_OF, batch_size=4, **pipeline)
+    assert (again.published, again.invalid) == (0, 0)

@@ -27,6 +27,7 @@ from regsync.kafka import bus
 from regsync.kafka.topics import Topics
 from regsync.reporting import build as report_build
 from regsync.settings import Settings, StackSettings
+from regsync.sources import for_simulator
 from regsync.stages.dlq import DlqFilter, replay
 from schemas.errors import EXIT_CONFIG
 from schemas.events import Registrar, RegistrationEvent, RejectedRecord, Severity
@@ -173,7 +174,7 @@ def test_months_reconcile_and_the_report_is_safe(settings, tmp_path, monkeypatch
             extract_at = first_of_next - timedelta(hours=6)
             for name, sim in sims.items():
                 sim.publish_until(extract_at)
-                connector = sim.connector()
+                connector = for_simulator(sim)
                 if (i, name) == (0, "bianzhi"):
                     connector = _WithUnreadableRow(connector)
                 jobs.extract(name, extract_at, settings, connector=connector)

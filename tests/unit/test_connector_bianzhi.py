@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from connectors.base import Batch, ExtractContext
 from connectors.bianzhi import BianzhiConnector
+from regsync.sources import for_simulator
 from schemas.codec import AvroCodec
 from schemas.contracts import REGISTRATION_EVENT, get_contract
 from schemas.events import EventType, FieldChange, InstitutionStatus, LegalForm, Registrar
@@ -47,7 +48,7 @@ def sim(world, tmp_path):
 
 @pytest.fixture
 def connector(sim):
-    conn = sim.connector()
+    conn = for_simulator(sim)
     yield conn
     conn.close()
 

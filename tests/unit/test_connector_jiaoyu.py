@@ -11,6 +11,7 @@ import pytest
 
 from connectors.base import Batch, ExtractContext
 from connectors.jiaoyu import JiaoyuConnector
+from regsync.sources import for_simulator
 from schemas.codec import AvroCodec
 from schemas.contracts import REGISTRATION_EVENT, get_contract
 from schemas.events import EventType, LegalForm, ProfitNature, RegistrationEvent
@@ -38,7 +39,7 @@ def events(batches: list[Batch]) -> list[RegistrationEvent]:
 def test_month_by_month_emits_exactly_the_ground_truth(world: World, tmp_path: Path, torn_rate: float):
     sim = JiaoyuFeed(world, tmp_path, torn_rate=torn_rate)
     codec = AvroCodec(get_contract(REGISTRATION_EVENT).version(1).schema_str, 1)
-    connector, state, seen = sim.connector(), {}, []
+    connector, state, seen = for_simulator(sim), {}, []
     for as_of in [*MONTH_ENDS, MONTH_ENDS[-1]]:  # the repeated publish completes a torn last line
         sim.publish_until(as_of)
         if torn_rate and sim.torn is not None:
@@ -62,7 +63,7 @@ def test_month_by_month_emits_exactly_the_ground_truth(world: World, tmp_path: P
 def test_events_carry_the_feed_facts(world: World, tmp_path: Path):
     sim = JiaoyuFeed(world, tmp_path, torn_rate=0.0)
     sim.publish_until(MONTH_ENDS[-1])
-    batches, _ = run(sim.connector(), {}, MONTH_ENDS[-1])
+    batches, _ = run(for_simulator(sim), {}, MONTH_ENDS[-1])
     records = {r.record_id: r for r in world.records if r.registrar.value == "JIAOYU"}
     truth = {t["event_id"]: t for t in sim.ground_truth()}
     for event in events(batches):
@@ -90,11 +91,11 @@ def test_events_carry_the_feed_facts(world: World, tmp_path: Path):
 def test_crash_mid_feed_resumes_without_duplicates(world: World, tmp_path: Path):
     sim = JiaoyuFeed(world, tmp_path, torn_rate=0.0)
     sim.publish_until(MONTH_ENDS[-1])
-    full, _ = run(sim.connector(), {}, MONTH_ENDS[-1], size=3)
+    full, _ = run(for_simulator(sim), {}, MONTH_ENDS[-1], size=3)
     all_ids = [e.event_id for e in events(full)]
     for crash_after in (0, len(full) // 2):
         kept = full[: crash_after + 1]
-        resumed, _ = run(sim.connector(), kept[-1].state, MONTH_ENDS[-1], size=3)
+        resumed, _ = run(for_simulator(sim), kept[-1].state, MONTH_ENDS[-1], size=3)
         assert [e.event_id for e in events(kept)] + [e.event_id for e in events(resumed)] == all_ids
 
 
@@ -107,7 +108,7 @@ def test_bad_line_goes_to_invalid_and_reading_goes_on(world: World, tmp_path: Pa
         handle.write(json.dumps({**feed_line(100, rec), "approved_date": "2026-02-30"}) + "\n")
         handle.write(json.dumps({**feed_line(101, rec), "record_id": "JY_OK"}, ensure_ascii=False) + "\n")
         handle.write(json.dumps({**feed_line(50, rec), "record_id": "JY_OLD"}, ensure_ascii=False) + "\n")
-    batches, _ = run(sim.connector(), {}, MONTH_ENDS[0])
+    batches, _ = run(for_simulator(sim), {}, MONTH_ENDS[0])
     invalid = [r for b in batches for r in b.invalid]
     assert len(invalid) == 3 and all("jiaoyu-feed byte" in r.reason for r in invalid)
     assert "day is out of range" in invalid[1].reason
@@ -118,9 +119,42 @@ def test_bad_line_goes_to_invalid_and_reading_goes_on(world: World, tmp_path: Pa
 def test_rewritten_shorter_feed_is_rescanned_by_sequence(world: World, tmp_path: Path):
     sim = JiaoyuFeed(world, tmp_path, torn_rate=0.0)
     sim.publish_until(MONTH_ENDS[-1])
-    connector = sim.connector()
+    connector = for_simulator(sim)
     _, state = run(connector, {}, MONTH_ENDS[-1])
     lines = sim.feed.read_bytes().splitlines(keepends=True)
     sim.feed.write_bytes(b"".join(lines[-2:]))  # rotated: only the last two lines kept
     again, state = run(connector, state, MONTH_ENDS[-1])
     assert events(again) == [] and state["offset"] == sim.feed.stat().st_size
+
+
+def test_feed_replaced_by_a_longer_one_is_read_whole(world: World, tmp_path: Path):
+    """Issue 13 item 3: rotation is told by identity, not size, so no line before the old offset is lost."""
+    sim = JiaoyuFeed(world, tmp_path, torn_rate=0.0)
+    sim.publish_until(MONTH_ENDS[-1])
+    connector = for_simulator(sim)
+    lines = sim.feed.read_bytes().splitlines(keepends=True)
+    assert len(lines) >= 8
+    old, new = lines[:4], lines[4:]
+    sim.feed.write_bytes(b"".join(old))
+    first, state = run(connector, {}, MONTH_ENDS[-1])
+    assert len(events(first)) == 4
+    rotated = sim.feed.with_name("feed.next")
+    rotated.write_bytes(b"".join(new))  # the new file is longer than the old offset
+    rotated.replace(sim.feed)
+    again, _ = run(connector, state, MONTH_ENDS[-1])
+    assert len(events(again)) == len(new), "lines before the old byte offset were skipped"
+
+
+def test_dlq_copy_of_a_feed_line_is_masked(world: World, tmp_path: Path):
+    """Issue 13 item 9: the raw feed line in the DLQ carries no resident ID or mobile number in full."""
+    sim = JiaoyuFeed(world, tmp_path, torn_rate=0.0)
+    sim.publish_until(MONTH_ENDS[0])
+    rec = next(r for r in world.records if r.registrar.value == "JIAOYU")
+    line = {**feed_line(100, rec), "approved_date": "bad", "legal_rep_id": "441802198601011234"}
+    line["contact_phone"] = "13812345678"
+    with sim.feed.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+    batches, _ = run(for_simulator(sim), {}, MONTH_ENDS[0])
+    (bad,) = [r for b in batches for r in b.invalid]
+    assert b"441802198601011234" not in bad.raw and b"13812345678" not in bad.raw
+    assert b"441802********1234" in bad.raw

@@ -19,6 +19,7 @@ import pytest
 
 from connectors.base import Batch, ExtractContext, FatalSourceError, RetriableSourceError
 from connectors.minzheng import MinzhengConnector
+from regsync.sources import for_simulator
 from schemas.codec import AvroCodec
 from schemas.contracts import REGISTRATION_EVENT, get_contract
 from schemas.events import (
@@ -36,6 +37,7 @@ from simulators.world import Fault, SourceRecord, WorldConfig, build_world
 CONFIG = WorldConfig(institutions_per_month=120, prefectures=("441800",))
 MONTH_ENDS = [datetime(2026, m, 1, tzinfo=UTC) for m in range(2, 13)]  # as-of: start of the next month
 END = MONTH_ENDS[-1]
+LATE = datetime(2027, 6, 1, tzinfo=UTC)  # an as-of past the rows injected after END (the end bound)
 FAST = {"max_attempts": 5, "backoff_initial": 0.001, "backoff_max": 0.004, "jitter": 0.001, "timeout": 5.0}
 
 
@@ -96,7 +98,7 @@ def sim(world, tmp_path):
 def replay(world, tmp_path_factory):
     """The month-by-month replay, done once: publish a month, run the connector from committed state."""
     with MinzhengApiSimulator(world, tmp_path_factory.mktemp("minzheng")) as simulator:
-        pipeline = Pipeline(simulator.connector(**FAST))
+        pipeline = Pipeline(for_simulator(simulator, **FAST))
         months = []
         for as_of in MONTH_ENDS:
             seen = len(simulator.ground_truth())
@@ -146,7 +148,7 @@ def test_second_run_emits_nothing(replay):
     sim, pipeline, _ = replay
     before = dict(pipeline.state)
     requests = sim.stats.requests
-    again = Pipeline(sim.connector(**FAST), state=before)
+    again = Pipeline(for_simulator(sim, **FAST), state=before)
     assert again.run() == []
     assert again.state == before
     assert sim.stats.requests == requests + 1  # one page: the rows at the mark, all already taken
@@ -190,7 +192,7 @@ def test_mapping_masks_personal_data_and_keeps_faulty_records(replay):
 
 def test_rows_committed_late_at_the_committed_instant_are_picked_up(sim):
     sim.publish_until(END)
-    pipeline = Pipeline(sim.connector(**FAST))
+    pipeline = Pipeline(for_simulator(sim, **FAST))
     pipeline.run()
     mark = pipeline.state["value"]
     last = next(r for r in all_records(sim) if update_time(r.surfaced_at) == mark)
@@ -211,15 +213,15 @@ def test_a_tie_group_bigger_than_a_page_is_read_through(sim):
     base = all_records(sim)[0]
     instant = END + timedelta(hours=1)
     sim.inject([clone(base, f"MT{n:07d}", instant) for n in range(10, 17)])  # 7 rows at one instant
-    pipeline = Pipeline(sim.connector(**FAST))
-    pipeline.run(batch_size=3)
+    pipeline = Pipeline(for_simulator(sim, **FAST))
+    pipeline.run(LATE, batch_size=3)
     assert pipeline.state["value"] == update_time(instant) and len(pipeline.state["ties"]) == 7
     # Late rows at the mark's instant, sorting before the tie group: found on page 1.
     sim.inject([clone(base, f"MT{n:07d}", instant) for n in range(1, 3)])
-    assert len([e for b in pipeline.run(batch_size=3) for e in b.events]) == 2
+    assert len([e for b in pipeline.run(LATE, batch_size=3) for e in b.events]) == 2
     # Now every row at the mark is taken: three whole pages of ties, then the new row.
     sim.inject([clone(base, "MU0000001", instant + timedelta(minutes=1))])
-    assert len([e for b in pipeline.run(batch_size=3) for e in b.events]) == 1
+    assert len([e for b in pipeline.run(LATE, batch_size=3) for e in b.events]) == 1
     assert [q for q, _ in sim.stats.log[-4:]] == [
         f"updated_since={update_time(instant).replace(':', '%3A')}&page={n}&page_size=3" for n in range(1, 5)
     ]
@@ -257,7 +259,7 @@ def test_naive_offset_paging_loses_rows_inserted_mid_read(sim):
 
 def test_rows_inserted_between_page_reads_are_not_lost(sim):
     sim.publish_until(END)
-    connector = sim.connector(**FAST)
+    connector = for_simulator(sim, **FAST)
     ctx = ExtractContext(extracted_at=END, run_id="mid-read", batch_size=10)
     pages = connector.batches({}, ctx)
     first = next(pages)  # page 1 is read and yielded; page 2 is not requested yet
@@ -283,7 +285,7 @@ def test_rate_limited_requests_are_retried_after_retry_after(sim):
     sim.publish_until(END)
     sim.quirks = ApiQuirks(rate_limit=3, rate_window=0.1)
     # Retry-After says 1 s (whole seconds); the cap keeps the test fast and still outlasts the window.
-    pipeline = Pipeline(sim.connector(**{**FAST, "max_retry_after": 0.15}))
+    pipeline = Pipeline(for_simulator(sim, **{**FAST, "max_retry_after": 0.15}))
     pipeline.run()
     assert ids(pipeline.events) == childcare_ids(sim.ground_truth())
     assert sim.stats.statuses[429] >= 1
@@ -295,14 +297,14 @@ def test_the_rate_limit_refuses_a_client_that_ignores_retry_after(sim):
     sim.publish_until(END)
     sim.quirks = ApiQuirks(rate_limit=3, rate_window=0.1)
     impatient = {**FAST, "max_attempts": 500, "max_retry_after": 0.0}
-    Pipeline(sim.connector(**impatient)).run()
+    Pipeline(for_simulator(sim, **impatient)).run()
     assert sim.stats.max_consecutive_429 > 1
 
 
 def test_server_errors_and_dropped_connections_are_retried(sim):
     sim.publish_until(END)
     sim.quirks = ApiQuirks(seed=7, error_rate=0.25, drop_rate=0.1)
-    pipeline = Pipeline(sim.connector(**{**FAST, "max_attempts": 8}))
+    pipeline = Pipeline(for_simulator(sim, **{**FAST, "max_attempts": 8}))
     pipeline.run()
     assert ids(pipeline.events) == childcare_ids(sim.ground_truth())
     assert sum(n for status, n in sim.stats.statuses.items() if status >= 500) >= 1
@@ -311,7 +313,7 @@ def test_server_errors_and_dropped_connections_are_retried(sim):
 
 def test_persistent_failure_raises_and_leaves_the_committed_state(sim):
     sim.publish_until(MONTH_ENDS[0])
-    pipeline = Pipeline(sim.connector(**FAST))
+    pipeline = Pipeline(for_simulator(sim, **FAST))
     pipeline.run(MONTH_ENDS[0])
     committed = dict(pipeline.state)
     sim.publish_until(MONTH_ENDS[1])
@@ -332,7 +334,7 @@ def test_persistent_failure_raises_and_leaves_the_committed_state(sim):
 def test_failure_mid_run_commits_only_rows_read_then_resumes_exactly(sim):
     sim.publish_until(END)
     sim.quirks = ApiQuirks(fail_after=3)  # three pages answered, then the platform goes down
-    pipeline = Pipeline(sim.connector(**FAST))
+    pipeline = Pipeline(for_simulator(sim, **FAST))
     with pytest.raises(RetriableSourceError):
         pipeline.run()
     assert len(pipeline.batches) == 3
@@ -348,7 +350,7 @@ def test_failure_mid_run_commits_only_rows_read_then_resumes_exactly(sim):
 def test_bearer_token_is_required_and_wrong_tokens_are_not_retried(world, tmp_path):
     with MinzhengApiSimulator(world, tmp_path, token="s3cret-token") as sim:
         sim.publish_until(MONTH_ENDS[0])
-        good = Pipeline(sim.connector(**FAST))
+        good = Pipeline(for_simulator(sim, **FAST))
         good.run(MONTH_ENDS[0])
         assert ids(good.events) == childcare_ids(sim.ground_truth())
         for token in ("wrong-token", None):
@@ -367,7 +369,7 @@ def test_bearer_token_is_required_and_wrong_tokens_are_not_retried(world, tmp_pa
 
 def test_unusable_rows_go_to_invalid_masked_and_the_cursor_moves_past_them(sim):
     sim.publish_until(END)
-    pipeline = Pipeline(sim.connector(**FAST))
+    pipeline = Pipeline(for_simulator(sim, **FAST))
     pipeline.run()
     good = json.loads(json.dumps(render(all_records(sim)[0])))
     stamp = "2027-01-05T10:00:00"
@@ -386,7 +388,7 @@ def test_unusable_rows_go_to_invalid_masked_and_the_cursor_moves_past_them(sim):
         },
     ]
     sim.inject_rows(bad_rows)
-    new = pipeline.run()
+    new = pipeline.run(LATE)
     invalid = [r for b in new for r in b.invalid]
     assert [r.source_record_id for r in invalid] == ["", "MX0000001", "MX0000002", "MX0000003"]
     assert all(r.reason.startswith("minzheng: record ") for r in invalid)

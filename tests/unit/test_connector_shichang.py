@@ -17,6 +17,7 @@ from connectors.shichang import (
     is_candidate,
     row_is_childcare,
 )
+from regsync.sources import for_simulator
 from schemas import childcare
 from schemas.codec import AvroCodec
 from schemas.contracts import REGISTRATION_EVENT, get_contract
@@ -80,7 +81,7 @@ def plan_with(sim: ShichangFiles, quirk: str, **extra: Any):
 def test_month_by_month_emits_exactly_the_ground_truth(simulator: str, request: pytest.FixtureRequest):
     sim: ShichangFiles = request.getfixturevalue(simulator)
     codec = AvroCodec(get_contract(REGISTRATION_EVENT).version(1).schema_str, 1)
-    connector, state = sim.connector(), {}
+    connector, state = for_simulator(sim), {}
     seen: list[str] = []
     scanned = 0
     for as_of in [*MONTH_ENDS, MONTH_ENDS[-1] + timedelta(days=3)]:  # the last run completes late files
@@ -115,7 +116,7 @@ def test_month_by_month_emits_exactly_the_ground_truth(simulator: str, request: 
 
 def test_events_carry_the_source_facts_masked(sim: ShichangFiles, world: World):
     sim.publish_until(MONTH_ENDS[-1])
-    batches, _ = run(sim.connector(), {}, MONTH_ENDS[-1])
+    batches, _ = run(for_simulator(sim), {}, MONTH_ENDS[-1])
     records = {(r.record_id, str(r.version)): r for r in sim.world.records}
     truth = childcare_truth(sim)
     for event in events(batches):
@@ -148,7 +149,7 @@ def test_events_carry_the_source_facts_masked(sim: ShichangFiles, world: World):
 
 def test_scope_added_and_removed_events(sim: ShichangFiles):
     sim.publish_until(MONTH_ENDS[-1])
-    batches, _ = run(sim.connector(), {}, MONTH_ENDS[-1])
+    batches, _ = run(for_simulator(sim), {}, MONTH_ENDS[-1])
     by_type: dict[EventType, list[RegistrationEvent]] = {}
     for event in events(batches):
         by_type.setdefault(event.event_type, []).append(event)
@@ -172,7 +173,7 @@ def test_scope_added_and_removed_events(sim: ShichangFiles):
 
 def test_gb18030_text_round_trips(sim: ShichangFiles):
     sim.publish_until(MONTH_ENDS[-1])
-    batches, _ = run(sim.connector(), {}, MONTH_ENDS[-1])
+    batches, _ = run(for_simulator(sim), {}, MONTH_ENDS[-1])
     rare = [e for e in events(batches) if e.institution.legal_representative.name == "刘䶮"]
     assert [e.lineage.source_version for e in rare] == ["1", "2"]
     raw = (sim.inbox / rare[0].lineage.cursor_value.split(":")[0]).read_bytes()
@@ -184,7 +185,7 @@ def test_gb18030_text_round_trips(sim: ShichangFiles):
 
 def test_truncated_file_is_not_half_read_then_taken_once_complete(quirky: ShichangFiles):
     sim = quirky
-    connector, state = sim.connector(), {}
+    connector, state = for_simulator(sim), {}
     plans = [plan_with(sim, "truncated", marker_with_truncation=flag) for flag in (False, True)]
     plans.sort(key=lambda plan: plan.day)
     for plan in plans:
@@ -207,7 +208,7 @@ def test_truncated_file_is_not_half_read_then_taken_once_complete(quirky: Shicha
 def test_resent_file_is_skipped_and_counted(quirky: ShichangFiles):
     sim = quirky
     plan = plan_with(sim, "resend")
-    connector = sim.connector()
+    connector = for_simulator(sim)
     sim.publish_until(plan.followup_at)
     resend = plan.name.replace(".csv", "_resend.csv")
     assert (sim.inbox / resend).read_bytes() == (sim.inbox / plan.name).read_bytes()
@@ -225,7 +226,7 @@ def test_resent_file_is_skipped_and_counted(quirky: ShichangFiles):
 def test_late_file_is_taken_after_newer_files(quirky: ShichangFiles):
     sim = quirky
     plan = plan_with(sim, "late")
-    connector = sim.connector()
+    connector = for_simulator(sim)
     newer = exchange_instant(plan.day + timedelta(days=1))
     assert newer < plan.delivered_at
     sim.publish_until(newer)
@@ -268,7 +269,7 @@ def test_pinyin_header_reads_the_same(world: World, tmp_path: Path):
     ids = []
     for sim in (zh, py):
         sim.publish_until(as_of)
-        batches, _ = run(sim.connector(), {}, as_of)
+        batches, _ = run(for_simulator(sim), {}, as_of)
         ids.append(sorted(e.event_id for e in events(batches)))
     assert ids[0] == ids[1] and ids[0]
     assert (py.inbox / "SCJG_20260105.csv").read_bytes().startswith(b"JLBH,BBH,TYSHXYDM")
@@ -368,3 +369,13 @@ def test_files_are_delivered_on_the_exchange_schedule(sim: ShichangFiles):
         if marker.exists() and path.name in names:
             text = marker.read_text()
             assert f"file={path.name}" in text and "encoding=GB18030" in text
+
+
+def test_the_simulator_declares_the_exchange_format_itself():
+    """Issue 14 §3: the simulator owns the format; a connector drifting from it fails here and above."""
+    import connectors.shichang as reader
+    import simulators.shichang_files as exchange
+
+    assert exchange.COLUMNS == reader.COLUMNS
+    assert (exchange.ENCODING, exchange.MARKER_SUFFIX) == (reader.ENCODING, reader.MARKER_SUFFIX)
+    assert exchange.COLUMNS is not reader.COLUMNS

@@ -10,6 +10,7 @@ from sink import store
 
 PIPELINE_TABLES = {
     "connector_state",
+    "extract_locks",
     "extract_runs",
     "gate_runs",
     "dlq_replays",
@@ -33,7 +34,7 @@ def test_upgrade_creates_the_tables_the_models_describe(tmp_path):
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'p.db'}")
     migrate.upgrade(engine)
     assert _tables(engine) == PIPELINE_TABLES | {migrate.VERSION_TABLE}
-    assert _revision(engine, migrate.VERSION_TABLE) == "0001"
+    assert _revision(engine, migrate.VERSION_TABLE) == "0002"
     with engine.connect() as conn:
         assert migrate.schema_diff(conn) == []
     migrate.upgrade(engine)  # at head already: no error, nothing changes
@@ -67,7 +68,7 @@ def test_a_database_an_earlier_build_made_with_create_all_is_adopted(tmp_path):
             )
         )
     migrate.upgrade(engine)
-    assert _revision(engine, migrate.VERSION_TABLE) == "0001"
+    assert _revision(engine, migrate.VERSION_TABLE) == "0002"
     with engine.connect() as conn:
         assert migrate.schema_diff(conn) == []
         assert conn.execute(sa.text("SELECT run_id FROM gate_runs")).scalar_one() == "kept"
