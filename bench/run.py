@@ -15,7 +15,10 @@ Per scenario (100,000 and 1,000,000 synthetic childcare events of one month; own
    produce** of its own records (key, value, headers) with extract's producer settings (the transport
    limit), and **COPY** of the rows the load wrote into tables ``LIKE`` the store's (the storage limit);
 6. the peer (:mod:`bench.peers.connect`): **Kafka Connect** standalone with Debezium's JDBC sink,
-   sinking the same valid topic into the same database (``--no-peer`` skips it).
+   sinking the same valid topic into the same database (``--no-peer`` skips it);
+7. **pipelined** (:mod:`bench.pipelined`, the smallest scenario by default): extract, gate and the
+   load of the closed month running side by side while the next month streams in; seconds from the
+   first publish to the month loaded, beside the sequential end to end (``--pipelined none`` skips it).
 
 Every stage runs in its own process (:mod:`bench.stages`); its peak RSS and CPU seconds come from
 ``wait4``. The CPU seconds the broker, the registry and PostgreSQL spent during each stage are read
@@ -413,6 +416,44 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def pipelined_scenario(
+    endpoints: Endpoints, label: str, events: int, workdir: Path, sequential: dict[str, Any] | None
+) -> dict[str, Any]:
+    """:mod:`bench.pipelined` on its own topics and database; beside the sequential run of that size."""
+    from bench import pipelined
+
+    print(f"\n== pipelined {label}: {events:,} events of {MONTH}, the next month streaming in ==", flush=True)
+    base = {
+        **prepare(endpoints, f"{label}p"),
+        "label": f"{label}p",
+        "events": events,
+        "month": MONTH,
+        "as_of": AS_OF,
+        "seed": 0,
+    }
+    figures = pipelined.run(base, workdir)
+    if figures["loaded"] != figures["events"]:
+        print(f"  note: {figures['loaded']:,} of {events:,} events loaded (the rest rejected by the gate)")
+    print(
+        f"  {'pipelined':<12} {events:>10,} events, first publish → month loaded in "
+        f"{figures['first_publish_to_loaded_s']:7.1f} s = {figures['events_per_s']:>9,}/s "
+        f"(extract {figures['extract_m_s']} s, judged at {figures['judged_m_after_s']} s, "
+        f"load {figures['load_m_s']} s)",
+        flush=True,
+    )
+    if sequential is not None:
+        e2e = sequential["end_to_end"]
+        figures["sequential_seconds"] = e2e["seconds"]
+        figures["sequential_events_per_s"] = e2e["events_per_s"]
+        figures["pipelined_over_sequential_rate"] = round(figures["events_per_s"] / e2e["events_per_s"], 2)
+        print(
+            f"  sequential   {events:>10,} events in {e2e['seconds']:7.1f} s = {e2e['events_per_s']:>9,}/s; "
+            f"pipelined ÷ sequential = {figures['pipelined_over_sequential_rate']:.2f}",
+            flush=True,
+        )
+    return {"label": label, **figures}
+
+
 def _ratio(ratios: dict[str, float], name: str) -> str:
     return f"{ratios[name]:.2f}" if name in ratios else "-"
 
@@ -426,6 +467,19 @@ def memory_ratios(results: list[dict[str, Any]]) -> dict[str, float]:
         name: round(large["stages"][name]["peak_rss_mib"] / small["stages"][name]["peak_rss_mib"], 2)
         for name in PIPELINE
     }
+
+
+def pipelined_labels(choice: str, scenarios: dict[str, int]) -> list[str]:
+    """Which scenarios also run pipelined: ``smallest`` (default), ``none`` or labels."""
+    if choice == "none" or not scenarios:
+        return []
+    if choice == "smallest":
+        return [min(scenarios, key=lambda label: scenarios[label])]
+    labels = [c.strip().lower() for c in choice.split(",") if c.strip()]
+    unknown = [c for c in labels if c not in scenarios]
+    if unknown:
+        raise SystemExit(f"--pipelined: {', '.join(unknown)} not among the scenarios {', '.join(scenarios)}")
+    return labels
 
 
 def parse_events(text: str) -> dict[str, int]:
@@ -481,6 +535,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-save", action="store_true", help="print only; write nothing under bench/results"
     )
+    parser.add_argument(
+        "--pipelined",
+        default="smallest",
+        help="scenario label(s) to also run pipelined (comma-separated), 'smallest' or 'none'",
+    )
     parser.add_argument("--no-peer", action="store_true", help="skip Kafka Connect (bench/peers/connect.py)")
     parser.add_argument("--peer-heap", default="1g", help="the Connect JVM's heap (-Xms = -Xmx)")
     parser.add_argument("--peer-batch-size", type=int, default=2000, help="the JDBC sink's batch.size")
@@ -497,6 +556,7 @@ def main(argv: list[str] | None = None) -> int:
     results: list[dict[str, Any]] = []
     peer: dict[str, Any] | None = None
     peer_about: dict[str, Any] | None = None
+    piped: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="regsync-bench-") as tmp:
         workdir = Path(tmp)
         state_dir = workdir / "stack"
@@ -522,6 +582,9 @@ def main(argv: list[str] | None = None) -> int:
                 (profile_dir / ".gitignore").write_text("*\n", encoding="utf-8")  # binary, machine-bound
             for label, events in args.scenario.items():
                 results.append(scenario(stack, endpoints, label, events, workdir, profile_dir, peer))
+            for label in pipelined_labels(args.pipelined, args.scenario):
+                same = next((r for r in results if r["label"] == label), None)
+                piped.append(pipelined_scenario(endpoints, label, args.scenario[label], workdir, same))
         finally:
             print("\n== stopping the stack ==", flush=True)
             stack.down(purge=True)
@@ -545,6 +608,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "scenarios": results,
         "peer": peer_about,
+        "pipelined": piped,
         "memory_ratio_largest_over_smallest": memory_ratios(results),
         "shichang_scan": scan,
     }
