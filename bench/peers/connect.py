@@ -272,6 +272,8 @@ rootLogger.level = warn
 rootLogger.appenderRef.out.ref = out
 logger.connect.name = org.apache.kafka.connect.runtime
 logger.connect.level = info
+logger.rest.name = org.apache.kafka.connect.runtime.rest.RestServer
+logger.rest.level = warn
 """
 
 
