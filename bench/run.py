@@ -63,7 +63,6 @@ MONTH = "2026-01"
 AS_OF = "2026-01-31T15:00:00+00:00"  # 23:00 in Shanghai: every record is pushed in MONTH
 PIPELINE = ("extract", "gate", "load")
 BASELINES = ("raw_consume", "raw_produce", "copy")
-PEERS = ("connect",)
 
 
 @dataclass(slots=True)
@@ -549,6 +548,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peer-tasks", type=int, default=1, help="the sink's tasks.max")
     parser.add_argument("--peer-insert-mode", default="upsert", choices=("insert", "upsert"))
     args = parser.parse_args(argv)
+    piped_labels = pipelined_labels(args.pipelined, args.scenario)  # a wrong label fails before the stack
 
     from regsync.stack.watchdog import spawn_watchdog
 
@@ -582,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
                 (profile_dir / ".gitignore").write_text("*\n", encoding="utf-8")  # binary, machine-bound
             for label, events in args.scenario.items():
                 results.append(scenario(stack, endpoints, label, events, workdir, profile_dir, peer))
-            for label in pipelined_labels(args.pipelined, args.scenario):
+            for label in piped_labels:
                 same = next((r for r in results if r["label"] == label), None)
                 piped.append(pipelined_scenario(endpoints, label, args.scenario[label], workdir, same))
         finally:
