@@ -13,7 +13,12 @@ Per scenario (100,000 and 1,000,000 synthetic childcare events of one month; own
    Airflow tasks would be);
 5. baselines, measured in the same run on the same machine: **raw consume** of the raw topic and **raw
    produce** of its own records (key, value, headers) with extract's producer settings (the transport
-   limit), and **COPY** of the rows the load wrote into tables ``LIKE`` the store's (the storage limit).
+   limit), and **COPY** of the rows the load wrote into tables ``LIKE`` the store's (the storage limit);
+6. the peer (:mod:`bench.peers.connect`): **Kafka Connect** standalone with Debezium's JDBC sink,
+   sinking the same valid topic into the same database (``--no-peer`` skips it);
+7. **pipelined** (:mod:`bench.pipelined`, the smallest scenario by default): extract, gate and the
+   load of the closed month running side by side while the next month streams in; seconds from the
+   first publish to the month loaded, beside the sequential end to end (``--pipelined none`` skips it).
 
 Every stage runs in its own process (:mod:`bench.stages`); its peak RSS and CPU seconds come from
 ``wait4``. The CPU seconds the broker, the registry and PostgreSQL spent during each stage are read
@@ -167,14 +172,19 @@ def service_cpu(stack: Stack) -> dict[str, float]:
     return out
 
 
-def run_stage(stack: Stack, cfg: dict[str, Any], workdir: Path) -> StageResult:
-    """Run one stage in a fresh interpreter; its figures, peak RSS and CPU time."""
+def run_stage(stack: Stack, cfg: dict[str, Any], workdir: Path, module: str = "bench.stages") -> StageResult:
+    """Run one stage in a fresh interpreter; its figures, peak RSS and CPU time.
+
+    ``wait4`` reports the larger of the stage's own peak RSS and that of any child it reaped (the
+    Connect peer's JVM).
+    """
     out = workdir / f"{cfg['label']}-{cfg['stage']}.json"
     cfg = {**cfg, "out": str(out)}
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     before = service_cpu(stack)
+    load_before = os.getloadavg()
     began = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "bench.stages", json.dumps(cfg)], cwd=ROOT, env=env)
+    proc = subprocess.Popen([sys.executable, "-m", module, json.dumps(cfg)], cwd=ROOT, env=env)
     try:
         _, status, usage = os.wait4(proc.pid, 0)
     except BaseException:
@@ -195,7 +205,11 @@ def run_stage(stack: Stack, cfg: dict[str, Any], workdir: Path) -> StageResult:
         peak_rss_mib=usage.ru_maxrss / 1024,  # Linux reports KiB
         cpu_s=usage.ru_utime + usage.ru_stime,
         service_cpu_s={k: round(after[k] - before.get(k, 0.0), 1) for k in after},
-        figures=figures,
+        figures={
+            **figures,
+            "loadavg_before": [round(x, 2) for x in load_before],
+            "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        },
     )
     print(
         f"  {result.stage:<12} {result.events:>10,} events in {result.seconds:7.1f} s = {result.rate:>9,.0f}/s"
@@ -256,9 +270,15 @@ def prepare(endpoints: Endpoints, label: str) -> dict[str, Any]:
 
 
 def scenario(
-    stack: Stack, endpoints: Endpoints, label: str, events: int, workdir: Path, profile_dir: Path | None
+    stack: Stack,
+    endpoints: Endpoints,
+    label: str,
+    events: int,
+    workdir: Path,
+    profile_dir: Path | None,
+    peer: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Extract, gate and load ``events`` events, then the three baselines over the same data."""
+    """Extract, gate and load ``events`` events, the three baselines over the same data, then the peer."""
     print(f"\n== scenario {label}: {events:,} events ==", flush=True)
     base = {
         **prepare(endpoints, label),
@@ -288,6 +308,17 @@ def scenario(
     )
     for stage in BASELINES:
         stages[stage] = run_stage(stack, {**base, "stage": stage}, workdir)
+    if peer is not None:
+        cfg = {
+            **base,
+            **peer,
+            "stage": "connect",
+            "expected": stages["gate"].figures["valid"],
+            "workdir": str(workdir / f"{label}-connect"),
+        }
+        stages["connect"] = run_stage(stack, cfg, workdir, module="bench.peers.connect")
+        if stages["connect"].events != stages["gate"].figures["valid"]:
+            raise RuntimeError(f"{label}: Connect wrote {stages['connect'].events} rows")
     return _summarise(label, events, stages, end_to_end, profiled=profile_dir is not None)
 
 
@@ -304,6 +335,9 @@ def _summarise(
         "gate_vs_produce_plus_consume": gt.rate / transport,
         "load_vs_copy": ld.rate / cp.rate,
     }
+    if "connect" in stages:
+        ratios["load_vs_connect"] = ld.rate / stages["connect"].rate
+        ratios["connect_vs_copy"] = stages["connect"].rate / cp.rate
     return {
         "label": label,
         "events": events,
@@ -369,14 +403,58 @@ def table(results: list[dict[str, Any]]) -> str:
     lines.append("")
     lines.append(
         f"{'scenario':<9}{'extract/produce':>17}{'(with source)':>15}{'gate/(prod+cons)':>18}{'load/COPY':>11}"
+        f"{'load/Connect':>14}{'Connect/COPY':>14}"
     )
     for r in results:
         q = r["ratios"]
         lines.append(
             f"{r['label']:<9}{q['extract_vs_raw_produce']:>17.2f}{q['extract_with_source_vs_raw_produce']:>15.2f}"
             f"{q['gate_vs_produce_plus_consume']:>18.2f}{q['load_vs_copy']:>11.2f}"
+            f"{_ratio(q, 'load_vs_connect'):>14}{_ratio(q, 'connect_vs_copy'):>14}"
         )
     return "\n".join(lines)
+
+
+def pipelined_scenario(
+    endpoints: Endpoints, label: str, events: int, workdir: Path, sequential: dict[str, Any] | None
+) -> dict[str, Any]:
+    """:mod:`bench.pipelined` on its own topics and database; beside the sequential run of that size."""
+    from bench import pipelined
+
+    print(f"\n== pipelined {label}: {events:,} events of {MONTH}, the next month streaming in ==", flush=True)
+    base = {
+        **prepare(endpoints, f"{label}p"),
+        "label": f"{label}p",
+        "events": events,
+        "month": MONTH,
+        "as_of": AS_OF,
+        "seed": 0,
+    }
+    figures = pipelined.run(base, workdir)
+    if figures["loaded"] != figures["events"]:
+        print(f"  note: {figures['loaded']:,} of {events:,} events loaded (the rest rejected by the gate)")
+    print(
+        f"  {'pipelined':<12} {events:>10,} events, first publish → month loaded in "
+        f"{figures['first_publish_to_loaded_s']:7.1f} s = {figures['events_per_s']:>9,}/s "
+        f"(extract {figures['extract_m_s']} s, judged at {figures['judged_m_after_s']} s, "
+        f"load {figures['load_m_s']} s)",
+        flush=True,
+    )
+    if sequential is not None:
+        e2e = sequential["end_to_end"]
+        figures["sequential_seconds"] = e2e["seconds"]
+        figures["sequential_events_per_s"] = e2e["events_per_s"]
+        figures["pipelined_over_sequential_rate"] = round(figures["events_per_s"] / e2e["events_per_s"], 2)
+        print(
+            f"  sequential   {events:>10,} events in {e2e['seconds']:7.1f} s = {e2e['events_per_s']:>9,}/s; "
+            f"pipelined ÷ sequential = {figures['pipelined_over_sequential_rate']:.2f}",
+            flush=True,
+        )
+    return {"label": label, **figures}
+
+
+def _ratio(ratios: dict[str, float], name: str) -> str:
+    return f"{ratios[name]:.2f}" if name in ratios else "-"
 
 
 def memory_ratios(results: list[dict[str, Any]]) -> dict[str, float]:
@@ -390,6 +468,19 @@ def memory_ratios(results: list[dict[str, Any]]) -> dict[str, float]:
     }
 
 
+def pipelined_labels(choice: str, scenarios: dict[str, int]) -> list[str]:
+    """Which scenarios also run pipelined: ``smallest`` (default), ``none`` or labels."""
+    if choice == "none" or not scenarios:
+        return []
+    if choice == "smallest":
+        return [min(scenarios, key=lambda label: scenarios[label])]
+    labels = [c.strip().lower() for c in choice.split(",") if c.strip()]
+    unknown = [c for c in labels if c not in scenarios]
+    if unknown:
+        raise SystemExit(f"--pipelined: {', '.join(unknown)} not among the scenarios {', '.join(scenarios)}")
+    return labels
+
+
 def parse_events(text: str) -> dict[str, int]:
     """``100k``, ``1m``, ``all`` or a number such as ``20k`` / ``250000`` → {label: events}."""
     if text == "all":
@@ -399,6 +490,38 @@ def parse_events(text: str) -> dict[str, int]:
         raise argparse.ArgumentTypeError(f"scenario must be 100k, 1m, all or a number, not {text!r}")
     n = int(match.group(1)) * {"": 1, "k": 1_000, "m": 1_000_000}[match.group(2)]
     return {text.lower(): n}
+
+
+def prepare_peer(cache_dir: Path, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Resolve Kafka Connect and its plugins (once, cached); the stage settings and what it is made of."""
+    from bench.peers.connect import Versions, resolve
+
+    versions = Versions()
+    print("== resolving the peer (Kafka Connect + Debezium JDBC sink + Apicurio converter) ==", flush=True)
+    resolved = resolve(Path(cache_dir), versions)
+    if resolved.fetch_seconds:
+        print(f"  fetched in {resolved.fetch_seconds:.0f} s into {resolved.libs.parent}", flush=True)
+    settings = {
+        "libs": str(resolved.libs),
+        "plugins": str(resolved.plugins),
+        "heap": args.peer_heap,
+        "batch_size": args.peer_batch_size,
+        "max_poll_records": args.peer_max_poll_records,
+        "tasks": args.peer_tasks,
+        "insert_mode": args.peer_insert_mode,
+    }
+    about = {
+        "artifacts": {
+            "org.apache.kafka:connect-runtime / connect-json / connect-transforms": versions.kafka,
+            "io.debezium:debezium-connector-jdbc": versions.debezium,
+            "io.apicurio:apicurio-registry-utils-converter": versions.converter,
+            "io.apicurio:apicurio-registry-avro-serde-kafka": versions.serde,
+            "org.apache.logging.log4j:log4j-core / log4j-slf4j-impl": versions.log4j,
+        },
+        "mode": "standalone, one worker",
+        **{k: v for k, v in settings.items() if k not in ("libs", "plugins")},
+    }
+    return settings, about
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -411,12 +534,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-save", action="store_true", help="print only; write nothing under bench/results"
     )
+    parser.add_argument(
+        "--pipelined",
+        default="smallest",
+        help="scenario label(s) to also run pipelined (comma-separated), 'smallest' or 'none'",
+    )
+    parser.add_argument("--no-peer", action="store_true", help="skip Kafka Connect (bench/peers/connect.py)")
+    parser.add_argument("--peer-heap", default="1g", help="the Connect JVM's heap (-Xms = -Xmx)")
+    parser.add_argument("--peer-batch-size", type=int, default=2000, help="the JDBC sink's batch.size")
+    parser.add_argument(
+        "--peer-max-poll-records", type=int, default=2000, help="its consumer's max.poll.records"
+    )
+    parser.add_argument("--peer-tasks", type=int, default=1, help="the sink's tasks.max")
+    parser.add_argument("--peer-insert-mode", default="upsert", choices=("insert", "upsert"))
     args = parser.parse_args(argv)
+    piped_labels = pipelined_labels(args.pipelined, args.scenario)  # a wrong label fails before the stack
 
     from regsync.stack.watchdog import spawn_watchdog
 
     started = datetime.now(UTC)
     results: list[dict[str, Any]] = []
+    peer: dict[str, Any] | None = None
+    peer_about: dict[str, Any] | None = None
+    piped: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="regsync-bench-") as tmp:
         workdir = Path(tmp)
         state_dir = workdir / "stack"
@@ -433,13 +573,18 @@ def main(argv: list[str] | None = None) -> int:
                 f"Kafka {about['kafka']}, Apicurio {about['apicurio_registry']}, PostgreSQL {about['postgres']}",
                 flush=True,
             )
+            if not args.no_peer:
+                peer, peer_about = prepare_peer(stack.settings.cache_dir, args)
             profile_dir = None
             if args.profile:
                 profile_dir = RESULTS / "profiles"
                 profile_dir.mkdir(parents=True, exist_ok=True)
                 (profile_dir / ".gitignore").write_text("*\n", encoding="utf-8")  # binary, machine-bound
             for label, events in args.scenario.items():
-                results.append(scenario(stack, endpoints, label, events, workdir, profile_dir))
+                results.append(scenario(stack, endpoints, label, events, workdir, profile_dir, peer))
+            for label in piped_labels:
+                same = next((r for r in results if r["label"] == label), None)
+                piped.append(pipelined_scenario(endpoints, label, args.scenario[label], workdir, same))
         finally:
             print("\n== stopping the stack ==", flush=True)
             stack.down(purge=True)
@@ -462,6 +607,8 @@ def main(argv: list[str] | None = None) -> int:
             "source": "bench.source.SyntheticConnector (distinct institutions and addresses, seed 0)",
         },
         "scenarios": results,
+        "peer": peer_about,
+        "pipelined": piped,
         "memory_ratio_largest_over_smallest": memory_ratios(results),
         "shichang_scan": scan,
     }
