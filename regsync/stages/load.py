@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator
 from datetime import datetime
 
 from regsync.faults import crash_point
@@ -26,7 +26,7 @@ from sink.loader import LoadResult, PositionedEvent
 
 def positioned_events(
     bootstrap: str, registry_url: str, topics: Topics, window: MonthWindow
-) -> Iterator[PositionedEvent]:
+) -> Generator[PositionedEvent, None, None]:
     """Decode the window's records lazily (memory stays flat however large the month)."""
     codecs = bus.load_codecs(registry_url, topics)
     start = {p: r[0] for p, r in window.ranges.items()}
