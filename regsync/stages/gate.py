@@ -13,6 +13,8 @@ context in headers (source topic, partition, offset, rule ids).
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +31,7 @@ from regsync.kafka import bus, headers
 from regsync.kafka.topics import Topics
 from regsync.settings import Settings
 from schemas.codec import CodecError
+from schemas.errors import RetriableError
 from schemas.events import (
     ErrorContext,
     RegistrationEvent,
@@ -38,6 +41,12 @@ from schemas.events import (
 )
 
 SCHEMA_INVALID = "SCHEMA_INVALID"
+#: The longest a transactional step (offsets, commit, abort) may wait for the brokers.
+TXN_TIMEOUT_MS = 30_000
+#: A bounded run (--until-idle) that makes no progress this long fails instead of waiting on.
+STALL_TIMEOUT_S = 120.0
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -135,6 +144,8 @@ def run_gate(
         # waiting for the killed member's session to expire.
         group_instance_id=f"gate-{instance}",
         session_timeout_ms=30_000,
+        # kafka-python's default (305 s) would let end_offsets/committed hang for minutes.
+        request_timeout_ms=40_000,
     )
     producer: KafkaProducer = bus.idempotent_producer(
         bootstrap, transactional_id=gate_transactional_id(topics, instance)
@@ -142,6 +153,7 @@ def run_gate(
     try:
         producer.init_transactions()
         idle_polls = 0
+        last_progress = time.monotonic()
         while True:
             polled = consumer.poll(timeout_ms=500)
             records = [r for batch in polled.values() for r in batch]
@@ -149,22 +161,29 @@ def run_gate(
                 idle_polls += 1
                 if until_idle and _caught_up(consumer, idle_polls):
                     break
+                if until_idle and time.monotonic() - last_progress > STALL_TIMEOUT_S:
+                    raise RetriableError(
+                        f"gate: no record judged for {STALL_TIMEOUT_S:.0f}s and raw is not caught up"
+                    )
                 continue
             idle_polls = 0
+            last_progress = time.monotonic()
             _judge_in_transaction(producer, consumer, records, codecs, config, topics, run_id, counts)
             store.update_gate_run(run_id, counts)
             if progress is not None:
                 progress(counts)
     except BaseException as exc:
-        store.finish_gate_run(run_id, counts, error=f"{type(exc).__name__}: {exc}")
-        store.dispose()
-        consumer.close()
-        producer.close(timeout=5)
+        try:
+            store.finish_gate_run(run_id, counts, error=f"{type(exc).__name__}: {exc}")
+            store.dispose()
+        finally:
+            bus.close_bounded(consumer)
+            bus.close_bounded(producer, timeout_s=5)
         raise
     store.finish_gate_run(run_id, counts)
     store.dispose()
-    consumer.close()
-    producer.close()
+    bus.close_bounded(consumer)
+    bus.close_bounded(producer)
     return counts
 
 
@@ -185,6 +204,20 @@ def _caught_up(consumer: KafkaConsumer, idle_polls: int) -> bool:
         if done < ends[tp]:
             return False
     return True
+
+
+def _bounded_txn(producer: KafkaProducer, what: str, begin: Callable[[Any], Any]) -> None:
+    """A transactional step that waits at most TXN_TIMEOUT_MS (issue 13 item 7).
+
+    kafka-python's ``send_offsets_to_transaction``/``commit_transaction``/``abort_transaction`` wait
+    on their result without a timeout: with the broker gone the gate waited forever. These are the
+    same three lines with a bounded wait (they reach into the producer's transaction manager and
+    sender, which kafka-python does not expose otherwise).
+    """
+    result = begin(producer._transaction_manager)
+    producer._sender.wakeup()
+    if not result.wait(timeout_ms=TXN_TIMEOUT_MS):
+        raise RetriableError(f"gate: could not {what} within {TXN_TIMEOUT_MS // 1000}s (is Kafka up?)")
 
 
 def _judge_in_transaction(
@@ -269,19 +302,23 @@ def _judge_in_transaction(
     try:
         for topic, key, value, hdrs, timestamp in outputs:
             producer.send(topic, key=key, value=value, headers=hdrs, timestamp_ms=timestamp)
-        producer.send_offsets_to_transaction(
-            {tp: OffsetAndMetadata(off, "", -1) for tp, off in next_offsets.items()},
-            consumer.group_metadata(),
+        offsets = {tp: OffsetAndMetadata(off, "", -1) for tp, off in next_offsets.items()}
+        _bounded_txn(
+            producer,
+            "send the batch's offsets",
+            lambda tm: tm.send_offsets_to_transaction(offsets, consumer.group_metadata()),
         )
         crash_point("gate.before_commit")
-        producer.commit_transaction()
+        _bounded_txn(producer, "commit the transaction", lambda tm: tm.begin_commit())
     except BaseException:
         # Abort so nothing of this batch is visible; the offsets were not committed either, so the
-        # batch is judged again by whoever runs next.
+        # batch is judged again by whoever runs next. A broker that is gone cannot abort either:
+        # then the restarted gate's init_transactions aborts it (same transactional id).
         try:
-            producer.abort_transaction()
-        finally:
-            raise
+            _bounded_txn(producer, "abort the transaction", lambda tm: tm.begin_abort())
+        except Exception as abort_error:
+            log.warning("gate %s: abort failed too (%s); the next run aborts it", run_id, abort_error)
+        raise
     crash_point("gate.after_commit")
     counts.consumed += len(records)
     counts.transactions += 1

@@ -188,3 +188,116 @@ def test_postgres_killed_mid_load_exits_nonzero_promptly_and_rerun_completes(
     finally:
         engine.dispose()
     assert stored == 40
+
+
+@pytest.fixture
+def own_stack(tmp_path_factory):
+    """Kafka and a registry this test may kill (PostgreSQL comes from the session's stack)."""
+    from regsync.settings import StackSettings
+    from regsync.stack.launcher import Stack
+    from regsync.stack.watchdog import spawn_watchdog
+
+    state_dir = tmp_path_factory.mktemp("own-stack")
+    launcher = Stack(StackSettings(state_dir=state_dir, with_postgres=False))
+    spawn_watchdog(os.getpid(), state_dir, purge=True)
+    launcher.up()
+    yield launcher
+    launcher.down(purge=True)
+
+
+def _kill_service(launcher, name: str) -> None:
+    rec = launcher._load()[name]
+    proc = psutil.Process(rec.pid)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+
+
+GATE_SCRIPT = """
+import faulthandler, signal, time
+faulthandler.register(signal.SIGUSR1, all_threads=True)
+from pathlib import Path
+import regsync.stages.gate as gate
+from regsync.kafka.topics import Topics
+
+marker, go = Path({marker!r}), Path({go!r})
+real = gate._judge_in_transaction
+calls = 0
+
+def paused(*args, **kwargs):
+    global calls
+    calls += 1
+    if calls == 2 and not marker.exists():
+        marker.touch()
+        deadline = time.monotonic() + 60
+        while not go.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    return real(*args, **kwargs)
+
+gate._judge_in_transaction = paused
+gate.run_gate(
+    bootstrap={bootstrap!r}, registry_url={registry!r}, database_url={db!r},
+    topics=Topics(prefix={prefix!r}), until_idle=True, max_records=10,
+)
+"""
+
+
+@pytest.mark.slow
+def test_broker_killed_under_the_gate_exits_nonzero_promptly_and_rerun_is_exactly_once(
+    own_stack, stack, uid, database_url, tmp_path
+):
+    """Was: the gate hung ≥120 s after a broker SIGKILL (1 in 3); with the broker gone for good, always."""
+    ends = own_stack.endpoints()
+    topics = Topics(prefix=f"t{uid}.")
+    ensure_topics(ends.bootstrap_servers, topics)
+    bus.register_schemas(ends.registry_url, topics)
+    p = {
+        "bootstrap": ends.bootstrap_servers,
+        "registry_url": ends.registry_url,
+        "database_url": database_url,
+        "topics": topics,
+    }
+    run_extract(ListConnector(rows(120)), as_of=LAST_OF_JAN, batch_size=20, **p)
+    marker, go = tmp_path / "judging", tmp_path / "go"
+    script = textwrap.dedent(GATE_SCRIPT).format(
+        marker=str(marker),
+        go=str(go),
+        bootstrap=p["bootstrap"],
+        registry=p["registry_url"],
+        db=database_url,
+        prefix=topics.prefix,
+    )
+    env = {**os.environ, "PYTHONPATH": str(HERE)}
+    env.pop("REGSYNC_CRASH_AT", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    _wait_for(marker, proc, 120)
+    _kill_service(own_stack, "kafka")
+    go.touch()
+    bound = 2 * BOUND_S
+    try:
+        _out, err = proc.communicate(timeout=bound)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(1)
+        proc.kill()
+        _out, err = proc.communicate()
+        pytest.fail(f"gate still running {bound}s after the broker was killed:\n{err[-6000:]}")
+    assert proc.returncode not in (0, -9), err
+
+    own_stack.up()  # the broker comes back on the same ports, with its data
+    marker.unlink()
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False, timeout=180
+    )
+    assert done.returncode == 0, done.stderr
+    raw = {(r.partition, r.offset) for r in bus.scan(p["bootstrap"], topics.raw, {})}
+    judged = [
+        (int(bus.header(r, "regsync.raw_partition")), int(bus.header(r, "regsync.raw_offset")))
+        for r in bus.scan(p["bootstrap"], topics.valid, {})
+    ] + [
+        (int(bus.header(r, "__connect.errors.partition")), int(bus.header(r, "__connect.errors.offset")))
+        for r in bus.scan(p["bootstrap"], topics.rejected, {})
+    ]
+    assert len(raw) == 120
+    assert sorted(judged) == sorted(raw)  # none lost, none twice
