@@ -123,14 +123,25 @@ def probe(bootstrap: str) -> bool:
     """Ready when the broker answers a metadata request listing itself as an unfenced broker."""
     import socket
 
-    from kafka import KafkaAdminClient
-
     host, port = bootstrap.rsplit(":", 1)
     # A plain TCP connect first: kafka-python backs off for up to 30 s after a refused bootstrap,
     # which would make a probe sent too early delay readiness by that much.
     with socket.create_connection((host, int(port)), timeout=2):
         pass
-    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    # A probe sent while the broker boots makes kafka-python log connection errors: quiet them for
+    # the probe only, and put the caller's level back.
+    kafka_log = logging.getLogger("kafka")
+    level = kafka_log.level
+    kafka_log.setLevel(logging.CRITICAL)
+    try:
+        return _describe(bootstrap)
+    finally:
+        kafka_log.setLevel(level)
+
+
+def _describe(bootstrap: str) -> bool:
+    from kafka import KafkaAdminClient
+
     admin = KafkaAdminClient(
         bootstrap_servers=bootstrap,
         request_timeout_ms=3000,

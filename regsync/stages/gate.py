@@ -25,6 +25,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from quality.record_checks import GateConfig, evaluate_many
+from regsync import logs, metrics
 from regsync.bookkeeping.state import StateStore
 from regsync.faults import crash_point
 from regsync.kafka import bus, headers
@@ -129,6 +130,7 @@ def run_gate(
     group_id = group_id or gate_group_id(topics)
     codecs = bus.load_codecs(registry_url, topics)
     run_id = f"gate-{uuid.uuid4().hex[:12]}"
+    logs.bind_run_id(run_id)
     store = StateStore(database_url)
     store.start_gate_run(run_id)
     counts = GateCounts()
@@ -157,6 +159,7 @@ def run_gate(
         while True:
             polled = consumer.poll(timeout_ms=500)
             records = [r for batch in polled.values() for r in batch]
+            _record_lag(consumer, group_id)
             if not records:
                 idle_polls += 1
                 if until_idle and _caught_up(consumer, idle_polls):
@@ -184,7 +187,37 @@ def run_gate(
     store.dispose()
     bus.close_bounded(consumer)
     bus.close_bounded(producer)
+    metrics.record_success("gate")
+    log.info(
+        "gate run %s: %d judged, %d valid, %d rejected",
+        run_id,
+        counts.consumed,
+        counts.valid,
+        counts.rejected,
+    )
     return counts
+
+
+def _record_lag(consumer: KafkaConsumer, group_id: str) -> None:
+    """Lag per assigned partition from what the consumer already knows (no request to the brokers).
+
+    The high watermark comes with every fetch response; the position is where the next poll
+    starts. Partitions the member has not fetched from yet are left out rather than guessed.
+    """
+    lag: dict[str, dict[int, int]] = {}
+    for tp in consumer.assignment():
+        high = consumer.highwater(tp)
+        if high is None:
+            continue
+        try:
+            position = consumer.position(tp, timeout_ms=0)  # already past the records just polled
+        except Exception:  # no position yet: nothing to say about this partition
+            continue
+        if position is None:
+            continue
+        lag.setdefault(tp.topic, {})[tp.partition] = high - position
+    for topic, per_partition in lag.items():
+        metrics.record_lag(group_id, topic, per_partition)
 
 
 def _caught_up(consumer: KafkaConsumer, idle_polls: int) -> bool:
@@ -231,6 +264,7 @@ def _judge_in_transaction(
     counts: GateCounts,
 ) -> None:
     now = datetime.now(UTC)
+    before = (counts.valid, counts.rejected, dict(counts.by_rule))  # metrics count committed batches only
     decoded: list[tuple[Any, RegistrationEvent]] = []
     outputs: list[tuple[str, Any, bytes, list[tuple[str, bytes]], int]] = []
     for record in records:
@@ -322,3 +356,12 @@ def _judge_in_transaction(
     crash_point("gate.after_commit")
     counts.consumed += len(records)
     counts.transactions += 1
+    metrics.record_gate_batch(
+        counts.valid - before[0],
+        counts.rejected - before[1],
+        {
+            rule: n - before[2].get(rule, 0)
+            for rule, n in counts.by_rule.items()
+            if n != before[2].get(rule, 0)
+        },
+    )

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Generator
 from datetime import datetime
 
+from regsync import logs, metrics
 from regsync.faults import crash_point
 from regsync.kafka import bus
 from regsync.kafka.topics import Topics
@@ -122,19 +123,23 @@ def run_load(
     # closing(): if the store fails mid-month, the scan's consumer is closed here and now, not by
     # the garbage collector (where its close hung for minutes: issue 13 item 7).
     events = contextlib.closing(positioned_events(bootstrap, registry_url, topics, window))
+    run_id = f"load-{month}-{uuid.uuid4().hex[:8]}"
+    logs.bind_run_id(run_id)
     try:
         with events as positioned:
-            return load_month(
+            result = load_month(
                 engine,
                 month=month,
                 topic=topics.valid,
                 positioned=positioned,
                 offset_ranges=window.ranges,
-                run_id=f"load-{month}-{uuid.uuid4().hex[:8]}",
+                run_id=run_id,
                 tz=tz,
                 chunk_size=chunk_size,
                 replace=replace,
                 on_chunk=lambda _i: crash_point("load.in_transaction"),
             )
+        metrics.record_load(0 if result.noop else result.records, window.end.timestamp())
+        return result
     finally:
         engine.dispose()
