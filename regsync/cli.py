@@ -160,12 +160,24 @@ def _stack() -> object:
 
 
 @stack_app.command("up")
-def stack_up() -> None:
+def stack_up(
+    brokers: Annotated[
+        int | None,
+        typer.Option(
+            "--brokers",
+            min=1,
+            max=5,
+            help="Kafka nodes (3: topics with replication 3 and min ISR 2); default REGSYNC_STACK__BROKERS or 1.",
+        ),
+    ] = None,
+) -> None:
     """Start Kafka (KRaft), Apicurio Registry and PostgreSQL on free loopback ports (idempotent)."""
     from regsync.stack.launcher import Stack
 
     stack = _stack()
     assert isinstance(stack, Stack)
+    if brokers is not None:
+        stack.settings = stack.settings.model_copy(update={"brokers": brokers})
     endpoints = stack.up()
     out.print(f"kafka           {endpoints.bootstrap_servers}")
     out.print(f"schema-registry {endpoints.registry_url}")

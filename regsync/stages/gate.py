@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError, ProducerFencedError
 from kafka.structs import OffsetAndMetadata
 
 from quality.record_checks import GateConfig, evaluate_many
@@ -44,6 +45,10 @@ from schemas.events import (
 SCHEMA_INVALID = "SCHEMA_INVALID"
 #: The longest a transactional step (offsets, commit, abort) may wait for the brokers.
 TXN_TIMEOUT_MS = 30_000
+#: Transactions that may fail in a row (a broker dying under them) before the run gives up.
+TXN_RETRIES = 3
+#: Errors a new producer cannot cure: another gate with our transactional id is alive.
+_FATAL_KAFKA: tuple[type[BaseException], ...] = (ProducerFencedError,)
 #: A bounded run (--until-idle) that makes no progress this long fails instead of waiting on.
 STALL_TIMEOUT_S = 120.0
 
@@ -152,6 +157,7 @@ def run_gate(
     producer: KafkaProducer = bus.idempotent_producer(
         bootstrap, transactional_id=gate_transactional_id(topics, instance)
     )
+    retries_left = TXN_RETRIES
     try:
         producer.init_transactions()
         idle_polls = 0
@@ -171,7 +177,24 @@ def run_gate(
                 continue
             idle_polls = 0
             last_progress = time.monotonic()
-            _judge_in_transaction(producer, consumer, records, codecs, config, topics, run_id, counts)
+            try:
+                _judge_in_transaction(producer, consumer, records, codecs, config, topics, run_id, counts)
+            except (RetriableError, KafkaError) as exc:
+                # A broker died under the transaction (its coordinator, say). The batch is aborted or
+                # will be: start over from the committed offsets with a fresh producer, whose
+                # init_transactions fences the old one and settles its open transaction.
+                if retries_left == 0 or isinstance(exc, _FATAL_KAFKA):
+                    raise
+                retries_left -= 1
+                log.warning("gate %s: transaction failed (%s); retrying from committed offsets", run_id, exc)
+                bus.close_bounded(producer, timeout_s=5)
+                producer = bus.idempotent_producer(
+                    bootstrap, transactional_id=gate_transactional_id(topics, instance)
+                )
+                producer.init_transactions()
+                _rewind_to_committed(consumer)
+                continue
+            retries_left = TXN_RETRIES
             store.update_gate_run(run_id, counts)
             if progress is not None:
                 progress(counts)
@@ -218,6 +241,16 @@ def _record_lag(consumer: KafkaConsumer, group_id: str) -> None:
         lag.setdefault(tp.topic, {})[tp.partition] = high - position
     for topic, per_partition in lag.items():
         metrics.record_lag(group_id, topic, per_partition)
+
+
+def _rewind_to_committed(consumer: KafkaConsumer) -> None:
+    """Seek every assigned partition back to the group's committed offset (the last committed batch)."""
+    for tp in consumer.assignment():
+        committed = consumer.committed(tp)
+        if committed is None:
+            consumer.seek_to_beginning(tp)
+        else:
+            consumer.seek(tp, committed)
 
 
 def _caught_up(consumer: KafkaConsumer, idle_polls: int) -> bool:
@@ -348,6 +381,7 @@ def _judge_in_transaction(
         # Abort so nothing of this batch is visible; the offsets were not committed either, so the
         # batch is judged again by whoever runs next. A broker that is gone cannot abort either:
         # then the restarted gate's init_transactions aborts it (same transactional id).
+        counts.valid, counts.rejected, counts.by_rule = before[0], before[1], before[2]
         try:
             _bounded_txn(producer, "abort the transaction", lambda tm: tm.begin_abort())
         except Exception as abort_error:
