@@ -42,6 +42,12 @@ PREFIX = "chaos."
 ATTEMPT_DEADLINE_S = 180.0
 MAX_ATTEMPTS = 15
 STARTUP_S = 1.5  # interpreter + imports before a stage does anything
+#: Named crash points (regsync/faults.py): a kill at the delicate step itself, not at a random instant.
+CRASH_POINTS = {
+    "extract": ("extract.after_ack", "extract.after_commit"),
+    "gate": ("gate.before_commit", "gate.after_commit"),
+    "load": ("load.in_transaction",),
+}
 
 
 @dataclass
@@ -49,6 +55,7 @@ class StageStats:
     runs: int = 0
     attempts: int = 0
     kills: int = 0
+    crash_point_kills: int = 0
     infra_kills: int = 0
     failed_exits: int = 0
     hangs: int = 0
@@ -129,14 +136,19 @@ class Driver:
             stats.attempts += 1
             kill_now = kills > 0
             infra = kill_now and self.rng.random() < 0.15
-            delay = STARTUP_S + self.rng.uniform(0.0, self.estimate[kind]) if kill_now else None
+            crash_at = None
+            if kill_now and not infra and self.rng.random() < 0.4:
+                crash_at = f"{self.rng.choice(CRASH_POINTS[kind])}:{self.rng.randint(1, 3)}"
+            timer = kill_now and crash_at is None
+            delay = STARTUP_S + self.rng.uniform(0.0, self.estimate[kind]) if timer else None
+            env = {**self.env, "REGSYNC_CRASH_AT": crash_at} if crash_at else self.env
             t0 = time.monotonic()
             # stderr to a file, not a pipe: a chatty process must never block on a full pipe.
             errfile = self.root / "last-stderr.txt"
             with errfile.open("w") as errs:
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "regsync", *args],
-                    env=self.env,
+                    env=env,
                     stdout=subprocess.DEVNULL,
                     stderr=errs,
                 )
@@ -178,6 +190,7 @@ class Driver:
                 return kills
             if proc.returncode == -signal.SIGKILL and killed_what is None:
                 stats.kills += 1
+                stats.crash_point_kills += crash_at is not None
                 kills -= 1
             elif killed_what is not None:
                 kills -= 1
