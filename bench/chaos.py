@@ -193,7 +193,7 @@ class Driver:
                 stats.crash_point_kills += crash_at is not None
                 kills -= 1
             elif killed_what is not None:
-                kills -= 1
+                # A broker/PostgreSQL kill comes on top of the stage kills: the budget stays.
                 self.chaos.events.append(
                     f"{kind} {' '.join(args)}: {killed_what} killed → exit {proc.returncode}"
                 )
@@ -409,8 +409,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--kills", type=int, default=50, help="stage SIGKILLs (broker/PostgreSQL kills come on top)"
     )
-    parser.add_argument("--months", default="2026-01,2026-02")
-    parser.add_argument("--per-month", type=int, default=20)
+    parser.add_argument("--months", default="2026-01,2026-02,2026-03")
+    parser.add_argument("--per-month", type=int, default=40)
     parser.add_argument("--brokers", type=int, default=1)
     parser.add_argument("--root", type=Path, default=Path(".regsync/chaos"))
     parser.add_argument("--out", type=Path, default=Path("bench/results/chaos.json"))
