@@ -123,7 +123,7 @@ class Driver:
         self.stack.up()
 
     # one stage, retried until it succeeds ---------------------------------------------------------
-    def run_stage(self, kind: str, args: list[str], kills: int) -> int:
+    def run_stage(self, kind: str, args: list[str], kills: int, crash_points: bool = True) -> int:
         """Run ``regsync <args>`` until it exits 0, killing ``kills`` times on the way; returns kills left.
 
         A timer that fires after the process has already finished kills nothing: those kills are
@@ -137,8 +137,8 @@ class Driver:
             kill_now = kills > 0
             infra = kill_now and self.rng.random() < 0.15
             crash_at = None
-            if kill_now and not infra and self.rng.random() < 0.4:
-                crash_at = f"{self.rng.choice(CRASH_POINTS[kind])}:{self.rng.randint(1, 3)}"
+            if crash_points and kill_now and not infra and self.rng.random() < 0.4:
+                crash_at = f"{self.rng.choice(CRASH_POINTS[kind])}:{self.rng.randint(1, 2)}"
             timer = kill_now and crash_at is None
             delay = STARTUP_S + self.rng.uniform(0.0, self.estimate[kind]) if timer else None
             env = {**self.env, "REGSYNC_CRASH_AT": crash_at} if crash_at else self.env
@@ -269,11 +269,15 @@ class Driver:
                 kills = kills_per_step[i] + carried
                 self.say(f"[{i + 1}/{len(plan)}] regsync {' '.join(args)} (kills {kills})")
                 carried = self.run_stage(kind, args, kills)
-            while carried:  # kills the last stages could not take: spend them on extra gate runs
-                self.say(f"[extra] regsync gate (kills {carried})")
-                left = self.run_stage("gate", ["gate"], carried)
-                if left == carried:
-                    break
+            # Kills the planned runs could not take (a crash point the run never reached): spend them
+            # on extra gate and load runs, killed by the timer (an idle run reaches no crash point).
+            extra = [("gate", ["gate"]), ("load", plan[-1][1])]
+            idle = 0
+            while carried and idle < 5:
+                kind, args = extra[idle % 2]
+                self.say(f"[extra] regsync {' '.join(args)} (kills {carried})")
+                left = self.run_stage(kind, args, carried, crash_points=False)
+                idle = idle + 1 if left == carried else 0
                 carried = left
             result = reconcile(ends.bootstrap_servers, ends.registry_url, ends.database_url, sims, months, tz)
         finally:
