@@ -273,7 +273,7 @@ class Driver:
             # on extra gate and load runs, killed by the timer (an idle run reaches no crash point).
             extra = [("gate", ["gate"]), ("load", plan[-1][1])]
             idle = 0
-            while carried and idle < 5:
+            while carried and idle < 15:
                 kind, args = extra[idle % 2]
                 self.say(f"[extra] regsync {' '.join(args)} (kills {carried})")
                 left = self.run_stage(kind, args, carried, crash_points=False)
