@@ -72,3 +72,9 @@ BENCH_ARGS ?=
 bench: bootstrap-demo ## Benchmark the pipeline on a real stack it starts itself (SCENARIO=100k|1m|all; all ≈ 18 min)
 	$(PY) -m bench.codec
 	$(PY) -m bench.run --scenario $(SCENARIO) $(BENCH_ARGS)
+
+CHAOS_ARGS ?=
+
+.PHONY: chaos
+chaos: bootstrap-demo ## Chaos run: ≥50 random SIGKILLs (+ broker/PostgreSQL kills), reconciled → bench/results/chaos.json
+	$(PY) -m bench.chaos --kills 50 --out bench/results/chaos.json $(CHAOS_ARGS)

@@ -10,6 +10,7 @@ checked before any service is contacted.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -85,13 +86,52 @@ _debug = False
 
 @app.callback()
 def _options(
+    ctx: typer.Context,
     debug: Annotated[
         bool, typer.Option("--debug", help="Show the traceback of an expected failure too.")
     ] = False,
+    log_level: Annotated[
+        str,
+        typer.Option(
+            "--log-level", envvar="REGSYNC_LOG_LEVEL", help="DEBUG, INFO, WARNING, ERROR or CRITICAL."
+        ),
+    ] = "WARNING",
+    log_json: Annotated[
+        bool,
+        typer.Option("--log-json", envvar="REGSYNC_LOG_JSON", help="Log one JSON object per line (stderr)."),
+    ] = False,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            envvar="REGSYNC_METRICS_PORT",
+            help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics while the command runs (gate --forever).",
+        ),
+    ] = None,
+    metrics_textfile_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--metrics-textfile-dir",
+            envvar="REGSYNC_METRICS_TEXTFILE_DIR",
+            help="At exit, write regsync_<command>.prom here (node_exporter's textfile collector).",
+        ),
+    ] = None,
 ) -> None:
     """Sync childcare-institution (托育机构) registrations from registrars to county health departments."""
     global _debug
     _debug = debug
+    from regsync import logs, metrics
+
+    try:
+        logs.configure(log_level, json_lines=log_json)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--log-level") from exc
+    if metrics_port is not None:
+        metrics.serve(metrics_port)
+    if metrics_textfile_dir is not None and ctx.invoked_subcommand:
+        job = ctx.invoked_subcommand
+        # Runs on success and on failure alike (a failed extract is what the alerts count).
+        ctx.call_on_close(lambda: metrics.write_textfile(metrics_textfile_dir, job))
 
 
 def _month_arg(value: str | None) -> str | None:
@@ -120,12 +160,24 @@ def _stack() -> object:
 
 
 @stack_app.command("up")
-def stack_up() -> None:
+def stack_up(
+    brokers: Annotated[
+        int | None,
+        typer.Option(
+            "--brokers",
+            min=1,
+            max=5,
+            help="Kafka nodes (3: topics with replication 3 and min ISR 2); default REGSYNC_STACK__BROKERS or 1.",
+        ),
+    ] = None,
+) -> None:
     """Start Kafka (KRaft), Apicurio Registry and PostgreSQL on free loopback ports (idempotent)."""
     from regsync.stack.launcher import Stack
 
     stack = _stack()
     assert isinstance(stack, Stack)
+    if brokers is not None:
+        stack.settings = stack.settings.model_copy(update={"brokers": brokers})
     endpoints = stack.up()
     out.print(f"kafka           {endpoints.bootstrap_servers}")
     out.print(f"schema-registry {endpoints.registry_url}")

@@ -50,6 +50,12 @@ class StackSettings(BaseModel):
     registry_heap: str = "384m"
     start_timeout_s: float = 120.0
     with_postgres: bool = True
+    brokers: int = Field(
+        default=1,
+        ge=1,
+        le=5,
+        description="Kafka nodes (each broker and controller); 3 gives topics replication 3, min ISR 2.",
+    )
 
 
 class GateSettings(BaseModel):

@@ -6,7 +6,9 @@ events, not records.
 
 from __future__ import annotations
 
+import inspect
 import logging
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol, cast
@@ -20,7 +22,12 @@ from schemas.contracts import TOPIC_CONTRACTS, subject_for
 from schemas.errors import RetriableError
 from schemas.registry import SchemaRegistryClient, codec_for_topic, register_all
 
-logging.getLogger("kafka").setLevel(logging.WARNING)
+log = logging.getLogger(__name__)
+
+#: How long closing a Kafka client may take before we walk away from it (issue 13 item 7).
+CLOSE_TIMEOUT_S = 10.0
+#: A scan's consumer gives up on one request after this long instead of kafka-python's 305 s.
+REQUEST_TIMEOUT_MS = 30_000
 
 HEADER_SOURCE = headers_.SOURCE
 HEADER_EVENT_ID = headers_.EVENT_ID
@@ -37,6 +44,46 @@ class KafkaRecord(Protocol):
     key: bytes | None
     value: bytes  # our topics carry no tombstones; a None value fails the codec as a record error
     headers: list[tuple[str, bytes | None]]
+
+
+def close_bounded(client: object, timeout_s: float = CLOSE_TIMEOUT_S) -> bool:
+    """Close a Kafka client in a daemon thread and wait at most ``timeout_s``; True if it closed.
+
+    kafka-python's ``close()`` can block without end: the consumer's close waits on its network
+    thread with no timeout, and a consumer closed during garbage collection (a generator abandoned
+    by an exception) hung for minutes after PostgreSQL died under a load. A client that does not
+    close in time is left to the process's exit; the caller's outcome (success or the error it is
+    raising) does not wait for it.
+    """
+    close = getattr(client, "close", None)
+    if close is None:
+        return True
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            params = inspect.signature(close).parameters
+            if "timeout_ms" in params:  # consumers and admin clients
+                close(timeout_ms=int(timeout_s * 1000))
+            elif "timeout" in params:  # the producer, in seconds
+                close(timeout=timeout_s)
+            else:
+                close()
+        except BaseException as exc:  # reported below; a failed close must not mask the caller's error
+            errors.append(exc)
+
+    worker = threading.Thread(target=target, name=f"close-{type(client).__name__}", daemon=True)
+    worker.start()
+    worker.join(timeout_s + 1.0)
+    if worker.is_alive():
+        log.warning(
+            "%s did not close within %.0fs; leaving it to process exit", type(client).__name__, timeout_s
+        )
+        return False
+    if errors:
+        log.warning("closing %s failed: %s", type(client).__name__, errors[0])
+        return False
+    return True
 
 
 def idempotent_producer(bootstrap: str, **overrides: object) -> KafkaProducer:
@@ -107,7 +154,10 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
     read_committed scan up to the high watermark would wait for them forever.
     """
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        request_timeout_ms=REQUEST_TIMEOUT_MS,
     )
     try:
         partitions = consumer.partitions_for_topic(topic)
@@ -116,13 +166,18 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         return {tp.partition: off for tp, off in consumer.end_offsets(tps).items()}
     finally:
-        consumer.close()
+        close_bounded(consumer)
 
 
 def scan(
     bootstrap: str, topic: str, start: dict[int, int], stop: dict[int, int] | None = None
 ) -> Iterator[KafkaRecord]:
-    """Records of ``topic`` from ``start`` offsets (0 where absent) up to ``stop`` (default: the end now)."""
+    """Records of ``topic`` from ``start`` offsets (0 where absent) up to ``stop`` (default: the end now).
+
+    A caller that may stop iterating early must close the generator (``contextlib.closing``), so the
+    consumer is closed at once and not by the garbage collector (see :func:`close_bounded`). The
+    loop is bounded: 30 empty polls in a row raise :class:`RetriableError`.
+    """
     stop = stop if stop is not None else end_offsets(bootstrap, topic)
     todo = {p: (start.get(p, 0), end) for p, end in stop.items() if start.get(p, 0) < end}
     if not todo:
@@ -132,6 +187,7 @@ def scan(
         enable_auto_commit=False,
         isolation_level="read_committed",
         max_poll_records=2000,
+        request_timeout_ms=REQUEST_TIMEOUT_MS,
     )
     try:
         tps = {p: TopicPartition(topic, p) for p in todo}
@@ -160,7 +216,7 @@ def scan(
                 if consumer.position(tp) >= end:
                     remaining.discard(tp.partition)
     finally:
-        consumer.close()
+        close_bounded(consumer)
 
 
 def header(record: KafkaRecord | object, name: str) -> str | None:

@@ -39,23 +39,43 @@ class Topics:
         return topic.removeprefix(self.prefix)
 
 
+def replication_for(brokers: int) -> tuple[int, int]:
+    """(replication factor, min.insync.replicas) for a cluster of ``brokers``.
+
+    Three or more brokers: every record on 3 brokers, a write acknowledged (``acks=all``) once 2 hold
+    it, so one broker may die without losing an acknowledged record or stopping the writers.
+    """
+    replication = min(3, max(1, brokers))
+    return replication, (2 if replication >= 3 else 1)
+
+
 def ensure_topics(bootstrap: str, topics: Topics) -> list[str]:
-    """Create missing topics (keyed by USCC, CreateTime timestamps, kept forever); returns those made."""
+    """Create missing topics (keyed by USCC, CreateTime timestamps, kept forever); returns those made.
+
+    Replication follows the cluster's size (:func:`replication_for`): 1 on a single dev broker,
+    3 with ``min.insync.replicas`` 2 on three brokers or more.
+    """
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
     try:
         existing = set(admin.list_topics())
         wanted = [t for t in topics.all() if t not in existing]
         if wanted:
+            brokers = len(admin.describe_cluster().get("brokers") or [None])
+            replication, min_isr = replication_for(brokers)
             admin.create_topics(
                 [
                     NewTopic(
                         t,
                         num_partitions=topics.partitions,
-                        replication_factor=1,
-                        topic_configs={"message.timestamp.type": "CreateTime", "retention.ms": "-1"},
+                        replication_factor=replication,
+                        topic_configs={
+                            "message.timestamp.type": "CreateTime",
+                            "retention.ms": "-1",
+                            "min.insync.replicas": str(min_isr),
+                        },
                     )
                     for t in wanted
                 ]

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from kafka import KafkaConsumer, TopicPartition
 
-from regsync.kafka.bus import KafkaRecord
+from regsync.kafka.bus import KafkaRecord, close_bounded
 from schemas.errors import FatalError
 from schemas.month import Month
 
@@ -65,7 +65,7 @@ def month_window(bootstrap: str, topic: str, month: str, tz: str) -> MonthWindow
             ranges[tp.partition] = (first, last)
         return MonthWindow(month, start, end, ranges)
     finally:
-        consumer.close()
+        close_bounded(consumer)
 
 
 def _first_data_record(

@@ -1,4 +1,8 @@
-"""A single-node Apache Kafka broker in KRaft mode, run from jars on a classpath."""
+"""Apache Kafka in KRaft mode, run from jars on a classpath: one node, or a cluster of a few.
+
+Every node is broker and controller (combined mode) on its own loopback ports; with three nodes
+the quorum survives one killed node, and the internal topics get replication 3 and min ISR 2.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,18 @@ from regsync.stack.prereq import Java
 from regsync.stack.process import ServiceRecord, spawn, wait_ready
 
 NAME = "kafka"
+
+
+def node_name(node_id: int) -> str:
+    """``kafka`` for node 1 (as before clusters existed), ``kafka-2``, ``kafka-3``… for the others."""
+    return NAME if node_id == 1 else f"{NAME}-{node_id}"
+
+
+def replication_for(nodes: int) -> tuple[int, int]:
+    """(replication factor, min.insync.replicas) a cluster of ``nodes`` gives its topics."""
+    replication = min(3, nodes)
+    return replication, (2 if replication >= 3 else 1)
+
 
 LOG4J2 = """\
 # Kafka's own logs go to a file in the state folder; the console stays quiet.
@@ -30,13 +46,21 @@ logger.state.level = WARN
 """
 
 
-def _server_properties(data_dir: Path, broker_port: int, controller_port: int) -> str:
-    """Static quorum, replication factor 1 everywhere, no rebalance delay: a dev/test broker."""
+def _server_properties(
+    data_dir: Path,
+    broker_port: int,
+    controller_port: int,
+    node_id: int = 1,
+    voters: str | None = None,
+    nodes: int = 1,
+) -> str:
+    """Static quorum, no rebalance delay: a dev/test node (replication 1, or 3 with min ISR 2)."""
+    replication, min_isr = replication_for(nodes)
     return "\n".join(
         [
             "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
+            f"node.id={node_id}",
+            f"controller.quorum.voters={voters or f'{node_id}@127.0.0.1:{controller_port}'}",
             f"listeners=PLAINTEXT://127.0.0.1:{broker_port},CONTROLLER://127.0.0.1:{controller_port}",
             f"advertised.listeners=PLAINTEXT://127.0.0.1:{broker_port}",
             "controller.listener.names=CONTROLLER",
@@ -44,14 +68,15 @@ def _server_properties(data_dir: Path, broker_port: int, controller_port: int) -
             "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             f"log.dirs={data_dir}",
             "num.partitions=3",
-            "default.replication.factor=1",
-            "offsets.topic.replication.factor=1",
+            f"default.replication.factor={replication}",
+            f"min.insync.replicas={min_isr}",
+            f"offsets.topic.replication.factor={replication}",
             "offsets.topic.num.partitions=3",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
+            f"transaction.state.log.replication.factor={replication}",
+            f"transaction.state.log.min.isr={min_isr}",
             "transaction.state.log.num.partitions=3",
-            "share.coordinator.state.topic.replication.factor=1",
-            "share.coordinator.state.topic.min.isr=1",
+            f"share.coordinator.state.topic.replication.factor={replication}",
+            f"share.coordinator.state.topic.min.isr={min_isr}",
             "group.initial.rebalance.delay.ms=0",
             # Fast fencing of a killed broker, so a restarted one registers in seconds, not 9 s+.
             "broker.heartbeat.interval.ms=500",
@@ -62,27 +87,51 @@ def _server_properties(data_dir: Path, broker_port: int, controller_port: int) -
             # Replayed months carry old create-times; the broker must accept them.
             "log.message.timestamp.before.max.ms=9223372036854775807",
             "auto.create.topics.enable=false",
+            # A killed node that comes back catches up and takes its leaderships back by itself.
+            "unclean.leader.election.enable=false",
             "",
         ]
     )
 
 
-def _cluster_id() -> str:
+def existing_cluster_id(state_dir: Path, nodes: int) -> str | None:
+    """The cluster id a node of this state folder was formatted with, so new nodes join it."""
+    for node_id in range(1, max(nodes, 1) + 1):
+        meta = state_dir / node_name(node_id) / "data" / "meta.properties"
+        if meta.exists():
+            for line in meta.read_text().splitlines():
+                if line.startswith("cluster.id="):
+                    return line.split("=", 1)[1].strip()
+    return None
+
+
+def new_cluster_id() -> str:
     """A KRaft cluster id; it may start with "-", so callers pass it as --cluster-id=ID."""
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
 def start(
-    state_dir: Path, libs: Path, java: Java, broker_port: int, controller_port: int, heap: str
+    state_dir: Path,
+    libs: Path,
+    java: Java,
+    broker_port: int,
+    controller_port: int,
+    heap: str,
+    *,
+    node_id: int = 1,
+    voters: str | None = None,
+    nodes: int = 1,
+    cluster_id: str | None = None,
 ) -> ServiceRecord:
-    """Format storage on first start, then launch ``kafka.Kafka`` in its own JVM."""
+    """Format storage on first start (one cluster id for every node), then launch ``kafka.Kafka``."""
     import subprocess
 
-    home = state_dir / NAME
+    name = node_name(node_id)
+    home = state_dir / name
     data = home / "data"
     home.mkdir(parents=True, exist_ok=True)
     props = home / "server.properties"
-    props.write_text(_server_properties(data, broker_port, controller_port))
+    props.write_text(_server_properties(data, broker_port, controller_port, node_id, voters, nodes))
     (home / "log4j2.properties").write_text(LOG4J2.format(log_dir=home))
     classpath = f"{libs}/*"
     jvm = [
@@ -99,38 +148,56 @@ def start(
     ]
     if not (data / "meta.properties").exists():
         fmt = subprocess.run(
-            [*jvm, "kafka.tools.StorageTool", "format", f"--cluster-id={_cluster_id()}", "-c", str(props)],
+            [
+                *jvm,
+                "kafka.tools.StorageTool",
+                "format",
+                f"--cluster-id={cluster_id or new_cluster_id()}",
+                "-c",
+                str(props),
+            ],
             capture_output=True,
             text=True,
             check=False,
         )
         if fmt.returncode != 0:
-            raise ServiceStartError(NAME, "storage format failed", (fmt.stdout + fmt.stderr)[-3000:])
+            raise ServiceStartError(name, "storage format failed", (fmt.stdout + fmt.stderr)[-3000:])
     log = home / "stdout.log"
     proc = spawn([*jvm, "kafka.Kafka", str(props)], log)
     return ServiceRecord(
-        name=NAME,
+        name=name,
         pid=proc.pid,
         create_time=proc.create_time(),
         log=str(home / "server.log"),
         endpoints={"bootstrap": f"127.0.0.1:{broker_port}"},
         ports={"broker": broker_port, "controller": controller_port},
-        extra={"stdout": str(log)},
+        extra={"stdout": str(log), "node_id": node_id},
     )
 
 
-def probe(bootstrap: str) -> bool:
-    """Ready when the broker answers a metadata request listing itself as an unfenced broker."""
+def probe(bootstrap: str, node_id: int | None = None) -> bool:
+    """Ready when the broker answers a metadata request listing itself (or any node) unfenced."""
     import socket
-
-    from kafka import KafkaAdminClient
 
     host, port = bootstrap.rsplit(":", 1)
     # A plain TCP connect first: kafka-python backs off for up to 30 s after a refused bootstrap,
     # which would make a probe sent too early delay readiness by that much.
     with socket.create_connection((host, int(port)), timeout=2):
         pass
-    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    # A probe sent while the broker boots makes kafka-python log connection errors: quiet them for
+    # the probe only, and put the caller's level back.
+    kafka_log = logging.getLogger("kafka")
+    level = kafka_log.level
+    kafka_log.setLevel(logging.CRITICAL)
+    try:
+        return _describe(bootstrap, node_id)
+    finally:
+        kafka_log.setLevel(level)
+
+
+def _describe(bootstrap: str, node_id: int | None) -> bool:
+    from kafka import KafkaAdminClient
+
     admin = KafkaAdminClient(
         bootstrap_servers=bootstrap,
         request_timeout_ms=3000,
@@ -140,7 +207,10 @@ def probe(bootstrap: str) -> bool:
     try:
         cluster = admin.describe_cluster()
         brokers = cluster.get("brokers") or []
-        return cluster.get("controller_id", -1) != -1 and any(not b.get("is_fenced") for b in brokers)
+        unfenced = {b.get("broker_id") for b in brokers if not b.get("is_fenced")}
+        if node_id is not None:
+            return cluster.get("controller_id", -1) != -1 and node_id in unfenced
+        return cluster.get("controller_id", -1) != -1 and bool(unfenced)
     finally:
         admin.close()
 
@@ -148,8 +218,8 @@ def probe(bootstrap: str) -> bool:
 def wait(record: ServiceRecord, proc: object, timeout: float) -> float:
     """Block until the broker is ready; returns seconds waited."""
     return wait_ready(
-        NAME,
-        lambda: probe(record.endpoints["bootstrap"]),
+        record.name,
+        lambda: probe(record.endpoints["bootstrap"], record.extra.get("node_id")),
         proc=proc,
         log_path=Path(record.extra["stdout"]),
         timeout=timeout,

@@ -30,6 +30,11 @@ from regsync.stack.process import ServiceRecord, find, free_port, port_is_free, 
 STATE_FILE = "stack.json"
 ORDER = (postgres_cluster.NAME, kafka_broker.NAME, schema_registry.NAME)
 
+
+def _is_kafka(name: str) -> bool:
+    return name == kafka_broker.NAME or name.startswith(kafka_broker.NAME + "-")
+
+
 Reporter = Callable[[str], None]
 
 
@@ -145,13 +150,18 @@ class Stack:
                 records[rec.name] = rec
                 last_ports[rec.name] = rec.ports
                 self._save(records, last_ports)
-            # The two JVMs boot in parallel: most of their start is waiting, not computing.
-            missing = [n for n in (kafka_broker.NAME, schema_registry.NAME) if n not in records]
+            # The JVMs boot in parallel: most of their start is waiting, not computing. Kafka nodes of
+            # a cluster must boot together anyway: a controller quorum needs a majority to elect.
+            kafka_names = self.kafka_names(records)
+            missing = [n for n in (*kafka_names, schema_registry.NAME) if n not in records]
             if missing:
                 java = find_java(self.settings.java_home)
+                plan = self._kafka_plan(kafka_names, records, last_ports, taken)
                 with ThreadPoolExecutor(max_workers=len(missing)) as pool:
                     futures = {
-                        n: pool.submit(self._start_java_service, n, java, last_ports.get(n, {}), taken)
+                        n: pool.submit(
+                            self._start_java_service, n, java, last_ports.get(n, {}), taken, plan.get(n)
+                        )
                         for n in missing
                     }
                     errors: list[BaseException] = []
@@ -167,6 +177,48 @@ class Stack:
                     if errors:
                         raise errors[0]
             return self._endpoints(records)
+
+    def kafka_names(self, records: dict[str, ServiceRecord] | None = None) -> list[str]:
+        """The Kafka nodes of this stack: as many as configured, and any a previous ``up`` recorded."""
+        names = [kafka_broker.node_name(i) for i in range(1, self.settings.brokers + 1)]
+        for name in sorted(records or self._load()):
+            if _is_kafka(name) and name not in names:
+                names.append(name)
+        return names
+
+    def _kafka_plan(
+        self,
+        names: list[str],
+        records: dict[str, ServiceRecord],
+        last_ports: dict[str, dict[str, int]],
+        taken: set[int],
+    ) -> dict[str, dict[str, Any]]:
+        """Ports, node ids and the voter list of every Kafka node, fixed before any node starts."""
+        ports: dict[str, dict[str, int]] = {}
+        for name in names:
+            if name in records:
+                ports[name] = dict(records[name].ports)
+            else:
+                prev = last_ports.get(name, {})
+                ports[name] = {
+                    "broker": self._port(prev, "broker", taken),
+                    "controller": self._port(prev, "controller", taken),
+                }
+        ids = {name: i for i, name in enumerate(names, start=1)}
+        voters = ",".join(f"{ids[n]}@127.0.0.1:{ports[n]['controller']}" for n in names)
+        cluster_id = (
+            kafka_broker.existing_cluster_id(self.state_dir, len(names)) or kafka_broker.new_cluster_id()
+        )
+        return {
+            n: {
+                "ports": ports[n],
+                "node_id": ids[n],
+                "voters": voters,
+                "nodes": len(names),
+                "cluster_id": cluster_id,
+            }
+            for n in names
+        }
 
     def _start_postgres(self, previous: dict[str, int], taken: set[int]) -> ServiceRecord:
         bins = find_postgres()
@@ -185,10 +237,15 @@ class Stack:
         raise AssertionError("unreachable")
 
     def _start_java_service(
-        self, name: str, java: Any, previous: dict[str, int], taken: set[int]
+        self,
+        name: str,
+        java: Any,
+        previous: dict[str, int],
+        taken: set[int],
+        plan: dict[str, Any] | None = None,
     ) -> ServiceRecord:
         s = self.settings
-        if name == kafka_broker.NAME:
+        if _is_kafka(name):
             fetched = kafka_libs(s.cache_dir, s.kafka_version, s.log4j_version, s.kafka_home)
         else:
             fetched = apicurio_app(s.cache_dir, s.apicurio_version)
@@ -199,11 +256,28 @@ class Stack:
         for attempt in range(3):
             prev = previous if attempt == 0 else {}
             began = time.monotonic()
-            if name == kafka_broker.NAME:
-                broker = self._port(prev, "broker", taken)
-                controller = self._port(prev, "controller", taken)
-                self.report(f"kafka: starting on 127.0.0.1:{broker}")
-                rec = kafka_broker.start(self.state_dir, fetched.path, java, broker, controller, s.kafka_heap)
+            if _is_kafka(name):
+                assert plan is not None
+                if attempt == 0 or plan["nodes"] > 1:
+                    # A cluster's voter list names every node's port: a node cannot move alone.
+                    broker, controller = plan["ports"]["broker"], plan["ports"]["controller"]
+                else:
+                    broker = self._port(prev, "broker", taken)
+                    controller = self._port(prev, "controller", taken)
+                    plan = {**plan, "voters": None}
+                self.report(f"{name}: starting on 127.0.0.1:{broker}")
+                rec = kafka_broker.start(
+                    self.state_dir,
+                    fetched.path,
+                    java,
+                    broker,
+                    controller,
+                    s.kafka_heap,
+                    node_id=plan["node_id"],
+                    voters=plan["voters"],
+                    nodes=plan["nodes"],
+                    cluster_id=plan["cluster_id"],
+                )
                 waiter = kafka_broker.wait
             else:
                 port = self._port(prev, "http", taken)
@@ -217,7 +291,8 @@ class Stack:
                 stop(rec)
                 last_error = exc
                 # A lost race for a port shows as a bind error: retry on fresh ports; else give up.
-                if "Address already in use" in exc.log_tail or "BindException" in exc.log_tail:
+                bind = "Address already in use" in exc.log_tail or "BindException" in exc.log_tail
+                if bind and not (plan is not None and plan["nodes"] > 1):
                     continue
                 raise
             self.timing.start[name] = time.monotonic() - began
@@ -228,18 +303,25 @@ class Stack:
 
     def _endpoints(self, records: dict[str, ServiceRecord]) -> Endpoints:
         pg = records.get(postgres_cluster.NAME)
+        nodes = [records[n] for n in self.kafka_names(records) if n in records]
         return Endpoints(
-            bootstrap_servers=records[kafka_broker.NAME].endpoints["bootstrap"],
+            bootstrap_servers=",".join(r.endpoints["bootstrap"] for r in nodes),
             registry_url=records[schema_registry.NAME].endpoints["url"],
             database_url=pg.endpoints["url"] if pg else None,
         )
 
     def endpoints(self) -> Endpoints | None:
         """Endpoints of a running stack, or None when it is not (fully) up."""
-        records = {n: r for n, r in self._load().items() if find(r) is not None}
-        if kafka_broker.NAME not in records or schema_registry.NAME not in records:
+        recorded = self._load()
+        alive = {n for n, r in recorded.items() if find(r) is not None}
+        if schema_registry.NAME not in alive or not any(_is_kafka(n) for n in alive):
             return None
-        return self._endpoints(records)
+        # Every recorded Kafka node stays in the bootstrap list: clients skip a node that is down.
+        return self._endpoints({n: r for n, r in recorded.items() if n in alive or _is_kafka(n)})
+
+    def order(self, records: dict[str, ServiceRecord] | None = None) -> list[str]:
+        """Start order: PostgreSQL, the Kafka nodes, the registry (``down`` stops in reverse)."""
+        return [postgres_cluster.NAME, *self.kafka_names(records), schema_registry.NAME]
 
     # down -------------------------------------------------------------------------------------
     def down(self, purge: bool = False) -> list[str]:
@@ -248,7 +330,8 @@ class Stack:
         with self._lock():
             records = self._load()
             last_ports = self._last_ports()
-            for name in reversed(ORDER):
+            names = self.order(records)
+            for name in reversed(names):
                 rec = records.get(name)
                 if rec is None:
                     continue
@@ -261,7 +344,7 @@ class Stack:
             if purge:
                 import shutil
 
-                for name in ORDER:
+                for name in names:
                     shutil.rmtree(self.state_dir / name, ignore_errors=True)
                 shutil.rmtree(postgres_cluster.cluster_home(self.state_dir), ignore_errors=True)
                 self.state_file.unlink(missing_ok=True)
@@ -272,7 +355,7 @@ class Stack:
         """Each recorded service: alive, answering, where, and how much memory it holds."""
         out: list[ServiceStatus] = []
         records = self._load()
-        for name in ORDER:
+        for name in self.order(records):
             rec = records.get(name)
             if rec is None:
                 out.append(ServiceStatus(name, False, False, None, {}, None, None))
@@ -292,8 +375,8 @@ class Stack:
 
 
 def _probe(name: str, rec: ServiceRecord) -> bool:
-    if name == kafka_broker.NAME:
-        return kafka_broker.probe(rec.endpoints["bootstrap"])
+    if _is_kafka(name):
+        return kafka_broker.probe(rec.endpoints["bootstrap"], rec.extra.get("node_id"))
     if name == schema_registry.NAME:
         return schema_registry.probe(rec.endpoints["url"])
     return postgres_cluster.probe(rec.ports["port"])

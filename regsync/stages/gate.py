@@ -14,6 +14,8 @@ the same as-of clock as the record's own timestamp — and the wall clock goes t
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,15 +23,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError, ProducerFencedError
 from kafka.structs import OffsetAndMetadata
 
 from quality.record_checks import GateConfig, evaluate_many, schema_violation
+from regsync import logs, metrics
 from regsync.bookkeeping.state import StateStore
 from regsync.faults import crash_point
 from regsync.kafka import bus, headers, rejections
 from regsync.kafka.topics import Topics
 from regsync.settings import Settings
 from schemas.codec import AvroCodec, CodecError
+from schemas.errors import RetriableError
 from schemas.events import (
     ErrorContext,
     ErrorStage,
@@ -38,6 +43,16 @@ from schemas.events import (
 )
 
 SCHEMA_INVALID = "SCHEMA_INVALID"
+#: The longest a transactional step (offsets, commit, abort) may wait for the brokers.
+TXN_TIMEOUT_MS = 30_000
+#: Transactions that may fail in a row (a broker dying under them) before the run gives up.
+TXN_RETRIES = 3
+#: Errors a new producer cannot cure: another gate with our transactional id is alive.
+_FATAL_KAFKA: tuple[type[BaseException], ...] = (ProducerFencedError,)
+#: A bounded run (--until-idle) that makes no progress this long fails instead of waiting on.
+STALL_TIMEOUT_S = 120.0
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -144,6 +159,7 @@ def run_gate(
     group_id = group_id or gate_group_id(topics)
     codecs = bus.load_codecs(registry_url, topics)
     run_id = f"gate-{uuid.uuid4().hex[:12]}"
+    logs.bind_run_id(run_id)
     store = StateStore(database_url)
     store.start_gate_run(run_id)
     counts = GateCounts()
@@ -159,39 +175,108 @@ def run_gate(
         # waiting for the killed member's session to expire.
         group_instance_id=f"gate-{instance}",
         session_timeout_ms=30_000,
+        # kafka-python's default (305 s) would let end_offsets/committed hang for minutes.
+        request_timeout_ms=40_000,
     )
     producer: KafkaProducer = bus.idempotent_producer(
         bootstrap, transactional_id=gate_transactional_id(topics, instance)
     )
+    retries_left = TXN_RETRIES
     try:
         producer.init_transactions()
         idle_polls = 0
+        last_progress = time.monotonic()
         while True:
             polled = consumer.poll(timeout_ms=500)
             records = [r for batch in polled.values() for r in batch]
+            _record_lag(consumer, group_id)
             if not records:
                 idle_polls += 1
                 if until_idle and _caught_up(consumer, idle_polls):
                     break
+                if until_idle and time.monotonic() - last_progress > STALL_TIMEOUT_S:
+                    raise RetriableError(
+                        f"gate: no record judged for {STALL_TIMEOUT_S:.0f}s and raw is not caught up"
+                    )
                 continue
             idle_polls = 0
-            _judge_in_transaction(
-                producer, consumer, records, codecs, config, topics, run_id, counts, instance=instance
-            )
+            last_progress = time.monotonic()
+            try:
+                _judge_in_transaction(
+                    producer, consumer, records, codecs, config, topics, run_id, counts, instance=instance
+                )
+            except (RetriableError, KafkaError) as exc:
+                # A broker died under the transaction (its coordinator, say). The batch is aborted or
+                # will be: start over from the committed offsets with a fresh producer, whose
+                # init_transactions fences the old one and settles its open transaction.
+                if retries_left == 0 or isinstance(exc, _FATAL_KAFKA):
+                    raise
+                retries_left -= 1
+                log.warning("gate %s: transaction failed (%s); retrying from committed offsets", run_id, exc)
+                bus.close_bounded(producer, timeout_s=5)
+                producer = bus.idempotent_producer(
+                    bootstrap, transactional_id=gate_transactional_id(topics, instance)
+                )
+                producer.init_transactions()
+                _rewind_to_committed(consumer)
+                continue
+            retries_left = TXN_RETRIES
             store.update_gate_run(run_id, counts)
             if progress is not None:
                 progress(counts)
     except BaseException as exc:
-        store.finish_gate_run(run_id, counts, error=f"{type(exc).__name__}: {exc}")
-        store.dispose()
-        consumer.close()
-        producer.close(timeout=5)
+        try:
+            store.finish_gate_run(run_id, counts, error=f"{type(exc).__name__}: {exc}")
+            store.dispose()
+        finally:
+            bus.close_bounded(consumer)
+            bus.close_bounded(producer, timeout_s=5)
         raise
     store.finish_gate_run(run_id, counts)
     store.dispose()
-    consumer.close()
-    producer.close()
+    bus.close_bounded(consumer)
+    bus.close_bounded(producer)
+    metrics.record_success("gate")
+    log.info(
+        "gate run %s: %d judged, %d valid, %d rejected",
+        run_id,
+        counts.consumed,
+        counts.valid,
+        counts.rejected,
+    )
     return counts
+
+
+def _record_lag(consumer: KafkaConsumer, group_id: str) -> None:
+    """Lag per assigned partition from what the consumer already knows (no request to the brokers).
+
+    The high watermark comes with every fetch response; the position is where the next poll
+    starts. Partitions the member has not fetched from yet are left out rather than guessed.
+    """
+    lag: dict[str, dict[int, int]] = {}
+    for tp in consumer.assignment():
+        high = consumer.highwater(tp)
+        if high is None:
+            continue
+        try:
+            position = consumer.position(tp, timeout_ms=0)  # already past the records just polled
+        except Exception:  # no position yet: nothing to say about this partition
+            continue
+        if position is None:
+            continue
+        lag.setdefault(tp.topic, {})[tp.partition] = high - position
+    for topic, per_partition in lag.items():
+        metrics.record_lag(group_id, topic, per_partition)
+
+
+def _rewind_to_committed(consumer: KafkaConsumer) -> None:
+    """Seek every assigned partition back to the group's committed offset (the last committed batch)."""
+    for tp in consumer.assignment():
+        committed = consumer.committed(tp)
+        if committed is None:
+            consumer.seek_to_beginning(tp)
+        else:
+            consumer.seek(tp, committed)
 
 
 def _caught_up(consumer: KafkaConsumer, idle_polls: int) -> bool:
@@ -213,6 +298,20 @@ def _caught_up(consumer: KafkaConsumer, idle_polls: int) -> bool:
     return True
 
 
+def _bounded_txn(producer: KafkaProducer, what: str, begin: Callable[[Any], Any]) -> None:
+    """A transactional step that waits at most TXN_TIMEOUT_MS (issue 13 item 7).
+
+    kafka-python's ``send_offsets_to_transaction``/``commit_transaction``/``abort_transaction`` wait
+    on their result without a timeout: with the broker gone the gate waited forever. These are the
+    same three lines with a bounded wait (they reach into the producer's transaction manager and
+    sender, which kafka-python does not expose otherwise).
+    """
+    result = begin(producer._transaction_manager)
+    producer._sender.wakeup()
+    if not result.wait(timeout_ms=TXN_TIMEOUT_MS):
+        raise RetriableError(f"gate: could not {what} within {TXN_TIMEOUT_MS // 1000}s (is Kafka up?)")
+
+
 def _judge_in_transaction(
     producer: KafkaProducer,
     consumer: KafkaConsumer,
@@ -226,6 +325,7 @@ def _judge_in_transaction(
     instance: int = 0,
 ) -> None:
     now = datetime.now(UTC)
+    before = (counts.valid, counts.rejected, dict(counts.by_rule))  # metrics count committed batches only
     decoded: list[tuple[Any, RegistrationEvent]] = []
     outputs: list[tuple[str, Any, bytes, list[tuple[str, bytes]], int]] = []
     for record in records:
@@ -307,19 +407,33 @@ def _judge_in_transaction(
     try:
         for topic, key, value, hdrs, timestamp in outputs:
             producer.send(topic, key=key, value=value, headers=hdrs, timestamp_ms=timestamp)
-        producer.send_offsets_to_transaction(
-            {tp: OffsetAndMetadata(off, "", -1) for tp, off in next_offsets.items()},
-            consumer.group_metadata(),
+        offsets = {tp: OffsetAndMetadata(off, "", -1) for tp, off in next_offsets.items()}
+        _bounded_txn(
+            producer,
+            "send the batch's offsets",
+            lambda tm: tm.send_offsets_to_transaction(offsets, consumer.group_metadata()),
         )
         crash_point("gate.before_commit")
-        producer.commit_transaction()
+        _bounded_txn(producer, "commit the transaction", lambda tm: tm.begin_commit())
     except BaseException:
         # Abort so nothing of this batch is visible; the offsets were not committed either, so the
-        # batch is judged again by whoever runs next.
+        # batch is judged again by whoever runs next. A broker that is gone cannot abort either:
+        # then the restarted gate's init_transactions aborts it (same transactional id).
+        counts.valid, counts.rejected, counts.by_rule = before[0], before[1], before[2]
         try:
-            producer.abort_transaction()
-        finally:
-            raise
+            _bounded_txn(producer, "abort the transaction", lambda tm: tm.begin_abort())
+        except Exception as abort_error:
+            log.warning("gate %s: abort failed too (%s); the next run aborts it", run_id, abort_error)
+        raise
     crash_point("gate.after_commit")
     counts.consumed += len(records)
     counts.transactions += 1
+    metrics.record_gate_batch(
+        counts.valid - before[0],
+        counts.rejected - before[1],
+        {
+            rule: n - before[2].get(rule, 0)
+            for rule, n in counts.by_rule.items()
+            if n != before[2].get(rule, 0)
+        },
+    )

@@ -13,10 +13,12 @@ order check and the load cannot interleave with another load.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from datetime import datetime
 
+from regsync import logs, metrics
 from regsync.bookkeeping.locks import advisory_lock
 from regsync.faults import crash_point
 from regsync.kafka import bus
@@ -31,7 +33,7 @@ from sink.loader import LoadResult, PositionedEvent
 
 def positioned_events(
     bootstrap: str, registry_url: str, topics: Topics, window: MonthWindow
-) -> Iterator[PositionedEvent]:
+) -> Generator[PositionedEvent, None, None]:
     """Decode the window's records lazily (memory stays flat however large the month)."""
     codecs = bus.load_codecs(registry_url, topics)
     start = {p: r[0] for p, r in window.ranges.items()}
@@ -71,6 +73,13 @@ def in_window(positioned: Iterable[PositionedEvent], window: MonthWindow) -> Ite
         yield item
 
 
+def connect_args(database_url: str) -> dict[str, object]:
+    """Bounds for PostgreSQL connections: a store that does not answer fails in seconds, not never."""
+    if database_url.startswith("postgresql"):
+        return {"connect_timeout": 10}
+    return {}
+
+
 class UnjudgedMonthError(RetriableError):
     """Raw records pushed in the month are not judged yet: loading now would store a partial month."""
 
@@ -98,12 +107,15 @@ def unjudged(bootstrap: str, topics: Topics, month: str, tz: str) -> dict[int, i
         return {}
     # A consumer that never subscribes only asks the group coordinator (it joins no group).
     reader = KafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=gate_group_id(topics), enable_auto_commit=False
+        bootstrap_servers=bootstrap,
+        group_id=gate_group_id(topics),
+        enable_auto_commit=False,
+        request_timeout_ms=bus.REQUEST_TIMEOUT_MS,
     )
     try:
         done = {p: reader.committed(TopicPartition(topics.raw, p)) for p in wanted}
     finally:
-        reader.close()
+        bus.close_bounded(reader)
     waiting = {}
     for partition, (first, end) in wanted.items():
         reached = max(done.get(partition) or -1, first)
@@ -253,24 +265,32 @@ def _load_locked(
         waiting = unjudged(bootstrap, topics, month, tz)
         if waiting:
             raise UnjudgedMonthError(month, waiting)
-    engine = sa.create_engine(database_url)
+    engine = sa.create_engine(database_url, connect_args=connect_args(database_url))
+    # closing(): if the store fails mid-month, the scan's consumer is closed here and now, not by
+    # the garbage collector (where its close hung for minutes: issue 13 item 7).
+    events = contextlib.closing(positioned_events(bootstrap, registry_url, topics, window))
+    run_id = f"load-{month}-{uuid.uuid4().hex[:8]}"
+    logs.bind_run_id(run_id)
     try:
         # A month loaded already is a no-op re-run (or a --replace): the order held when it loaded.
         if not allow_gap and find_manifest(engine, month, topics.valid) is None:
             gaps = unloaded_before(bootstrap, database_url, topics, month, tz)
             if gaps:
                 raise MonthGapError(month, gaps)
-        return load_month(
-            engine,
-            month=month,
-            topic=topics.valid,
-            positioned=in_window(positioned_events(bootstrap, registry_url, topics, window), window),
-            offset_ranges=window.ranges,
-            run_id=f"load-{month}-{uuid.uuid4().hex[:8]}",
-            tz=tz,
-            chunk_size=chunk_size,
-            replace=replace,
-            on_chunk=lambda _i: crash_point("load.in_transaction"),
-        )
+        with events as positioned:
+            result = load_month(
+                engine,
+                month=month,
+                topic=topics.valid,
+                positioned=in_window(positioned, window),
+                offset_ranges=window.ranges,
+                run_id=run_id,
+                tz=tz,
+                chunk_size=chunk_size,
+                replace=replace,
+                on_chunk=lambda _i: crash_point("load.in_transaction"),
+            )
+        metrics.record_load(0 if result.noop else result.records, window.end.timestamp())
+        return result
     finally:
         engine.dispose()

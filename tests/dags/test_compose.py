@@ -124,3 +124,54 @@ def test_dockerfile_installs_the_lock_as_a_non_root_user():
     assert "uv sync --frozen --no-dev --no-editable" in text
     users = [line.split()[1] for line in text.splitlines() if line.startswith("USER ")]
     assert users and users[-1] not in ("root", "0")
+
+
+def test_cluster_and_monitoring_profiles_add_two_brokers_and_prometheus_with_the_rules():
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("REGSYNC_", "AIRFLOW", "KAFKA_", "POSTGRES_", "APICURIO_", "COMPOSE_"))
+    }
+    done = subprocess.run(
+        [
+            *compose_command(),
+            "-f",
+            str(COMPOSE),
+            "--env-file",
+            str(DOCKER_DIR / "cluster.env"),
+            "--profile",
+            "cluster",
+            "--profile",
+            "monitoring",
+            "config",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    services = json.loads(done.stdout)["services"]
+    assert set(services) == SERVICES | {"kafka-2", "kafka-3", "node-exporter", "prometheus"}
+    voters = "1@kafka:9093,2@kafka-2:9093,3@kafka-3:9093"
+    for node, name in enumerate(("kafka", "kafka-2", "kafka-3"), start=1):
+        kafka = services[name]["environment"]
+        assert kafka["KAFKA_NODE_ID"] == str(node)
+        assert kafka["KAFKA_CONTROLLER_QUORUM_VOTERS"] == voters
+        assert kafka["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == "3"
+        assert kafka["KAFKA_MIN_INSYNC_REPLICAS"] == "2"
+    for name in AIRFLOW:
+        env_ = services[name]["environment"]
+        assert env_["REGSYNC_KAFKA_BOOTSTRAP"] == "kafka:9092,kafka-2:9092,kafka-3:9092"
+        assert env_["REGSYNC_METRICS_TEXTFILE_DIR"] == "/opt/regsync/metrics"
+    mounts = {v["target"]: v["source"] for v in services["prometheus"]["volumes"] if v["type"] == "bind"}
+    assert mounts["/etc/prometheus/rules.yml"] == str(DOCKER_DIR / "prometheus" / "rules.yml")
+
+
+def test_the_default_deployment_is_still_one_broker(config):
+    kafka = config["services"]["kafka"]["environment"]
+    assert kafka["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@kafka:9093"
+    assert kafka["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "1"
