@@ -357,6 +357,9 @@ def extract(
             f"{s.invalid:,}",
         )
     out.print(table)
+    for s in summaries:  # held back by the source (e.g. a day file without its .ok marker): never silent
+        for what, why in s.waiting.items():
+            console.print(f"[yellow]{s.source}: waiting[/] {what}: {why}", highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -22,12 +22,12 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from connectors.base import Batch, Connector, ExtractContext, InvalidRecord, dlq_bytes
+from regsync import logs, metrics
 from regsync.bookkeeping.lock import source_lock
 from regsync.bookkeeping.state import RunCounts, StateStore
 from regsync.faults import crash_point
-from regsync.kafka import bus
+from regsync.kafka import bus, rejections
 from regsync.kafka.topics import Topics
-from schemas.events import ErrorContext, RejectedRecord, RuleViolation, Severity
 
 Progress = Callable[[Batch, RunCounts], None]
 _LOG = logging.getLogger(__name__)
@@ -71,23 +71,23 @@ def _recover(
 
 
 def _rejected_for(
-    invalid: InvalidRecord, source: str, run_id: str, topic: str, at: datetime
-) -> RejectedRecord:
-    """A connector-level DLQ record: the raw row (masked again, bounded) and why no event was made of it."""
+    invalid: InvalidRecord, source: str, run_id: str, topic: str, at: datetime, connector: Connector
+) -> rejections.DlqRecord:
+    """A connector-level DLQ record: the raw row (masked again, bounded) and why no event was made of it.
+
+    Built like the gate's rejections (:mod:`regsync.kafka.rejections`): Kafka Connect's DLQ headers,
+    repeated rule-id headers, and one clock — record timestamp and ``rejected_at`` are the as-of.
+    """
     raw, _ = dlq_bytes(invalid.raw)  # every connector's DLQ copy is masked here too (issue 13 item 9)
-    return RejectedRecord(
-        error_context=ErrorContext(topic, -1, -1, run_id, at),
-        violations=(
-            RuleViolation(
-                INVALID_SOURCE_RULE,
-                Severity.REJECT,
-                f"来源记录无法转换为事件：{invalid.reason}",
-                f"source record could not become an event: {invalid.reason}",
-                None,
-            ),
-        ),
-        raw_value=raw,
-        decode_error=f"{source}:{invalid.source_record_id}: {invalid.reason}",
+    return rejections.connector_rejection(
+        source=source,
+        source_record_id=invalid.source_record_id,
+        reason=invalid.reason,
+        raw=raw,
+        run_id=run_id,
+        raw_topic=topic,
+        as_of=at,
+        connector_class=rejections.qualified_name(connector),
     )
 
 
@@ -118,6 +118,12 @@ def _as_dict(event: Any) -> Any:
         return repr(event)
 
 
+def _metric_counts(counts: RunCounts) -> metrics.ExtractCounts:
+    return metrics.ExtractCounts(
+        read=counts.read, published=counts.published, filtered=counts.not_childcare, dlq=counts.invalid
+    )
+
+
 def run_extract(
     connector: Connector,
     *,
@@ -133,6 +139,7 @@ def run_extract(
     source = connector.spec.name
     store = StateStore(database_url)
     run_id = f"extract-{source}-{uuid.uuid4().hex[:12]}"
+    logs.bind_run_id(run_id)
     try:
         with source_lock(store.engine, source, run_id):  # one running extract per source
             return _run(
@@ -199,20 +206,14 @@ def _run(
                 )
             dlq = []
             for bad in invalid:
-                record = _rejected_for(bad, source, run_id, topics.raw, as_of)
+                record = _rejected_for(bad, source, run_id, topics.raw, as_of, connector)
                 dlq.append(
                     producer.send(
                         topics.rejected,
-                        key=bad.source_record_id.encode("utf-8"),
-                        value=codecs.rejected.encode(record.to_avro()),
-                        timestamp_ms=timestamp_ms,
-                        headers=bus.headers(
-                            [
-                                (bus.HEADER_SOURCE, source),
-                                (bus.HEADER_RUN_ID, run_id),
-                                ("regsync.rule_ids", INVALID_SOURCE_RULE),
-                            ]
-                        ),
+                        key=record.key,
+                        value=codecs.rejected.encode(record.value.to_avro()),
+                        timestamp_ms=record.timestamp_ms,  # the as-of, like the raw records of the run
+                        headers=record.headers,
                     )
                 )
             producer.flush()
@@ -233,11 +234,13 @@ def _run(
             if progress is not None:
                 progress(batch, counts)
     except BaseException as exc:
-        producer.close(timeout=5)
+        bus.close_bounded(producer, timeout_s=5)
         store.finish_run(run_id, counts, error=f"{type(exc).__name__}: {exc}")
+        metrics.record_extract(source, _metric_counts(counts), ok=False)
         raise
-    producer.close()
+    bus.close_bounded(producer)
     store.finish_run(run_id, counts)
+    metrics.record_extract(source, _metric_counts(counts), ok=True)
     if waiting:
         _LOG.warning("%s: waiting, not read yet: %s", source, waiting)
     return ExtractSummary(
