@@ -17,7 +17,7 @@ import pytest
 DOCKER_DIR = Path(__file__).resolve().parents[2] / "docker"
 COMPOSE = DOCKER_DIR / "compose.yaml"
 AIRFLOW = {"airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"}
-SERVICES = {"kafka", "schema-registry", "postgres", "airflow-init"} | AIRFLOW
+SERVICES = {"kafka", "schema-registry", "postgres", "airflow-init", "portal"} | AIRFLOW
 
 
 def compose_command() -> list[str]:
@@ -175,3 +175,11 @@ def test_the_default_deployment_is_still_one_broker(config):
     kafka = config["services"]["kafka"]["environment"]
     assert kafka["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@kafka:9093"
     assert kafka["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "1"
+
+
+def test_the_portal_is_a_service_with_a_health_check(config):
+    portal = config["services"]["portal"]
+    assert " ".join(portal["command"]).startswith("regsync serve --host 0.0.0.0")
+    assert "/healthz" in " ".join(portal["healthcheck"]["test"])
+    assert any(p.get("host_ip") == "127.0.0.1" for p in portal["ports"])  # not on every interface
+    assert portal["environment"]["REGSYNC_DATABASE_URL"].startswith("postgresql+psycopg://")
