@@ -134,7 +134,7 @@ class Driver:
         began = time.monotonic()
         for _attempt in range(MAX_ATTEMPTS):
             stats.attempts += 1
-            kill_now = kills > 0
+            kill_now = kills > 0 and _attempt < MAX_ATTEMPTS - 1  # the last attempt always runs clean
             infra = kill_now and self.rng.random() < 0.15
             crash_at = None
             if crash_points and kill_now and not infra and self.rng.random() < 0.4:
