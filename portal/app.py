@@ -114,7 +114,8 @@ def _guard(policy: Policy) -> Any:
             deny(who)
         if request.method == "POST" and not policy.api:
             form = await request.form()
-            if not check_csrf(request.state.session.get("csrf"), form.get("csrf")):  # type: ignore[arg-type]
+            given = form.get("csrf")
+            if not check_csrf(request.state.session.get("csrf"), given if isinstance(given, str) else None):
                 raise CsrfRejected
         return who
 

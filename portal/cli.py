@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import sqlalchemy as sa
 import typer
 
 users_app = typer.Typer(help="Portal accounts: bureau (--county), city/province (--prefix), auditor, admin.")
 tokens_app = typer.Typer(help="Roster-API bearer tokens for other departments (stored hashed).")
 
 
-def _engine(database_url: str | None = None) -> object:
+def _engine(database_url: str | None = None) -> sa.Engine:
     from portal.db import database_url as resolve
     from portal.db import open_engine
 
@@ -40,7 +41,7 @@ def users_add(
 
     password = typer.get_text_stream("stdin").readline().rstrip("\n") if password_stdin else None
     try:
-        made = add_user(_engine(), name, role, county or prefix, password)  # type: ignore[arg-type]
+        made = add_user(_engine(), name, role, county or prefix, password)
     except AccountError as exc:
         _fail(str(exc))
         return
@@ -54,7 +55,7 @@ def users_list() -> None:
     """Accounts, roles, regions, state."""
     from portal.accounts import list_users
 
-    for u in list_users(_engine()):  # type: ignore[arg-type]
+    for u in list_users(_engine()):
         state = "disabled" if u["disabled"] else "active"
         last = u["last_login_at"].isoformat(timespec="seconds") if u["last_login_at"] else "-"
         typer.echo(f"{u['username']:<20} {u['role']:<9} {u['region'] or '*':<7} {state:<8} last login {last}")
@@ -66,7 +67,7 @@ def users_disable(name: Annotated[str, typer.Argument(help="Login name.")]) -> N
     from portal.accounts import AccountError, disable_user
 
     try:
-        disable_user(_engine(), name)  # type: ignore[arg-type]
+        disable_user(_engine(), name)
     except AccountError as exc:
         _fail(str(exc))
     typer.echo(f"user {name} disabled")
@@ -82,7 +83,7 @@ def users_reset(
 
     password = typer.get_text_stream("stdin").readline().rstrip("\n") if password_stdin else None
     try:
-        made = reset_user(_engine(), name, password)  # type: ignore[arg-type]
+        made = reset_user(_engine(), name, password)
     except AccountError as exc:
         _fail(str(exc))
         return
@@ -100,7 +101,7 @@ def tokens_add(
     from portal.accounts import AccountError, add_token
 
     try:
-        token_id, secret = add_token(_engine(), department, prefix)  # type: ignore[arg-type]
+        token_id, secret = add_token(_engine(), department, prefix)
     except AccountError as exc:
         _fail(str(exc))
         return
@@ -113,7 +114,7 @@ def tokens_list() -> None:
     """Tokens: id, department, region, state (never the secret)."""
     from portal.accounts import list_tokens
 
-    for t in list_tokens(_engine()):  # type: ignore[arg-type]
+    for t in list_tokens(_engine()):
         state = "revoked" if t["revoked"] else "active"
         used = t["last_used_at"].isoformat(timespec="seconds") if t["last_used_at"] else "-"
         typer.echo(
@@ -127,7 +128,7 @@ def tokens_revoke(token_id: Annotated[int, typer.Argument(help="Token id from `t
     from portal.accounts import AccountError, revoke_token
 
     try:
-        revoke_token(_engine(), token_id)  # type: ignore[arg-type]
+        revoke_token(_engine(), token_id)
     except AccountError as exc:
         _fail(str(exc))
     typer.echo(f"token {token_id} revoked")

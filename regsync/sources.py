@@ -125,12 +125,12 @@ def build(name: str, settings: Settings) -> Connector:
     location = _location(settings.sources, source)
     if location in (None, ""):
         raise ConfigurationError(f"source {name!r} is not configured: set {source.env}")
-    return source.connector_class()(location, **source.options(settings.sources))  # type: ignore[call-arg]
+    return source.connector_class()(location, **source.options(settings.sources))  # type: ignore[call-arg]  # each connector's own __init__
 
 
 def at(name: str, location: Any, **options: Any) -> Connector:
     """A connector for ``name`` reading ``location`` directly (a simulator's, a test's, the demo's)."""
-    return _source(name).connector_class()(location, **options)  # type: ignore[call-arg]
+    return _source(name).connector_class()(location, **options)  # type: ignore[call-arg]  # each connector's own __init__
 
 
 def for_simulator(simulator: Any, **options: Any) -> Connector:
