@@ -67,6 +67,7 @@ postgres_ok() {
 
 maven_ok() { command -v mvn >/dev/null 2>&1; }
 make_ok() { command -v make >/dev/null 2>&1; }
+promtool_ok() { command -v promtool >/dev/null 2>&1; }
 chromium_ok() { command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ]; }
 cjk_fonts_ok() { command -v fc-list >/dev/null 2>&1 && fc-list :lang=zh 2>/dev/null | grep -q .; }
 calc_ok() { command -v soffice >/dev/null 2>&1 || command -v localc >/dev/null 2>&1; }
@@ -110,6 +111,8 @@ if [ "$PROFILE" = test ]; then
   need chromium "Chromium" chromium_ok
   need fonts-noto-cjk "CJK fonts" cjk_fonts_ok
   need libreoffice-calc-nogui "LibreOffice Calc" calc_ok
+  # promtool checks and unit-tests docker/prometheus/rules.yml (tests/unit/test_prometheus_rules.py).
+  need prometheus "promtool" promtool_ok
 fi
 if find_uv; then
   present+=("uv")
