@@ -210,3 +210,15 @@ def test_the_gate_path_writes_what_the_old_path_wrote(world_events: list[Registr
             a, b = new.rejected.decode(value), old.rejected.decode(reference[2])
             a["error_context"].pop("judged_at"), b["error_context"].pop("judged_at")
             assert json.dumps(a, default=str, sort_keys=True) == json.dumps(b, default=str, sort_keys=True)
+
+
+@pytest.mark.parametrize("capital", ["1.1234567", "NaN", "Infinity", "-0.0000001"])
+def test_a_decimal_that_does_not_fit_fails_alike_on_both_paths(capital: str) -> None:
+    old, new = _old_codec(REGISTRATION_EVENT, 2), _new_codec(REGISTRATION_EVENT, 2)
+    base = canonical_event()
+    event = replace(base, institution=replace(base.institution, registered_capital=Decimal(capital)))
+    with pytest.raises(RecordMismatchError) as theirs:
+        old.encode(event.to_avro())
+    with pytest.raises(RecordMismatchError) as ours:
+        new.encode(event.to_wire())
+    assert ours.value.field == theirs.value.field == "institution.registered_capital"
