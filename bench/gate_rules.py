@@ -7,8 +7,16 @@ Judged twice: with empty caches (a gate that just started, or a province backfil
 repeats) and warm (the same events again). Reports events per CPU second and per wall second.
 Target (``quality.record_checks``): more than 10,000 events/s on one core.
 
+Then the gate's whole pure path, :func:`regsync.stages.gate.judge_records` — decode, judge, encode
+the valid or the DLQ record, build the headers; everything the gate does per batch except the Kafka
+calls — in batches of 2,000 (the gate's ``max_poll_records``), A/B in the same run: the baseline
+encodes ``to_avro`` dicts with codecs whose schema strings are not interned (the path before
+issue 12), the current one ``to_wire`` dicts with interned codecs (same bytes: see
+``tests/unit/test_wire_identity.py``). The two alternate round by round, best of ``--repeat``.
+
 This is the measurement ``tests/unit/test_record_checks.py`` used to print. Run:
-``.venv/bin/python -m bench.gate_rules [--events 50000]``; writes ``bench/results/gate_rules.json``.
+``.venv/bin/python -m bench.gate_rules [--events 50000] [--repeat 3]``; writes
+``bench/results/gate_rules.json``.
 """
 
 from __future__ import annotations
@@ -21,7 +29,8 @@ from collections import Counter
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+from unittest import mock
 
 ROOT = Path(__file__).resolve().parent.parent
 if __package__ in (None, ""):
@@ -30,6 +39,12 @@ if __package__ in (None, ""):
 from connectors.base import Connector, legal_representative  # noqa: E402
 from quality import record_checks  # noqa: E402
 from quality.record_checks import evaluate_many  # noqa: E402
+from regsync.kafka.bus import Codecs  # noqa: E402  (isort: bench wiring, after the layers it times)
+from regsync.kafka.topics import Topics  # noqa: E402
+from regsync.stages import gate  # noqa: E402
+from schemas import codec as codec_module  # noqa: E402
+from schemas.codec import AvroCodec  # noqa: E402
+from schemas.contracts import REGISTRATION_EVENT, REJECTED_RECORD, get_contract  # noqa: E402
 from schemas.events import (  # noqa: E402
     EventType,
     FieldChange,
@@ -40,6 +55,7 @@ from schemas.events import (  # noqa: E402
     Lineage,
     ProfitNature,
     RegistrationEvent,
+    RejectedRecord,
     ServiceForm,
 )
 from simulators.world import SourceRecord, WorldConfig, build_world  # noqa: E402
@@ -91,9 +107,84 @@ def to_event(record: SourceRecord) -> RegistrationEvent:
     )
 
 
+BATCH = 2_000
+
+
+class _Consumed(NamedTuple):
+    """The fields of a consumed Kafka record that the gate's pure path reads."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    timestamp: int
+    headers: list[tuple[str, bytes]]
+
+
+def _codecs(*, baseline: bool) -> Codecs:
+    def make(name: str) -> AvroCodec:
+        schema = get_contract(name).latest.schema_str
+        if baseline:  # the codec before issue 12: schema strings as json.loads made them
+            with mock.patch.object(codec_module, "_interned", lambda node: node):
+                return AvroCodec(schema, 1)
+        return AvroCodec(schema, 1)
+
+    return Codecs(
+        raw=make(REGISTRATION_EVENT), valid=make(REGISTRATION_EVENT), rejected=make(REJECTED_RECORD)
+    )
+
+
+def pure_path(events: list[RegistrationEvent], repeat: int) -> dict[str, Any]:
+    """events per CPU second of ``judge_records`` over ``events`` as raw records, baseline vs current."""
+    topics = Topics()
+    codecs = {"current": _codecs(baseline=False), "baseline": _codecs(baseline=True)}
+    raw = codecs["current"].raw
+    records = [
+        _Consumed(topics.raw, i % 6, i, e.kafka_key, raw.encode(e.to_wire()), e.kafka_timestamp_ms, [])
+        for i, e in enumerate(events)
+    ]
+    batches = [records[i : i + BATCH] for i in range(0, len(records), BATCH)]
+    config = record_checks.GateConfig()
+
+    def run(which: str, *, cold: bool) -> tuple[float, float]:
+        counts = gate.GateCounts()
+        if cold:
+            record_checks.clear_caches()  # a gate that just started: nothing resolved yet
+        wall, cpu = time.perf_counter(), time.process_time()
+        if which == "baseline":
+            with (
+                mock.patch.object(RegistrationEvent, "to_wire", RegistrationEvent.to_avro),
+                mock.patch.object(RejectedRecord, "to_wire", RejectedRecord.to_avro),
+            ):
+                for batch in batches:
+                    gate.judge_records(batch, codecs[which], config, topics, "bench", counts)
+        else:
+            for batch in batches:
+                gate.judge_records(batch, codecs[which], config, topics, "bench", counts)
+        assert counts.valid + counts.rejected == len(records)
+        return time.process_time() - cpu, time.perf_counter() - wall
+
+    runs = [(which, cold) for which in codecs for cold in (True, False)]  # warm runs right after a cold one
+    best = dict.fromkeys(runs, (float("inf"), float("inf")))
+    for _ in range(repeat):
+        for which, cold in runs:
+            cpu, wall = run(which, cold=cold)
+            best[which, cold] = (min(best[which, cold][0], cpu), min(best[which, cold][1], wall))
+    n = len(records)
+    return {
+        f"{which}_{'cold' if cold else 'warm'}": {
+            "events_per_cpu_s": round(n / cpu),
+            "events_per_s": round(n / wall),
+        }
+        for (which, cold), (cpu, wall) in best.items()
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
     months = tuple(f"2025-{m:02d}" for m in range(1, 13))
     per_month = max(1, args.events * 2 // (3 * len(months)))  # ~1.5 events per institution
@@ -126,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         "target_events_per_s": TARGET,
         "meets_target": n / cold_cpu >= TARGET,
         "findings_by_rule": dict(rules.most_common()),
+        "pure_path": pure_path(events, args.repeat),
     }
     print(
         f"gate rules on {n:,} world events ({result['distinct_county_address']:,} distinct county/address "
@@ -133,6 +225,11 @@ def main(argv: list[str] | None = None) -> int:
         f"({result['cold_events_per_s']:,} wall), warm {result['warm_events_per_cpu_s']:,} events/s CPU "
         f"({result['warm_events_per_s']:,} wall); target ≥ {TARGET:,}: {'met' if result['meets_target'] else 'MISSED'}"
     )
+    for key, figures in result["pure_path"].items():
+        print(
+            f"gate pure path (decode → judge → encode, batches of {BATCH:,}), {key}: "
+            f"{figures['events_per_cpu_s']:,} events/s CPU ({figures['events_per_s']:,} wall)"
+        )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return 0

@@ -6,8 +6,11 @@ ksqlDB) can read what we write. :class:`AvroCodec` writes with one registered sc
 registered writer version, resolved into its reader schema (Avro schema resolution; the registry
 enforces FULL_TRANSITIVE compatibility, so every version reads every other, older or newer).
 
-Fast path: schemas are parsed once; a writer id seen once is cached forever (registry ids are
-immutable); a payload written with the reader's own schema skips resolution. The slow path — working
+Fast path: schemas are parsed once and their strings interned (:func:`_interned`); values may name
+their union branch with fastavro's tuple notation (``to_wire`` of :mod:`schemas.events`), so the
+writer does not validate a whole nested record to choose a branch; a writer id seen once is cached
+forever (registry ids are immutable); a payload written with the reader's own schema skips
+resolution. The slow path — working
 out *which field* of a record does not fit — only runs after an encode has already failed.
 
 fastavro's writer is lenient in ways the codec does not second-guess (that would cost every encode):
@@ -21,6 +24,7 @@ from __future__ import annotations
 import io
 import json
 import struct
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -115,7 +119,27 @@ def _parse(schema: str | Mapping[str, Any]) -> dict[str, Any]:
     as_json: Mapping[str, Any] = json.loads(schema) if isinstance(schema, str) else schema
     parsed = fastavro.parse_schema(dict(as_json))
     assert isinstance(parsed, dict)  # a record schema parses to a dict
-    return parsed
+    interned: dict[str, Any] = _interned(parsed)
+    return interned
+
+
+def _interned(node: Any) -> Any:
+    """A copy of a parsed schema whose every string (keys, type names, field names) is interned.
+
+    Why: fastavro's compiled writer and reader dispatch on ``schema["type"] == "record"`` and look
+    fields up with ``datum.get(field["name"])`` for every value of every record. Strings that come
+    out of ``json.loads`` are equal to, but not the same object as, fastavro's own constants and the
+    literal keys of our ``to_avro`` dicts, so each comparison falls through to a ``memcmp``; interned,
+    it is a pointer comparison. The decoded dicts' keys are interned too, which speeds up
+    ``from_avro``'s lookups. Same schema, same bytes: only object identity changes.
+    """
+    if isinstance(node, str):
+        return sys.intern(node)
+    if isinstance(node, dict):
+        return {sys.intern(key): _interned(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_interned(item) for item in node]
+    return node
 
 
 class AvroCodec:
@@ -155,7 +179,7 @@ class AvroCodec:
         self._writers[schema_id] = None if _same_schema(parsed, self._reader) else parsed
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
-        """Encode ``record`` (an Avro dict, e.g. ``event.to_avro()``) as a Confluent-framed value."""
+        """Encode ``record`` (an Avro dict: ``event.to_wire()``, or ``event.to_avro()``) as a Confluent-framed value."""
         buf = io.BytesIO()
         buf.write(self._header)
         try:
@@ -254,6 +278,8 @@ def _locate_mismatch(
             return _locate_mismatch(named[schema], datum, named, path)
         return _check_primitive(schema, datum, path)
     if isinstance(schema, list):
+        if isinstance(datum, tuple) and len(datum) == 2 and isinstance(datum[0], str):
+            datum = datum[1]  # a branch hint (``to_wire``): judge the value, as fastavro writes it
         problems = []
         for branch in schema:
             problem = _locate_mismatch(branch, datum, named, path)

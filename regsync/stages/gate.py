@@ -312,9 +312,11 @@ def _bounded_txn(producer: KafkaProducer, what: str, begin: Callable[[Any], Any]
         raise RetriableError(f"gate: could not {what} within {TXN_TIMEOUT_MS // 1000}s (is Kafka up?)")
 
 
-def _judge_in_transaction(
-    producer: KafkaProducer,
-    consumer: KafkaConsumer,
+Output = tuple[str, Any, bytes, list[tuple[str, bytes]], int]
+"""One record to send: topic, key, value, headers, timestamp (ms)."""
+
+
+def judge_records(
     records: list[Any],
     codecs: bus.Codecs,
     config: GateConfig,
@@ -323,11 +325,17 @@ def _judge_in_transaction(
     counts: GateCounts,
     *,
     instance: int = 0,
-) -> None:
+) -> list[Output]:
+    """The gate's pure path — decode, judge, encode — for one polled batch; no Kafka call.
+
+    Every record yields exactly one output (valid or rejected), in order of judging; ``counts`` is
+    updated (the caller restores it if the transaction fails). Kept apart from the transaction so
+    ``bench.gate_rules`` times exactly what the gate runs. Values are encoded from ``to_wire`` (union
+    branches named, same bytes as ``to_avro``).
+    """
     now = datetime.now(UTC)
-    before = (counts.valid, counts.rejected, dict(counts.by_rule))  # metrics count committed batches only
     decoded: list[tuple[Any, RegistrationEvent]] = []
-    outputs: list[tuple[str, Any, bytes, list[tuple[str, bytes]], int]] = []
+    outputs: list[Output] = []
     for record in records:
         try:
             decoded.append((record, RegistrationEvent.from_avro(codecs.raw.decode(record.value))))
@@ -343,7 +351,7 @@ def _judge_in_transaction(
                 (
                     topics.rejected,
                     record.key,
-                    codecs.rejected.encode(dlq.to_avro()),
+                    codecs.rejected.encode(dlq.to_wire()),
                     _rejection_headers(
                         record,
                         stage=ErrorStage.VALUE_CONVERTER,
@@ -368,7 +376,7 @@ def _judge_in_transaction(
                 (
                     topics.valid,
                     record.key,
-                    codecs.valid.encode(accepted.to_avro()),
+                    codecs.valid.encode(accepted.to_wire()),
                     _lineage_headers(record, run_id),
                     record.timestamp,
                 )
@@ -385,7 +393,7 @@ def _judge_in_transaction(
                 (
                     topics.rejected,
                     record.key,
-                    codecs.rejected.encode(dlq.to_avro()),
+                    codecs.rejected.encode(dlq.to_wire()),
                     _rejection_headers(
                         record,
                         stage=ErrorStage.TRANSFORMATION,
@@ -399,6 +407,23 @@ def _judge_in_transaction(
                 )
             )
             counts.rejected += 1
+    return outputs
+
+
+def _judge_in_transaction(
+    producer: KafkaProducer,
+    consumer: KafkaConsumer,
+    records: list[Any],
+    codecs: bus.Codecs,
+    config: GateConfig,
+    topics: Topics,
+    run_id: str,
+    counts: GateCounts,
+    *,
+    instance: int = 0,
+) -> None:
+    before = (counts.valid, counts.rejected, dict(counts.by_rule))  # metrics count committed batches only
+    outputs = judge_records(records, codecs, config, topics, run_id, counts, instance=instance)
     next_offsets: dict[TopicPartition, int] = {}
     for record in records:
         tp = TopicPartition(record.topic, record.partition)

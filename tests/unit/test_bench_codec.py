@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from bench.codec import measure
 
+PATHS = {"encode", "decode", "encode_model", "decode_model"}
+
 
 def test_measure_reports_every_path_for_the_framed_event():
     figures = measure(events=20, repeat=1)
     assert figures["payload_bytes"] > 5  # header + body
-    assert set(figures["rates"]) == {"encode", "decode", "encode_model", "decode_model"}
+    # every path beside its pre-issue-12 baseline, timed in the same run
+    assert set(figures["rates"]) == PATHS | {f"{p}_baseline" for p in PATHS} | {"encode_plain_dict"}
     assert all(rate > 0 for rate in figures["rates"].values())
