@@ -124,3 +124,43 @@ def test_a_month_without_records_among_others_loads_empty_and_keeps_the_low_wate
     assert run_load(**p, month="2026-02", as_of=LOAD_AT).records == 0  # nothing in February
     march = run_load(**p, month="2026-03", as_of=LOAD_AT)
     assert march.records == 3 and march.offset_ranges[0] == (0, 6)  # March's first record is at 0
+
+
+def test_a_load_killed_after_its_commit_leaves_the_low_water_behind_and_the_next_month_exact(valid):
+    """SIGKILL between the load's commit and the low-water write: January is in, the low-water is
+    not; February's load scans from further back, passes January's records by, loads its own."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    p, write = valid
+    events = _events(10)
+    stamps = [JAN if i % 2 else FEB for i in range(10)]  # February first in offset order
+    write(events, stamps)
+    script = textwrap.dedent(
+        f"""
+        from datetime import datetime, timezone
+        from regsync.stages.load import run_load
+        from regsync.kafka.topics import Topics
+        run_load(
+            bootstrap={p["bootstrap"]!r}, registry_url={p["registry_url"]!r},
+            database_url={p["database_url"]!r}, topics=Topics(prefix={p["topics"].prefix!r}),
+            month="2026-01", as_of=datetime(2026, 4, 1, 1, tzinfo=timezone.utc),
+        )
+        """
+    )
+    env = {**os.environ, "REGSYNC_CRASH_AT": "load.after_commit"}
+    killed = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
+    )
+    assert killed.returncode == -9, killed.stderr
+    engine = sa.create_engine(p["database_url"])
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM load_low_water")).scalar_one() == 0
+    engine.dispose()
+    assert {m: len(ids) for m, ids in _stored(p).items()} == {"2026-01": 5}  # committed before the kill
+    assert run_load(**p, month="2026-01", as_of=LOAD_AT).noop
+    feb = run_load(**p, month="2026-02", as_of=LOAD_AT)
+    assert feb.records == 5 and feb.offset_ranges[0] == (0, 10)
+    assert {m: len(ids) for m, ids in _stored(p).items()} == {"2026-01": 5, "2026-02": 5}
