@@ -298,6 +298,20 @@ def unloaded_before(bootstrap: str, database_url: str, topics: Topics, month: st
     return sorted(selection.gaps)
 
 
+def _refuse_late_since(
+    bootstrap: str, topic: str, month: str, tz: str, ranges: Mapping[int, tuple[int, int]]
+) -> None:
+    """Raise :class:`LateRecordError` for the first record of ``month`` past its manifest's ranges."""
+    start, end = Month.parse(month).bounds(tz)
+    lo, hi = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+    scan = bus.scan(bootstrap, topic, {p: r[1] for p, r in ranges.items()})
+    with contextlib.closing(scan):
+        for record in scan:
+            if lo <= record.timestamp < hi:
+                pushed = datetime.fromtimestamp(record.timestamp / 1000, UTC)
+                raise LateRecordError(month, month, record.partition, record.offset, pushed)
+
+
 def run_load(
     *,
     bootstrap: str,
@@ -376,8 +390,10 @@ def _load_locked(
     try:
         existing = find_manifest(engine, month, topics.valid)
         if existing is not None and not replace:
-            # Loaded already: the same ranges make the sink answer a no-op without reading Kafka.
+            # Loaded already: the same ranges make the sink answer a no-op. A record of the month
+            # that arrived after the load is said now, not only at the next month's load.
             ranges = {int(p): (int(r[0]), int(r[1])) for p, r in existing["offset_ranges"].items()}
+            _refuse_late_since(bootstrap, topics.valid, month, tz, ranges)
             return load_month(
                 engine,
                 month=month,

@@ -104,6 +104,8 @@ def test_interleaved_months_in_one_partition_load_exactly(valid):
     write(more[3:4], [JAN + timedelta(hours=5)])
     with pytest.raises(LateRecordError, match="2026-01") as late:
         run_load(**p, month="2026-03", as_of=LOAD_AT)
+    with pytest.raises(LateRecordError, match="offset=27"):  # a re-run of January says so too
+        run_load(**p, month="2026-01", as_of=LOAD_AT)
     assert isinstance(late.value, FatalError) and late.value.late_month == "2026-01"
     assert "2026-03" not in _stored(p)
     again = run_load(**p, month="2026-01", as_of=LOAD_AT, replace=True)
