@@ -67,6 +67,10 @@ class ConnectorSpec:
     key: str
     cursor_field: str
     description: str
+    surfaced_field: str | None = None
+    """The row field that says when the row became available in the registrar's system (its change
+    time), if the source has a trustworthy one; extraction stamps the push with it (see
+    :func:`surfaced_instant` and docs/domain.md, "pushed in month M"). ``None``: the poll's as-of."""
 
 
 REGISTRAR_TIME: Final = ZoneInfo("Asia/Shanghai")
@@ -138,6 +142,7 @@ class Batch:
     cursor_values: list[str] = field(default_factory=list)
     invalid: list[InvalidRecord] = field(default_factory=list)
     notes: dict[str, str] = field(default_factory=dict)  # what waits and why, for the run summary
+    surfaced: dict[str, datetime] = field(default_factory=dict)  # event id → the source's change time
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +181,15 @@ class Connector(ABC):
         else:
             batch.events.append(out)
             batch.cursor_values.append(out.lineage.cursor_value or "")
+            if self.spec.surfaced_field is not None and isinstance(row, Mapping):
+                self.note_surfaced(batch, out.event_id, row.get(self.spec.surfaced_field))
+
+    @staticmethod
+    def note_surfaced(batch: Batch, event_id: str, value: Any) -> None:
+        """Keep the event's change time for the push stamp; a missing or garbled one is left out."""
+        moment = surfaced_instant(value)
+        if moment is not None:
+            batch.surfaced[event_id] = moment
 
     # shared helpers ---------------------------------------------------------------------------
     @staticmethod
@@ -203,6 +217,25 @@ class Connector(ABC):
 
 # The resolver's verbal confidence, as the 0–1 figure the event contract carries.
 _CONFIDENCE = {"high": 0.95, "medium": 0.7, "low": 0.4}
+
+
+def surfaced_instant(value: Any) -> datetime | None:
+    """A source's change time as an aware instant, or ``None`` when absent or unreadable.
+
+    Registrar systems write Beijing time without an offset (:data:`REGISTRAR_TIME`); a value that
+    carries an offset keeps it. Never raises: a garbled change time only means the push is stamped
+    with the poll's as-of, which is what sources without a change time get anyway.
+    """
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str) and value.strip():
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=REGISTRAR_TIME)
 
 
 def parse_date(value: str | date | None) -> date | None:

@@ -99,6 +99,7 @@ class BianzhiConnector(SqlConnector):
         key="jgid,bbh",
         cursor_field="gxsj",
         description="编制部门事业单位登记管理库：登记历史表 sydw_djls，每个登记版本一行",
+        surfaced_field="gxsj",
     )
 
     table = HISTORY

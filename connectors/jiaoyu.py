@@ -44,6 +44,7 @@ SPEC: Final = ConnectorSpec(
     key="record_id+version",
     cursor_field="seq",
     description="教育部门 托班 feed (JSON Lines, append-only, sequence-numbered)",
+    surfaced_field="reported_at",
 )
 EXTRACTED_BY: Final = "connectors.jiaoyu@0.1.0"
 SERVICE_FORMS: Final = {form.label_zh: form for form in ev.ServiceForm}
@@ -134,8 +135,9 @@ class JiaoyuConnector(Connector):
                 if isinstance(out, InvalidRecord):
                     batch.invalid.append(out)
                 else:
-                    event, key = out
+                    event, key, reported = out
                     batch.events.append(event)
+                    self.note_surfaced(batch, event.event_id, reported)
                     batch.cursor_values.append(event.lineage.cursor_value or "")
                     mark = mark.advance(event.lineage.cursor_value or "", key)
                 if len(batch.events) + len(batch.invalid) >= ctx.batch_size:
@@ -148,8 +150,8 @@ class JiaoyuConnector(Connector):
 
     def _line(
         self, raw: bytes, mark: HighWatermark, rescan: bool, ctx: ExtractContext
-    ) -> tuple[ev.RegistrationEvent, str] | object:
-        """The event of one feed line and its tie key, or ``_SKIP`` for a line taken before."""
+    ) -> tuple[ev.RegistrationEvent, str, Any] | object:
+        """The event of one feed line, its tie key and ``reported_at``, or ``_SKIP`` for a line taken before."""
         line = json.loads(raw)
         if not isinstance(line, dict):
             raise UnusableRecord(f"a JSON {type(line).__name__}, not an object")
@@ -160,7 +162,7 @@ class JiaoyuConnector(Connector):
             if rescan or key in mark.ties:
                 return _SKIP  # taken before the file was rewritten, or sent twice
             raise ValueError(f"seq {seq} is not after the cursor {mark.value} (out of order)")
-        return self._event(line, ctx), key
+        return self._event(line, ctx), key, line.get("reported_at")
 
     def _event(self, line: Mapping[str, Any], ctx: ExtractContext) -> ev.RegistrationEvent:
         """The CHILDCARE_CLASS_ADDED event of one feed line (ValueError/KeyError when unusable)."""

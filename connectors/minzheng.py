@@ -99,6 +99,7 @@ class MinzhengConnector(base.Connector):
         key="id",
         cursor_field="updateTime",
         description="社会服务机构 (民办非企业单位, USCC 52…) registrations from the provincial 民政 open API",
+        surfaced_field="updateTime",
     )
 
     def __init__(

@@ -116,6 +116,7 @@ class ShenpiConnector(SqlConnector):
         key="entity_id,version_no",
         cursor_field="change_seq",
         description="行政审批服务局审批平台：登记版本表 approval_registration，每个核准版本一行",
+        surfaced_field="update_time",
     )
 
     table = REGISTRATION

@@ -67,6 +67,22 @@ class StateStore:
         ahead = set(json.loads(row.published_ahead_json or "[]"))
         return SavedState(json.loads(row.state_json), offsets, True, ahead)
 
+    def previous_as_of(self, source: str, run_id: str) -> datetime | None:
+        """The latest as-of of any other run of ``source`` (``None`` before its first run).
+
+        Every record an earlier run pushed is stamped at or before it, so a record read now is
+        stamped after it (:func:`regsync.stages.extract.push_stamp`).
+        """
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                sa.select(sa.func.max(extract_runs.c.as_of)).where(
+                    extract_runs.c.source == source, extract_runs.c.run_id != run_id
+                )
+            ).scalar_one()
+        if found is None:
+            return None
+        return found if found.tzinfo is not None else found.replace(tzinfo=UTC)  # SQLite drops the zone
+
     def start_run(self, run_id: str, source: str, as_of: datetime) -> None:
         """Record that a run began (a crash leaves it 'running': visible in the audit trail)."""
         with self.engine.begin() as conn:

@@ -19,6 +19,7 @@ __all__ = [
     "extract_locks",
     "extract_runs",
     "gate_runs",
+    "load_low_water",
     "metadata",
     "monthly_metrics",
 ]
@@ -98,6 +99,23 @@ dlq_replays = sa.Table(
     sa.Column("positions_json", sa.Text, nullable=False),
     sa.Column("reason", sa.Text),
 )
+
+
+load_low_water: Final = sa.Table(
+    "load_low_water",
+    metadata,
+    sa.Column("topic", sa.String(249), primary_key=True),
+    sa.Column("partition", sa.Integer, primary_key=True),
+    sa.Column("next_offset", sa.BigInteger, nullable=False, comment="every record before it is loaded"),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+"""Per valid-topic partition, the offset of the first record whose month is not loaded yet.
+
+A monthly load scans from here to the end and selects its month by timestamp, so a record is found
+wherever it sits; written after the load's transaction commits and only ever moved forward, so a
+crash in between leaves it behind (a longer scan next time), never ahead (a record skipped).
+"""
 
 
 monthly_metrics: Final = sa.Table(

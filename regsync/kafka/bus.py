@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from typing import Protocol, cast
 
@@ -171,7 +171,7 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
 
 def scan(
     bootstrap: str, topic: str, start: dict[int, int], stop: dict[int, int] | None = None
-) -> Iterator[KafkaRecord]:
+) -> Generator[KafkaRecord, None, None]:
     """Records of ``topic`` from ``start`` offsets (0 where absent) up to ``stop`` (default: the end now).
 
     A caller that may stop iterating early must close the generator (``contextlib.closing``), so the

@@ -1,13 +1,11 @@
 """Reading one month of the three topics, decoded, for the audit report and the month's suites.
 
-Month M means *pushed in M*: each topic is read between the offsets
-:func:`regsync.kafka.windows.month_window` finds for the first instant of M and of M+1, so "valid in
-M" here is exactly what the load of M stored.
+Month M means *pushed in M*: every record of each topic whose own timestamp falls in M, wherever it
+sits in its partition (:mod:`regsync.kafka.windows`), the same selection the load of M makes.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -18,8 +16,6 @@ from regsync.kafka.topics import Topics
 from schemas.events import Registrar, RegistrationEvent, RejectedRecord
 
 __all__ = ["read_month", "source_registrars"]
-
-_LOGGER = logging.getLogger(__name__)
 
 
 def source_registrars() -> Mapping[str, Registrar]:
@@ -45,32 +41,22 @@ def _int_header(record: object, name: str) -> int | None:
 
 
 def read_month(bootstrap: str, registry_url: str, topics: Topics, month: str, tz: str) -> MonthRecords:
-    """Decode the month's windows of raw, valid and rejected (read_committed).
+    """Decode the records of raw, valid and rejected pushed in ``month`` (read_committed).
 
-    The windows are the loader's (:func:`regsync.kafka.windows.month_window`), so "valid in M" here is exactly
-    what the load of M stored. The window search assumes push time never goes backwards within a
-    partition; records whose own timestamp falls outside M are still counted with the window (as the
-    load does) but logged, because they mean that assumption broke.
+    Selected by each record's own timestamp, like the load (:mod:`regsync.stages.load`), so "valid
+    in M" here is what the load of M stored, except a record pushed in M that reached the topic
+    after M was loaded: the next load refuses to go on past it (``LateRecordError``).
     """
-    from regsync.kafka.windows import month_window
+    from regsync.kafka.windows import month_records, month_window
 
     codecs = bus.load_codecs(registry_url, topics)
-    outside = 0
-    # Each window is a binary search of round trips per partition; the three topics' run side by side.
+    # Each window is a few broker round trips; the three topics' run side by side.
     with ThreadPoolExecutor(max_workers=3, thread_name_prefix="month-window") as pool:
         found = {t: pool.submit(month_window, bootstrap, t, month, tz) for t in topics.all()}
         windows = {t: f.result() for t, f in found.items()}
-    start_ms = int(windows[topics.raw].start.timestamp() * 1000)
-    end_ms = int(windows[topics.raw].end.timestamp() * 1000)
 
     def scan(topic: str) -> Iterator[Any]:
-        nonlocal outside
-        window = windows[topic]
-        start = {p: r[0] for p, r in window.ranges.items()}
-        stop = {p: r[1] for p, r in window.ranges.items()}
-        for record in bus.scan(bootstrap, topic, start, stop):
-            outside += not start_ms <= record.timestamp < end_ms
-            yield record
+        return month_records(bootstrap, windows[topic], topic)
 
     raw = []
     for record in scan(topics.raw):
@@ -134,11 +120,4 @@ def read_month(bootstrap: str, registry_url: str, topics: Topics, month: str, tz
                 from_connector,
             )
         )
-    if outside:
-        _LOGGER.warning(
-            "%s: %d records inside the month's offset windows carry timestamps outside the month "
-            "(push time went backwards within a partition); they are counted with the window",
-            month,
-            outside,
-        )
-    return MonthRecords(month, tuple(raw), tuple(valid), tuple(rejected), outside)
+    return MonthRecords(month, tuple(raw), tuple(valid), tuple(rejected))

@@ -6,10 +6,10 @@ earlier months) — and only ``regsync`` may talk to both. :func:`build_metrics`
 into one frozen :class:`~quality.report_model.MonthlyMetrics`; :func:`write_month_report` hands it to
 the renderer, which does no I/O and no counting.
 
-Month M means *pushed in M*: each topic is read between the offsets :func:`regsync.kafka.windows.month_window`
-finds for the first instant of M and of M+1 (``settings.timezone``). The gate keeps the raw record's
-timestamp on its outputs and connectors stamp their DLQ records with the same extraction instant, so
-the raw, valid and rejected windows hold the same pushes, and ``extracted = valid + rejected`` can be
+Month M means *pushed in M*: every record of each topic whose own timestamp falls in M
+(``settings.timezone``), wherever it sits (:mod:`regsync.kafka.windows`). The gate keeps the raw
+record's timestamp on its outputs, so the raw, valid and rejected months hold the same pushes
+(connector DLQ records carry their extraction's as-of), and ``extracted = valid + rejected`` can be
 checked per registrar. Whatever is extracted but not judged yet (the gate has not run) shows as a
 positive difference — exactly what the report's ✗ is for.
 

@@ -1,7 +1,7 @@
 """Extraction: connector batches → ``registrations.raw``, then the cursor, in that order.
 
 Per batch: encode every event, send with the idempotent producer (key = USCC, timestamp = the
-as-of extraction instant, headers = source/event id/run id), flush, resolve *every* future (a
+push instant of :func:`push_stamp`, headers = source/event id/run id), flush, resolve *every* future (a
 failed send raises; nothing is fire-and-forget), and only then commit the connector's state with
 the offsets reached. A crash between the acknowledgement and the commit re-reads that batch on
 restart; the recovery scan finds the event ids already on the topic past the last committed
@@ -68,6 +68,26 @@ def _recover(
             if event_id:
                 seen.add(event_id)
     return seen, stop
+
+
+def push_stamp(surfaced: datetime | None, previous_as_of: datetime | None, as_of: datetime) -> int:
+    """The Kafka timestamp of one event: when it was pushed, which decides its month (docs/domain.md).
+
+    The moment the record became available in the registrar's system, where its source says so
+    (``ConnectorSpec.surfaced_field``), bounded to the poll's window ``(previous as-of, as-of]``:
+    never after the as-of (the high-water mark's end bound read it as of then), and never at or
+    before the previous run's as-of, so a record read late (committed at the source after that run
+    looked) never lands in a month that may already be loaded. Without a change time, without a
+    previous run (the window has no start) or when this run's as-of is not after the previous one
+    (a re-run of an old poll), the as-of itself: the poll's window end.
+    """
+    ceiling = int(as_of.timestamp() * 1000)
+    if surfaced is None or previous_as_of is None:
+        return ceiling
+    floor = int(previous_as_of.timestamp() * 1000) + 1
+    if floor > ceiling:
+        return ceiling
+    return max(floor, min(int(surfaced.timestamp() * 1000), ceiling))
 
 
 def _rejected_for(
@@ -164,10 +184,10 @@ def _run(
     source = connector.spec.name
     codecs = bus.load_codecs(registry_url, topics)
     as_of = as_of.astimezone(UTC)
-    timestamp_ms = int(as_of.timestamp() * 1000)
     saved = store.load(source)
     counts = RunCounts()
     waiting: dict[str, str] = {}
+    previous_as_of = store.previous_as_of(source, run_id)
     store.start_run(run_id, source, as_of)
     producer = bus.idempotent_producer(bootstrap)
     try:
@@ -194,7 +214,7 @@ def _run(
                         topics.raw,
                         key=event.kafka_key,
                         value=value,
-                        timestamp_ms=timestamp_ms,
+                        timestamp_ms=push_stamp(batch.surfaced.get(event.event_id), previous_as_of, as_of),
                         headers=bus.headers(
                             [
                                 (bus.HEADER_SOURCE, source),

@@ -1,29 +1,38 @@
 """The monthly load: the valid topic's records *pushed* in month M → the filing store, exactly once.
 
-Month M is the half-open offset range the broker's time index gives for the first instant of M and
-of M+1 (in the configured time zone), per partition. The sink stores the events, folds institutions
-and writes the load manifest (these offset ranges, counts, checksum) in one database transaction, so
-a re-run of M is a no-op and a load killed half-way leaves nothing behind.
+Month M is every record whose own timestamp falls in M (in the configured time zone), wherever it
+sits in its partition: push timestamps are not in offset order (extraction stamps a record with its
+own surfacing time where the source gives one; an extraction re-run stamps an older as-of). Per
+partition the load scans from a persisted low-water offset — the first record whose month is not
+loaded yet (table ``load_low_water``) — to the end, and selects M by timestamp without decoding the
+rest (:class:`Selection`). The sink stores the events, folds institutions and writes the load
+manifest (the scanned offset ranges, counts, checksum) in one database transaction, so a re-run of M
+is a no-op and a load killed half-way leaves nothing behind; the low-water moves forward only after
+that commit.
+
+While scanning, every record of an *older* month is accounted for: loaded (inside that month's
+manifest), a gap (its month is not loaded: :class:`MonthGapError`, ``allow_gap`` overrides), or
+late (its month was loaded before it reached the topic: :class:`LateRecordError`, a person must
+reload that month with ``--replace``). So no record is loaded twice and none is skipped silently.
 
 Months load oldest first whoever starts them (an Airflow backfill beside a scheduled run, a CLI
-run): a month is refused while an older month that has records on the valid topic is not loaded
-(``allow_gap`` overrides), and one load runs at a time per valid topic (an advisory lock), so the
-order check and the load cannot interleave with another load.
+run), and one load runs at a time per valid topic (an advisory lock), so the order check and the
+load cannot interleave with another load.
 """
 
 from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Generator, Iterable, Iterator
-from datetime import datetime
+from collections.abc import Generator, Iterable, Iterator, Mapping
+from datetime import UTC, datetime
 
 from regsync import logs, metrics
 from regsync.bookkeeping.locks import advisory_lock
 from regsync.faults import crash_point
 from regsync.kafka import bus
+from regsync.kafka.bus import KafkaRecord
 from regsync.kafka.topics import Topics
-from regsync.kafka.windows import MonthWindow, _first_data_record, month_window
 from regsync.stages.gate import gate_group_id
 from schemas.errors import ConfigurationError, FatalError, RetriableError
 from schemas.events import RegistrationEvent
@@ -32,96 +41,31 @@ from sink.loader import LoadResult, PositionedEvent
 
 
 def positioned_events(
-    bootstrap: str, registry_url: str, topics: Topics, window: MonthWindow
+    registry_url: str, topics: Topics, records: Iterable[KafkaRecord]
 ) -> Generator[PositionedEvent, None, None]:
-    """Decode the window's records lazily (memory stays flat however large the month)."""
+    """Decode the selected records lazily (memory stays flat however large the month)."""
     codecs = bus.load_codecs(registry_url, topics)
-    start = {p: r[0] for p, r in window.ranges.items()}
-    stop = {p: r[1] for p, r in window.ranges.items()}
-    for record in bus.scan(bootstrap, topics.valid, start, stop):
+    for record in records:
         event = RegistrationEvent.from_avro(codecs.valid.decode(record.value))
         yield PositionedEvent(record.partition, record.offset, record.timestamp, event)
 
 
-class TimestampOrderError(FatalError):
-    """A record inside the month's offset window was pushed outside the month.
+class LateRecordError(FatalError):
+    """A record pushed in a month that was loaded before the record reached the topic.
 
-    The window is found by a binary search that assumes push timestamps never go backwards within a
-    partition; a record stamped earlier than one before it (an extraction re-run with an older as-of)
-    breaks that, and loading on would file records under the wrong month. Refused, in the load's
-    transaction, so nothing is stored.
+    Its month's manifest ends before its offset, so that load never saw it, and loading on would
+    leave it out of every month. Usually the month was loaded while still open
+    (``--allow-open-month``) or an extraction was re-run with an older as-of. Refused in the load's
+    transaction, so nothing is stored; reloading the month with ``--replace`` takes it in.
     """
 
-    def __init__(self, month: str, partition: int, offset: int, pushed_at: datetime) -> None:
+    def __init__(self, month: str, late_month: str, partition: int, offset: int, pushed_at: datetime) -> None:
         super().__init__(
-            f"month {month}: {partition=} {offset=} was pushed at {pushed_at.isoformat()}, outside the month, "
-            "inside its offset window: push timestamps went backwards in this partition",
-            hint="an extraction was re-run with an older as-of; see docs/operations.md (the push month)",
+            f"month {month}: {partition=} {offset=} was pushed at {pushed_at.isoformat()} (month {late_month}), "
+            f"after {late_month} was loaded",
+            hint=f"reload it: regsync load --month {late_month} --replace (see docs/operations.md)",
         )
-
-
-def in_window(positioned: Iterable[PositionedEvent], window: MonthWindow) -> Iterator[PositionedEvent]:
-    """The window's records, each checked to be pushed within the month (see :class:`TimestampOrderError`)."""
-    from datetime import UTC
-
-    start_ms, end_ms = int(window.start.timestamp() * 1000), int(window.end.timestamp() * 1000)
-    for item in positioned:
-        ts = item.timestamp_ms
-        if ts is not None and not start_ms <= ts < end_ms:
-            pushed = datetime.fromtimestamp(ts / 1000, UTC)
-            raise TimestampOrderError(window.month, item.partition, item.offset, pushed)
-        yield item
-
-
-def connect_args(database_url: str) -> dict[str, object]:
-    """Bounds for PostgreSQL connections: a store that does not answer fails in seconds, not never."""
-    if database_url.startswith("postgresql"):
-        return {"connect_timeout": 10}
-    return {}
-
-
-class UnjudgedMonthError(RetriableError):
-    """Raw records pushed in the month are not judged yet: loading now would store a partial month."""
-
-    def __init__(self, month: str, waiting: dict[int, int]) -> None:
-        super().__init__(
-            f"month {month}: {sum(waiting.values()):,} raw records are not judged by the gate yet "
-            f"(partitions {sorted(waiting)})",
-            hint="run `regsync gate` until it is caught up, or pass --allow-unjudged if you know better",
-        )
-        self.waiting = waiting
-
-
-def unjudged(bootstrap: str, topics: Topics, month: str, tz: str) -> dict[int, int]:
-    """Per raw partition, how many records pushed in ``month`` lie beyond the gate's committed offset.
-
-    The gate commits its raw offsets inside its Kafka transactions, so a committed offset at or past
-    the month's end on every partition means every record of the month has a verdict on valid or
-    rejected (read_committed).
-    """
-    from kafka import KafkaConsumer, TopicPartition
-
-    window = month_window(bootstrap, topics.raw, month, tz)
-    wanted = {p: (first, end) for p, (first, end) in window.ranges.items() if end > first}
-    if not wanted:
-        return {}
-    # A consumer that never subscribes only asks the group coordinator (it joins no group).
-    reader = KafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=gate_group_id(topics),
-        enable_auto_commit=False,
-        request_timeout_ms=bus.REQUEST_TIMEOUT_MS,
-    )
-    try:
-        done = {p: reader.committed(TopicPartition(topics.raw, p)) for p in wanted}
-    finally:
-        bus.close_bounded(reader)
-    waiting = {}
-    for partition, (first, end) in wanted.items():
-        reached = max(done.get(partition) or -1, first)
-        if reached < end:
-            waiting[partition] = end - reached
-    return waiting
+        self.late_month = late_month
 
 
 class MonthGapError(RetriableError):
@@ -140,59 +84,232 @@ class MonthGapError(RetriableError):
         self.gaps = gaps
 
 
-def earliest_month(bootstrap: str, topic: str, tz: str) -> Month | None:
-    """The month of the earliest committed data record on ``topic`` (any partition), or None if empty."""
-    from datetime import UTC
+class Selection:
+    """Pick month M's records out of a scan, and account for every other record it passes.
 
+    ``loaded`` maps each loaded month to its manifest's per-partition ``[start, end)`` offsets. A
+    record of another month is loaded when its offset lies before that month's manifest end, a gap
+    when its month is older than M and not loaded, late when its month was loaded before it
+    arrived, and otherwise (a newer month) left for later. ``low_water`` ends as, per partition,
+    the first offset holding a record not loaded now — where the next load must start.
+    """
+
+    def __init__(
+        self,
+        month: str,
+        tz: str,
+        loaded: Mapping[str, Mapping[int, tuple[int, int]]],
+        ends: Mapping[int, int],
+        *,
+        allow_gap: bool,
+    ) -> None:
+        start, end = Month.parse(month).bounds(tz)
+        self.month, self.tz, self.loaded, self.allow_gap = month, tz, loaded, allow_gap
+        self._bounds = (int(start.timestamp() * 1000), int(end.timestamp() * 1000))
+        self.low_water = dict(ends)
+        self.gaps: set[str] = set()
+        self.selected = 0
+
+    def _month_of(self, timestamp_ms: int) -> str:
+        return str(Month.of(datetime.fromtimestamp(timestamp_ms / 1000, UTC), self.tz))
+
+    def _pin(self, record: KafkaRecord) -> None:
+        self.low_water[record.partition] = min(self.low_water[record.partition], record.offset)
+
+    def classify(self, record: KafkaRecord) -> bool:
+        """True when the record is M's; raises :class:`LateRecordError` on a late one."""
+        lo, hi = self._bounds
+        if lo <= record.timestamp < hi:
+            return True
+        other = self._month_of(record.timestamp)
+        manifest = self.loaded.get(other)
+        if manifest is not None:
+            if record.offset < manifest.get(record.partition, (0, 0))[1]:
+                return False  # loaded with its month
+            pushed = datetime.fromtimestamp(record.timestamp / 1000, UTC)
+            raise LateRecordError(self.month, other, record.partition, record.offset, pushed)
+        self._pin(record)  # its month is not loaded: the next load starts no later than here
+        if other < self.month and not self.allow_gap:
+            self.gaps.add(other)
+        return False
+
+    def select(self, records: Iterable[KafkaRecord]) -> Iterator[KafkaRecord]:
+        """M's records in scan order; at the end, :class:`MonthGapError` if an older month is unloaded.
+
+        After the first gap nothing more is handed on (the load's work would be rolled back anyway),
+        but the scan goes on so the error names every unloaded older month.
+        """
+        for record in records:
+            if self.classify(record) and not self.gaps:  # M's: loaded once this load commits
+                self.selected += 1
+                yield record
+        if self.gaps:
+            raise MonthGapError(self.month, sorted(self.gaps))
+
+
+def connect_args(database_url: str) -> dict[str, object]:
+    """Bounds for PostgreSQL connections: a store that does not answer fails in seconds, not never."""
+    if database_url.startswith("postgresql"):
+        return {"connect_timeout": 10}
+    return {}
+
+
+class UnjudgedMonthError(RetriableError):
+    """Raw records pushed in the month (or before it) are not judged yet: loading now would store a partial month."""
+
+    def __init__(self, month: str, waiting: dict[int, int]) -> None:
+        super().__init__(
+            f"month {month}: {sum(waiting.values()):,} raw records are not judged by the gate yet "
+            f"(partitions {sorted(waiting)})",
+            hint="run `regsync gate` until it is caught up, or pass --allow-unjudged if you know better",
+        )
+        self.waiting = waiting
+
+
+def unjudged(bootstrap: str, topics: Topics, month: str, tz: str) -> dict[int, int]:
+    """Per raw partition, how many records pushed before ``month`` ends lie beyond the gate's committed offset.
+
+    The gate commits its raw offsets inside its Kafka transactions, so every record before a
+    committed offset has its verdict on valid or rejected (read_committed). Records after it are
+    read by timestamp (they need not be in order): any pushed before the month's end waits for the
+    gate. Usually the gate is caught up and this reads nothing.
+    """
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(
+    _, end = Month.parse(month).bounds(tz)
+    end_ms = int(end.timestamp() * 1000)
+    ends = bus.end_offsets(bootstrap, topics.raw)
+    # A consumer that never subscribes only asks the group coordinator (it joins no group).
+    reader = KafkaConsumer(
         bootstrap_servers=bootstrap,
+        group_id=gate_group_id(topics),
         enable_auto_commit=False,
-        isolation_level="read_committed",
-        max_poll_records=1,
+        request_timeout_ms=bus.REQUEST_TIMEOUT_MS,
     )
     try:
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or set())]
-        begins, ends = consumer.beginning_offsets(tps), consumer.end_offsets(tps)
-        stamps = []
-        for tp in tps:
-            consumer.assign([tp])
-            record = _first_data_record(consumer, tp, begins[tp], ends[tp])
-            if record is not None:
-                stamps.append(record.timestamp)
+        tps = {p: TopicPartition(topics.raw, p) for p in ends}
+        begins = reader.beginning_offsets(list(tps.values()))
+        done = {p: reader.committed(tp) for p, tp in tps.items()}
     finally:
-        consumer.close()
-    if not stamps:
-        return None
-    # Not min() over the first records alone if timestamps ever went backwards: good enough here,
-    # because an older record later in a partition only makes the check look at fewer months.
-    return Month.of(datetime.fromtimestamp(min(stamps) / 1000, UTC), tz)
+        bus.close_bounded(reader)
+    start = {p: max(done[p] or 0, begins[tps[p]]) for p in ends}
+    waiting: dict[int, int] = {}
+    scan = bus.scan(bootstrap, topics.raw, start, ends)
+    with contextlib.closing(scan):
+        for record in scan:
+            if record.timestamp < end_ms:
+                waiting[record.partition] = waiting.get(record.partition, 0) + 1
+    return waiting
 
 
-def unloaded_before(bootstrap: str, database_url: str, topics: Topics, month: str, tz: str) -> list[str]:
-    """Months before ``month`` that have records on the valid topic and no load manifest, oldest first."""
+def loaded_months(database_url: str, topic: str) -> dict[str, dict[int, tuple[int, int]]]:
+    """Every loaded month of ``topic`` → its manifest's per-partition offset ranges."""
     import sqlalchemy as sa
 
     from sink.models import load_manifests as lm
 
-    first = earliest_month(bootstrap, topics.valid, tz)
-    target = Month.parse(month)
-    if first is None or str(first) >= str(target):
-        return []
-    engine = sa.create_engine(database_url)
+    engine = sa.create_engine(database_url, connect_args=connect_args(database_url))
     try:
         with engine.connect() as conn:
-            loaded = set(conn.scalars(sa.select(lm.c.month).where(lm.c.topic == topics.valid)))
+            rows = conn.execute(sa.select(lm.c.month, lm.c.offset_ranges).where(lm.c.topic == topic)).all()
     finally:
         engine.dispose()
-    gaps = []
-    current = first
-    while str(current) < str(target):
-        if str(current) not in loaded and month_window(bootstrap, topics.valid, str(current), tz).records:
-            gaps.append(str(current))
-        current = current.next()
-    return gaps
+    return {m: {int(p): (int(r[0]), int(r[1])) for p, r in ranges.items()} for m, ranges in rows}
+
+
+def low_water(bootstrap: str, database_url: str, topic: str) -> dict[int, int]:
+    """Where the next load of ``topic`` starts scanning, per partition (the beginning where none is kept)."""
+    import sqlalchemy as sa
+    from kafka import KafkaConsumer
+
+    from regsync.bookkeeping.migrate import upgrade
+    from regsync.bookkeeping.tables import load_low_water as lw
+    from regsync.kafka.windows import topic_partitions
+
+    upgrade(database_url)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=bus.REQUEST_TIMEOUT_MS)
+    try:
+        begins = {
+            tp.partition: off
+            for tp, off in consumer.beginning_offsets(topic_partitions(consumer, topic)).items()
+        }
+    finally:
+        bus.close_bounded(consumer)
+    engine = sa.create_engine(database_url, connect_args=connect_args(database_url))
+    try:
+        with engine.connect() as conn:
+            kept = dict(
+                conn.execute(sa.select(lw.c.partition, lw.c.next_offset).where(lw.c.topic == topic)).all()
+            )
+    finally:
+        engine.dispose()
+    return {p: max(int(kept.get(p, begin)), begin) for p, begin in begins.items()}
+
+
+def save_low_water(database_url: str, topic: str, offsets: Mapping[int, int], run_id: str) -> None:
+    """Move the kept low-water offsets forward (never back), after the load's transaction committed."""
+    import sqlalchemy as sa
+
+    from regsync.bookkeeping.tables import load_low_water as lw
+
+    engine = sa.create_engine(database_url, connect_args=connect_args(database_url))
+    try:
+        with engine.begin() as conn:  # loads of a topic hold its advisory lock: no writer races us
+            kept = dict(
+                conn.execute(sa.select(lw.c.partition, lw.c.next_offset).where(lw.c.topic == topic)).all()
+            )
+            now = datetime.now(UTC)
+            for partition, offset in offsets.items():
+                if partition not in kept:
+                    conn.execute(
+                        lw.insert().values(
+                            topic=topic,
+                            partition=partition,
+                            next_offset=offset,
+                            run_id=run_id,
+                            updated_at=now,
+                        )
+                    )
+                elif offset > kept[partition]:
+                    conn.execute(
+                        lw.update()
+                        .where(lw.c.topic == topic, lw.c.partition == partition)
+                        .values(next_offset=offset, run_id=run_id, updated_at=now)
+                    )
+    finally:
+        engine.dispose()
+
+
+def unloaded_before(bootstrap: str, database_url: str, topics: Topics, month: str, tz: str) -> list[str]:
+    """Months before ``month`` that have records on the valid topic and no load manifest, oldest first.
+
+    Reads timestamps only, from the low-water offsets to the end (what the load itself would scan).
+    """
+    from sink.store import upgrade
+
+    upgrade(database_url)
+    start = low_water(bootstrap, database_url, topics.valid)
+    ends = bus.end_offsets(bootstrap, topics.valid)
+    selection = Selection(month, tz, loaded_months(database_url, topics.valid), ends, allow_gap=False)
+    scan = bus.scan(bootstrap, topics.valid, start, ends)
+    with contextlib.closing(scan):
+        for record in scan:
+            selection.classify(record)
+    return sorted(selection.gaps)
+
+
+def _refuse_late_since(
+    bootstrap: str, topic: str, month: str, tz: str, ranges: Mapping[int, tuple[int, int]]
+) -> None:
+    """Raise :class:`LateRecordError` for the first record of ``month`` past its manifest's ranges."""
+    start, end = Month.parse(month).bounds(tz)
+    lo, hi = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+    scan = bus.scan(bootstrap, topic, {p: r[1] for p, r in ranges.items()})
+    with contextlib.closing(scan):
+        for record in scan:
+            if lo <= record.timestamp < hi:
+                pushed = datetime.fromtimestamp(record.timestamp / 1000, UTC)
+                raise LateRecordError(month, month, record.partition, record.offset, pushed)
 
 
 def run_load(
@@ -212,13 +329,15 @@ def run_load(
 ) -> LoadResult:
     """Load one month (backfill = the same call for an older month).
 
-    Refuses a month not yet over, one whose raw records the gate has not judged, and one with an
-    older unloaded month before it; raises :class:`~regsync.bookkeeping.locks.LockBusyError` while
-    another load of the same valid topic runs.
+    Refuses a month not yet over, one whose raw records the gate has not judged, one with an older
+    unloaded month before it, and one whose scan meets a late record of a loaded month; raises
+    :class:`~regsync.bookkeeping.locks.LockBusyError` while another load of the same valid topic runs.
     """
+    from regsync.bookkeeping.migrate import upgrade as upgrade_pipeline
     from sink.store import upgrade
 
     upgrade(database_url)  # the manifests table must exist before the order check reads it
+    upgrade_pipeline(database_url)  # and the low-water table
     with advisory_lock(database_url, f"regsync.load:{topics.valid}"):
         return _load_locked(
             bootstrap=bootstrap,
@@ -255,8 +374,8 @@ def _load_locked(
 
     from sink.loader import find_manifest, load_month
 
-    window = month_window(bootstrap, topics.valid, month, tz)
-    if as_of is not None and as_of < window.end and not allow_open_month:
+    _, month_end = Month.parse(month).bounds(tz)
+    if as_of is not None and as_of < month_end and not allow_open_month:
         raise ConfigurationError(
             f"month {month} is not over at {as_of.isoformat()}; loading it now would miss later pushes "
             "(use --allow-open-month to load it anyway and --replace later)"
@@ -266,31 +385,54 @@ def _load_locked(
         if waiting:
             raise UnjudgedMonthError(month, waiting)
     engine = sa.create_engine(database_url, connect_args=connect_args(database_url))
-    # closing(): if the store fails mid-month, the scan's consumer is closed here and now, not by
-    # the garbage collector (where its close hung for minutes: issue 13 item 7).
-    events = contextlib.closing(positioned_events(bootstrap, registry_url, topics, window))
     run_id = f"load-{month}-{uuid.uuid4().hex[:8]}"
     logs.bind_run_id(run_id)
     try:
-        # A month loaded already is a no-op re-run (or a --replace): the order held when it loaded.
-        if not allow_gap and find_manifest(engine, month, topics.valid) is None:
-            gaps = unloaded_before(bootstrap, database_url, topics, month, tz)
-            if gaps:
-                raise MonthGapError(month, gaps)
-        with events as positioned:
+        existing = find_manifest(engine, month, topics.valid)
+        if existing is not None and not replace:
+            # Loaded already: the same ranges make the sink answer a no-op. A record of the month
+            # that arrived after the load is said now, not only at the next month's load.
+            ranges = {int(p): (int(r[0]), int(r[1])) for p, r in existing["offset_ranges"].items()}
+            _refuse_late_since(bootstrap, topics.valid, month, tz, ranges)
+            return load_month(
+                engine,
+                month=month,
+                topic=topics.valid,
+                positioned=(),
+                offset_ranges=ranges,
+                run_id=run_id,
+                tz=tz,
+            )
+        ends = bus.end_offsets(bootstrap, topics.valid)
+        start = low_water(bootstrap, database_url, topics.valid)
+        loaded = loaded_months(database_url, topics.valid)
+        if existing is not None:  # --replace: the month's own records may lie before today's low-water
+            loaded.pop(month, None)
+            before = {int(p): int(r[0]) for p, r in existing["offset_ranges"].items()}
+            start = {p: min(off, before.get(p, off)) for p, off in start.items()}
+        selection = Selection(month, tz, loaded, ends, allow_gap=allow_gap)
+        scan = bus.scan(bootstrap, topics.valid, start, ends)
+        # closing(): if the store fails mid-month, the scan's consumer is closed here and now, not by
+        # the garbage collector (where its close hung for minutes: issue 13 item 7).
+        with (
+            contextlib.closing(scan),
+            contextlib.closing(positioned_events(registry_url, topics, selection.select(scan))) as positioned,
+        ):
             result = load_month(
                 engine,
                 month=month,
                 topic=topics.valid,
-                positioned=in_window(positioned, window),
-                offset_ranges=window.ranges,
+                positioned=positioned,
+                offset_ranges={p: (start.get(p, end), end) for p, end in ends.items()},
                 run_id=run_id,
                 tz=tz,
                 chunk_size=chunk_size,
                 replace=replace,
                 on_chunk=lambda _i: crash_point("load.in_transaction"),
             )
-        metrics.record_load(0 if result.noop else result.records, window.end.timestamp())
+        crash_point("load.after_commit")  # committed, low-water not yet moved: the next scan is longer
+        save_low_water(database_url, topics.valid, selection.low_water, run_id)
+        metrics.record_load(0 if result.noop else result.records, month_end.timestamp())
         return result
     finally:
         engine.dispose()

@@ -139,7 +139,7 @@ def test_db_upgrade_migrates_both_histories_on_postgres(database_url, tmp_path, 
         get_settings.cache_clear()
     assert first.exit_code == 0, first.output
     assert again.exit_code == 0, again.output
-    assert "pipeline  at revision 0002" in again.output  # 0002: extract recovery and locks
+    assert "pipeline  at revision 0003" in again.output  # 0003: the load's low-water offsets
     assert "store     at revision 0002" in again.output
     engine = sa.create_engine(database_url)
     try:

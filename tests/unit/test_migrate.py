@@ -13,6 +13,7 @@ PIPELINE_TABLES = {
     "extract_locks",
     "extract_runs",
     "gate_runs",
+    "load_low_water",
     "dlq_replays",
     "monthly_metrics",
     "quality_runs",
@@ -34,7 +35,7 @@ def test_upgrade_creates_the_tables_the_models_describe(tmp_path):
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'p.db'}")
     migrate.upgrade(engine)
     assert _tables(engine) == PIPELINE_TABLES | {migrate.VERSION_TABLE}
-    assert _revision(engine, migrate.VERSION_TABLE) == "0002"
+    assert _revision(engine, migrate.VERSION_TABLE) == "0003"
     with engine.connect() as conn:
         assert migrate.schema_diff(conn) == []
     migrate.upgrade(engine)  # at head already: no error, nothing changes
@@ -68,7 +69,7 @@ def test_a_database_an_earlier_build_made_with_create_all_is_adopted(tmp_path):
             )
         )
     migrate.upgrade(engine)
-    assert _revision(engine, migrate.VERSION_TABLE) == "0002"
+    assert _revision(engine, migrate.VERSION_TABLE) == "0003"
     with engine.connect() as conn:
         assert migrate.schema_diff(conn) == []
         assert conn.execute(sa.text("SELECT run_id FROM gate_runs")).scalar_one() == "kept"
