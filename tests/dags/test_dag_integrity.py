@@ -81,6 +81,9 @@ def test_gate_is_scheduled_on_any_raw_asset(dagbag):
     assert [t.task_id for t in dag.tasks] == ["gate"]
     # Airflow normalises an empty URI path to "/".
     assert _uris(dag.tasks[0].outlets) == {"regsync://registrations.valid/"}
+    # N gate workers per run: the param, else REGSYNC_GATE__WORKERS, else one per core.
+    assert dag.params["workers"] is None
+    assert dag.params.get_param("workers").schema["type"] == ["null", "integer"]
 
 
 def test_monthly_dag(dagbag):
