@@ -179,3 +179,37 @@ def test_replicas_claiming_slots_one_killed_and_restarted_judge_every_record_exa
     outputs = _outputs(p)
     assert set(outputs) == set(raw)
     assert {k: len(v) for k, v in outputs.items() if len(v) != 1} == {}
+
+
+@pytest.mark.slow
+def test_the_gate_job_runs_n_workers_and_sums_their_counts(stack, uid, database_url):
+    """What the Airflow gate task calls: settings built in code reach the worker processes."""
+    from regsync import jobs
+    from regsync.settings import Settings
+
+    topics = Topics(prefix=f"j{uid}.", partitions=6)
+    ensure_topics(stack.bootstrap_servers, topics)
+    bus.register_schemas(stack.registry_url, topics)
+    p = {
+        "bootstrap": stack.bootstrap_servers,
+        "registry_url": stack.registry_url,
+        "database_url": database_url,
+        "topics": topics,
+    }
+    run_extract(FaultyListConnector(rows(120)), as_of=AS_OF, batch_size=40, **p)
+    settings = Settings(
+        kafka_bootstrap=stack.bootstrap_servers,
+        registry_url=stack.registry_url,
+        database_url=database_url,
+        topic_prefix=topics.prefix,
+        topic_partitions=6,
+    )
+    counts = jobs.gate(settings, workers=2)
+    raw = _raw_positions(p)
+    assert counts.consumed == len(raw)
+    assert counts.valid + counts.rejected == counts.consumed
+    assert sum(counts.by_rule.values()) >= counts.rejected
+    outputs = _outputs(p)
+    assert set(outputs) == set(raw)
+    assert all(len(v) == 1 for v in outputs.values())
+    assert jobs.gate(settings, workers=2).consumed == 0  # judged once: a second run finds nothing
