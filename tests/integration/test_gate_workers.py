@@ -213,3 +213,25 @@ def test_the_gate_job_runs_n_workers_and_sums_their_counts(stack, uid, database_
     assert set(outputs) == set(raw)
     assert all(len(v) == 1 for v in outputs.values())
     assert jobs.gate(settings, workers=2).consumed == 0  # judged once: a second run finds nothing
+
+
+def test_a_bounded_gate_run_refuses_when_replicas_hold_every_slot(stack, uid, database_url):
+    """Airflow's gate task beside the compose replicas: it fails (retriable) rather than share an id."""
+    from regsync import jobs
+    from regsync.settings import Settings
+    from regsync.stages.gate import gate_group_id
+    from regsync.stages.gate_workers import AllInstancesTakenError, claim_instance
+
+    topics = Topics(prefix=f"b{uid}.", partitions=6)
+    settings = Settings(
+        kafka_bootstrap=stack.bootstrap_servers,
+        registry_url=stack.registry_url,
+        database_url=database_url,
+        topic_prefix=topics.prefix,
+        topic_partitions=6,
+    )
+    with claim_instance(database_url, gate_group_id(topics), 1) as held:
+        assert held == 0
+        with pytest.raises(AllInstancesTakenError) as refused:
+            jobs.gate(settings, workers=1)
+        assert refused.value.exit_code == 75
