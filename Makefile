@@ -72,6 +72,7 @@ BENCH_ARGS ?=
 bench: bootstrap-demo ## Benchmark the pipeline on a real stack it starts itself (SCENARIO=100k|1m|all; all ≈ 18 min)
 	$(PY) -m bench.codec
 	$(PY) -m bench.run --scenario $(SCENARIO) $(BENCH_ARGS)
+	$(PY) -m bench.gate_scaling
 
 CHAOS_ARGS ?=
 

@@ -106,7 +106,7 @@ def gate(cfg: Figures) -> Figures:
 
     _warm("regsync.stages.gate", "quality.record_checks", "sqlalchemy.dialects.postgresql")
     tick = Ticker(cfg["label"], cfg["events"])
-    began = time.perf_counter()
+    began, cpu_began = time.perf_counter(), time.process_time()
     counts = run_gate(
         bootstrap=cfg["bootstrap"],
         registry_url=cfg["registry_url"],
@@ -115,12 +115,15 @@ def gate(cfg: Figures) -> Figures:
         group_id=cfg.get("group_id"),
         instance=cfg.get("instance", 0),
         until_idle=True,
+        max_records=cfg.get("max_records", 2000),
         progress=lambda c: tick(c.consumed),
     )
     seconds = time.perf_counter() - began
+    loop_cpu_s = time.process_time() - cpu_began  # every thread of the process, the timed section only
     tick(counts.consumed, force=True)
     return {
         "events": counts.consumed,
+        "loop_cpu_s": loop_cpu_s,
         "valid": counts.valid,
         "rejected": counts.rejected,
         "transactions": counts.transactions,

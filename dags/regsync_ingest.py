@@ -3,7 +3,9 @@
 ``regsync_extract_<source>`` pulls one registrar system into ``registrations.raw`` up to the end of
 its data interval and, on success, emits the Asset ``regsync://registrations.raw/<source>``.
 ``regsync_gate`` runs whenever any of those Assets has a new event, judges everything raw not judged
-yet and emits ``regsync://registrations.valid``.
+yet and emits ``regsync://registrations.valid``. Its one task runs N gate worker processes in one
+consumer group (the ``workers`` param, else ``REGSYNC_GATE__WORKERS``, else one per core and at most
+one per raw partition).
 
 The file stays thin: only the standard library and ``airflow.sdk`` at the top, no I/O while Airflow
 parses it; ``regsync`` is imported inside the tasks. Where the services are comes from regsync's
@@ -16,7 +18,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from airflow.sdk import Asset, AssetAny, dag, task
+from airflow.sdk import Asset, AssetAny, Param, dag, task
 from regsync_support import DEFAULT_ARGS, START, extraction_as_of, extraction_window_end, fail_fast, summary
 
 # The registrar systems: a literal, because parsing may import nothing of regsync; tests/dags
@@ -95,17 +97,28 @@ for _source in SOURCES:
     catchup=False,
     max_active_runs=1,  # one transactional gate at a time; queued Asset events fold into the next run
     default_args=DEFAULT_ARGS,
+    params={
+        "workers": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            maximum=64,
+            description="Gate worker processes; empty = REGSYNC_GATE__WORKERS, else one per core "
+            "(at most one per raw partition)",
+        ),
+    },
     tags=["regsync", "gate"],
     doc_md=__doc__,
 )
 def regsync_gate() -> None:
     @task(task_id="gate", outlets=[VALID])
     def gate(**context: Any) -> Any:
-        """A bounded gate run: consume raw until caught up, in Kafka transactions, then stop."""
+        """A bounded gate run: N workers consume raw until caught up, in Kafka transactions, then stop."""
         from regsync import jobs
 
+        workers = (context.get("params") or {}).get("workers")
         with fail_fast():
-            counts = summary(jobs.gate())
+            counts = summary(jobs.gate(workers=int(workers) if workers else None))
         context["outlet_events"][VALID].extra = counts
         return counts
 

@@ -9,6 +9,8 @@ checked before any service is contacted.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -377,18 +379,42 @@ def gate(
             help="Run N worker processes in one consumer group (instances --instance … --instance+N-1).",
         ),
     ] = 1,
+    slots: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Claim the lowest free instance below SLOTS (a PostgreSQL advisory lock held while the "
+            "gate runs) instead of --instance: for replicas that cannot be told their index (compose).",
+        ),
+    ] = None,
+    summary_json: Annotated[
+        Path | None,
+        typer.Option(
+            hidden=True, help="Write this run's counts here as JSON (gate workers to their parent)."
+        ),
+    ] = None,
 ) -> None:
     """Judge raw registrations into registrations.valid or registrations.rejected, in Kafka transactions."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from regsync import endpoints
     from regsync.kafka.topics import ensure_topics, topics_from
-    from regsync.stages.gate import gate_config, run_gate
+    from regsync.stages.gate import gate_config, gate_group_id, run_gate
 
     settings = get_settings()
     services = endpoints.resolve(settings)
     topics = topics_from(settings)
     ensure_topics(services.bootstrap_servers, topics)
+    if slots is not None:
+        if workers > 1:
+            raise typer.BadParameter("--slots runs one worker per replica; leave --workers at 1")
+        from regsync.stages.gate_workers import claim_instance
+
+        with claim_instance(services.database_url, gate_group_id(topics), slots) as claimed:
+            console.print(f"gate: claimed instance {claimed} of {slots}", highlight=False)
+            gate(until_idle=until_idle, instance=claimed, workers=1, slots=None, summary_json=summary_json)
+        return
     if workers > 1:
         from regsync.stages.gate_workers import run_gate_workers
 
@@ -423,6 +449,8 @@ def gate(
             until_idle=until_idle,
             progress=show,
         )
+    if summary_json is not None:
+        summary_json.write_text(json.dumps(dataclasses.asdict(counts)), encoding="utf-8")
     out.print(f"judged {counts.consumed:,}: valid {counts.valid:,} + rejected {counts.rejected:,}")
     if counts.by_rule:
         table = Table("rule", "records")

@@ -8,6 +8,7 @@ taken from ``now()`` inside a job.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -88,19 +89,68 @@ def extract(
     )
 
 
-def gate(settings: Settings | None = None) -> GateCounts:
-    """A bounded gate run: judge everything raw that is not judged yet, then stop."""
-    from regsync.stages.gate import gate_config, run_gate
+def gate(settings: Settings | None = None, workers: int | None = None) -> GateCounts:
+    """A bounded gate run: judge everything raw that is not judged yet, then stop.
+
+    ``workers`` (else the ``gate.workers`` setting; 0 = one per core, at most one per raw partition)
+    processes share the raw partitions in one consumer group; their counts are summed. A worker that
+    fails fails the run (retriable): what it had committed stays judged exactly once, the rest is
+    judged by the next run. The workers are processes of their own: they get every setting the gate
+    uses through the environment. Without PostgreSQL (embedded SQLite) there are no advisory locks to
+    claim instance slots with, so one worker runs unless more are asked for explicitly.
+    """
+    from regsync.stages.gate import GateCounts, gate_config, gate_group_id, run_gate
+    from regsync.stages.gate_workers import claim_instance, default_workers, run_gate_workers
+    from schemas.errors import RetriableError
 
     settings, services, topics = _env(settings)
-    return run_gate(
-        bootstrap=services.bootstrap_servers,
-        registry_url=services.registry_url,
-        database_url=services.database_url,
-        topics=topics,
-        config=gate_config(settings),
-        until_idle=True,
-    )
+    postgres = services.database_url.startswith("postgresql")
+    n = workers if workers is not None else settings.gate.workers
+    n = n or (default_workers(topics.partitions) if postgres else 1)
+    if n == 1:
+        # Instance slots are claimed (a PostgreSQL advisory lock), so a bounded run never shares a
+        # transactional id with a long-running gate replica (compose) or another run.
+        with claim_instance(services.database_url, gate_group_id(topics), 1) as instance:
+            return run_gate(
+                bootstrap=services.bootstrap_servers,
+                registry_url=services.registry_url,
+                database_url=services.database_url,
+                topics=topics,
+                config=gate_config(settings),
+                instance=instance,
+                until_idle=True,
+            )
+    # The children read their settings from the environment: hand them what this run resolved and
+    # everything gate_config() takes, so a Settings object built in code reaches them too.
+    env = {
+        "REGSYNC_KAFKA_BOOTSTRAP": services.bootstrap_servers,
+        "REGSYNC_REGISTRY_URL": services.registry_url,
+        "REGSYNC_DATABASE_URL": services.database_url,
+        "REGSYNC_TOPIC_PREFIX": topics.prefix,
+        "REGSYNC_TOPIC_PARTITIONS": str(topics.partitions),
+        "REGSYNC_TIMEZONE": settings.timezone,
+        "REGSYNC_GATE__FAMILY_CARE_CAPACITY": str(settings.gate.family_care_capacity),
+        "REGSYNC_GATE__MIN_COUNTY_CONFIDENCE": repr(settings.gate.min_county_confidence),
+        "REGSYNC_GATE__DISABLED_RULES": json.dumps(sorted(settings.gate.disabled_rules)),
+    }
+    exits = run_gate_workers(n, until_idle=True, env=env, report_counts=True, claim=postgres)
+    failed = [e for e in exits if e.returncode != 0 or e.counts is None]
+    if failed:
+        raise RetriableError(
+            "gate: worker(s) "
+            + ", ".join(f"{e.instance} (exit {e.returncode})" for e in failed)
+            + f" of {n} failed; what they committed stays judged, a re-run judges the rest"
+        )
+    total = GateCounts()
+    for e in exits:
+        assert e.counts is not None
+        total.consumed += int(e.counts["consumed"])
+        total.valid += int(e.counts["valid"])
+        total.rejected += int(e.counts["rejected"])
+        total.transactions += int(e.counts["transactions"])
+        for rule, k in e.counts["by_rule"].items():
+            total.by_rule[rule] = total.by_rule.get(rule, 0) + int(k)
+    return total
 
 
 @contextmanager

@@ -73,6 +73,13 @@ class GateSettings(BaseModel):
     disabled_rules: frozenset[str] = Field(
         default=frozenset(), description="Rule ids switched off for this deployment (still in the catalog)."
     )
+    workers: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="Gate worker processes of a bounded run (Airflow's gate task); 0: one per core, "
+        "at most one per raw partition.",
+    )
 
 
 class SourcesSettings(BaseModel):

@@ -97,15 +97,16 @@ def _rejection_headers(
     )
 
 
-def _lineage_headers(record: Any, run_id: str) -> list[tuple[str, bytes]]:
-    kept = [(k, v) for k, v in (record.headers or []) if k.startswith(headers.LINEAGE_PREFIX)]
-    return kept + bus.headers(
-        [
-            (headers.RAW_PARTITION, str(record.partition)),
-            (headers.RAW_OFFSET, str(record.offset)),
-            (headers.GATE_RUN_ID, run_id),
-        ]
-    )
+def _lineage_headers(record: Any, run_header: tuple[str, bytes]) -> list[tuple[str, bytes]]:
+    """The raw record's ``regsync.*`` headers plus where it was judged from and by which run.
+
+    ``run_header`` is encoded once per run, not once per record (the hot loop; issue 12).
+    """
+    out = [(k, v) for k, v in (record.headers or ()) if k.startswith(headers.LINEAGE_PREFIX)]
+    out.append((headers.RAW_PARTITION, b"%d" % record.partition))
+    out.append((headers.RAW_OFFSET, b"%d" % record.offset))
+    out.append(run_header)
+    return out
 
 
 def _context(record: Any, run_id: str, judged_at: datetime, stage: ErrorStage) -> ErrorContext:
@@ -119,6 +120,19 @@ def _context(record: Any, run_id: str, judged_at: datetime, stage: ErrorStage) -
         judged_at=judged_at,
         stage=stage,
     )
+
+
+def _same_partitioning(producer: KafkaProducer, consumer: KafkaConsumer, topics: Topics) -> bool:
+    """True if raw, valid and rejected have the same number of partitions (asked once per run).
+
+    Then an output goes to its raw record's partition number, which is where the key partitioner
+    would put it anyway (extract and replay write raw by key with the same default partitioner), and
+    kafka-python skips its pure-Python murmur2 hash per record. With differing counts (topics made
+    before ``topic_partitions`` changed) the partitioner places every output, as before.
+    """
+    raw = consumer.partitions_for_topic(topics.raw)
+    outs = [producer.partitions_for(t) for t in (topics.valid, topics.rejected)]
+    return bool(raw) and all(o is not None and len(o) == len(raw) for o in outs)
 
 
 def gate_transactional_id(topics: Topics, instance: int = 0) -> str:
@@ -184,6 +198,7 @@ def run_gate(
     retries_left = TXN_RETRIES
     try:
         producer.init_transactions()
+        same_partitions = _same_partitioning(producer, consumer, topics)
         idle_polls = 0
         last_progress = time.monotonic()
         while True:
@@ -203,7 +218,16 @@ def run_gate(
             last_progress = time.monotonic()
             try:
                 _judge_in_transaction(
-                    producer, consumer, records, codecs, config, topics, run_id, counts, instance=instance
+                    producer,
+                    consumer,
+                    records,
+                    codecs,
+                    config,
+                    topics,
+                    run_id,
+                    counts,
+                    instance=instance,
+                    same_partitions=same_partitions,
                 )
             except (RetriableError, KafkaError) as exc:
                 # A broker died under the transaction (its coordinator, say). The batch is aborted or
@@ -312,8 +336,8 @@ def _bounded_txn(producer: KafkaProducer, what: str, begin: Callable[[Any], Any]
         raise RetriableError(f"gate: could not {what} within {TXN_TIMEOUT_MS // 1000}s (is Kafka up?)")
 
 
-Output = tuple[str, Any, bytes, list[tuple[str, bytes]], int]
-"""One record to send: topic, key, value, headers, timestamp (ms)."""
+Output = tuple[str, int, Any, bytes, list[tuple[str, bytes]], int]
+"""One record to send: topic, the raw record's partition, key, value, headers, timestamp (ms)."""
 
 
 def judge_records(
@@ -334,6 +358,7 @@ def judge_records(
     branches named, same bytes as ``to_avro``).
     """
     now = datetime.now(UTC)
+    run_header = (headers.GATE_RUN_ID, run_id.encode("utf-8"))  # encoded once per batch, not per record
     decoded: list[tuple[Any, RegistrationEvent]] = []
     outputs: list[Output] = []
     for record in records:
@@ -350,6 +375,7 @@ def judge_records(
             outputs.append(
                 (
                     topics.rejected,
+                    record.partition,
                     record.key,
                     codecs.rejected.encode(dlq.to_wire()),
                     _rejection_headers(
@@ -375,9 +401,10 @@ def judge_records(
             outputs.append(
                 (
                     topics.valid,
+                    record.partition,
                     record.key,
                     codecs.valid.encode(accepted.to_wire()),
-                    _lineage_headers(record, run_id),
+                    _lineage_headers(record, run_header),
                     record.timestamp,
                 )
             )
@@ -392,6 +419,7 @@ def judge_records(
             outputs.append(
                 (
                     topics.rejected,
+                    record.partition,
                     record.key,
                     codecs.rejected.encode(dlq.to_wire()),
                     _rejection_headers(
@@ -421,6 +449,7 @@ def _judge_in_transaction(
     counts: GateCounts,
     *,
     instance: int = 0,
+    same_partitions: bool = False,
 ) -> None:
     before = (counts.valid, counts.rejected, dict(counts.by_rule))  # metrics count committed batches only
     outputs = judge_records(records, codecs, config, topics, run_id, counts, instance=instance)
@@ -430,8 +459,16 @@ def _judge_in_transaction(
         next_offsets[tp] = max(next_offsets.get(tp, 0), record.offset + 1)
     producer.begin_transaction()
     try:
-        for topic, key, value, hdrs, timestamp in outputs:
-            producer.send(topic, key=key, value=value, headers=hdrs, timestamp_ms=timestamp)
+        send = producer.send
+        for topic, partition, key, value, hdrs, timestamp in outputs:
+            send(
+                topic,
+                key=key,
+                value=value,
+                headers=hdrs,
+                timestamp_ms=timestamp,
+                partition=partition if same_partitions else None,
+            )
         offsets = {tp: OffsetAndMetadata(off, "", -1) for tp, off in next_offsets.items()}
         _bounded_txn(
             producer,

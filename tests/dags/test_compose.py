@@ -196,3 +196,37 @@ def test_the_portal_is_a_service_with_a_health_check(config):
     assert "/healthz" in " ".join(portal["healthcheck"]["test"])
     assert any(p.get("host_ip") == "127.0.0.1" for p in portal["ports"])  # not on every interface
     assert portal["environment"]["REGSYNC_DATABASE_URL"].startswith("postgresql+psycopg://")
+
+
+def test_streaming_profile_runs_the_gate_as_replicas_that_claim_their_instance():
+    """The gate as a service: N identical replicas, each claiming a slot (there is no replica index)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("REGSYNC_", "AIRFLOW", "KAFKA_", "POSTGRES_", "APICURIO_", "COMPOSE_"))
+    }
+
+    def services(**extra: str) -> dict:
+        done = subprocess.run(
+            [*compose_command(), "-f", str(COMPOSE), "--profile", "streaming", "config", "--format", "json"],
+            capture_output=True,
+            text=True,
+            env=env | extra,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)["services"]
+
+    default = services()
+    assert set(default) == SERVICES | {"gate"}
+    gate = default["gate"]
+    assert gate["deploy"]["replicas"] == 2
+    assert gate["command"] == ["regsync", "gate", "--forever", "--slots", "2"]
+    assert gate["restart"] == "unless-stopped"  # a replica that finds every slot held exits 75
+    assert gate["environment"]["REGSYNC_DATABASE_URL"].endswith("@postgres:5432/regsync")  # the locks
+    assert gate["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
+    scaled = services(REGSYNC_GATE__REPLICAS="4")["gate"]
+    # Replicas and slots come from one variable, so they cannot disagree.
+    assert scaled["deploy"]["replicas"] == 4
+    assert scaled["command"][-1] == "4"

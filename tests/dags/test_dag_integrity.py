@@ -81,6 +81,9 @@ def test_gate_is_scheduled_on_any_raw_asset(dagbag):
     assert [t.task_id for t in dag.tasks] == ["gate"]
     # Airflow normalises an empty URI path to "/".
     assert _uris(dag.tasks[0].outlets) == {"regsync://registrations.valid/"}
+    # N gate workers per run: the param, else REGSYNC_GATE__WORKERS, else one per core.
+    assert dag.params["workers"] is None
+    assert dag.params.get_param("workers").schema["type"] == ["null", "integer"]
 
 
 def test_monthly_dag(dagbag):
@@ -249,3 +252,31 @@ def test_backfill_dates_choose_the_documented_months(dagbag, from_date, to_date,
     )
     shanghai = ZoneInfo("Asia/Shanghai")
     assert [f"{i.data_interval.start.astimezone(shanghai):%Y-%m}" for i in infos] == months
+
+
+@pytest.mark.parametrize(("param", "expected"), [(None, None), (3, 3)])
+def test_gate_task_hands_the_workers_param_to_the_gate_job(dagbag, monkeypatch, param, expected):
+    """The task is thin: the param (else the setting, decided in the job) picks the worker count."""
+    from regsync import jobs
+    from regsync.stages.gate import GateCounts
+
+    seen = []
+
+    def fake_gate(settings=None, workers=None):  # pure wiring: the job itself runs in test_dag_runs
+        seen.append(workers)
+        return GateCounts(consumed=2, valid=1, rejected=1, transactions=1)
+
+    monkeypatch.setattr(jobs, "gate", fake_gate)
+    task = dagbag.dags["regsync_gate"].get_task("gate")
+    valid = next(iter(task.outlets))
+
+    class Events(dict):
+        def __missing__(self, key):
+            self[key] = type("Event", (), {"extra": None})()
+            return self[key]
+
+    events = Events()
+    result = task.python_callable(params={"workers": param}, outlet_events=events)
+    assert seen == [expected]
+    assert result["consumed"] == 2
+    assert events[valid].extra == result

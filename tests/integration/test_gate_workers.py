@@ -105,3 +105,133 @@ def test_gate_workers_option_runs_n_processes_that_finish_together(stack, uid, d
     assert set(outputs) == set(_raw_positions(p))
     assert all(len(v) == 1 for v in outputs.values())
     assert time.monotonic() - began < 300
+
+
+def _slot_worker(env, slots):
+    return subprocess.Popen(
+        [sys.executable, "-m", "regsync", "gate", "--slots", str(slots), "--until-idle"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _slot_free(database_url, group_id, instance):
+    from regsync.bookkeeping.locks import LockBusyError, advisory_lock
+
+    try:
+        with advisory_lock(database_url, f"regsync.gate.instance:{group_id}:{instance}"):
+            return True
+    except LockBusyError:
+        return False
+
+
+def test_claim_instance_hands_out_distinct_slots_and_refuses_when_all_are_held(database_url):
+    from regsync.stages.gate_workers import AllInstancesTakenError, claim_instance
+
+    with claim_instance(database_url, "g", 2) as first, claim_instance(database_url, "g", 2) as second:
+        assert (first, second) == (0, 1)
+        with pytest.raises(AllInstancesTakenError), claim_instance(database_url, "g", 2):
+            pass
+        with claim_instance(database_url, "other-group", 2) as elsewhere:
+            assert elsewhere == 0  # slots are per consumer group
+    with claim_instance(database_url, "g", 2) as again:
+        assert again == 0  # released when the holder's block ended
+
+
+@pytest.mark.slow
+def test_replicas_claiming_slots_one_killed_and_restarted_judge_every_record_exactly_once(
+    stack, uid, database_url
+):
+    """The compose deployment: identical replicas (``--slots``), one SIGKILLed mid-transaction."""
+    from regsync.stages.gate import gate_group_id
+
+    topics = Topics(prefix=f"s{uid}.", partitions=6)
+    ensure_topics(stack.bootstrap_servers, topics)
+    bus.register_schemas(stack.registry_url, topics)
+    p = {
+        "bootstrap": stack.bootstrap_servers,
+        "registry_url": stack.registry_url,
+        "database_url": database_url,
+        "topics": topics,
+    }
+    run_extract(FaultyListConnector(rows(240)), as_of=AS_OF, batch_size=40, **p)
+    raw = _raw_positions(p)
+    env = _env(stack, database_url, topics)
+    doomed = _slot_worker(env | {"REGSYNC_CRASH_AT": "gate.before_commit:1"}, 2)
+    out_doomed, _ = doomed.communicate(timeout=180)
+    assert doomed.returncode == -9, out_doomed
+    assert "claimed instance 0 of 2" in out_doomed
+    # PostgreSQL ends the killed replica's session (and so its slot lock) when it sees the socket
+    # close; wait for that, bounded, so the restarts below find slot 0 free as in production.
+    group = gate_group_id(topics)
+    deadline = time.monotonic() + 30
+    while not _slot_free(database_url, group, 0):
+        assert time.monotonic() < deadline, "the killed replica's slot was never released"
+        time.sleep(0.1)  # polling a condition (the server's session end), bounded by the deadline
+    replicas = [_slot_worker(env, 2), _slot_worker(env, 2)]
+    outs = [r.communicate(timeout=240)[0] for r in replicas]
+    assert [r.returncode for r in replicas] == [0, 0], outs
+    claimed = sorted(int(o.split("claimed instance ")[1].split()[0]) for o in outs)
+    assert claimed == [0, 1]  # slot 0 taken back (fencing the killed transaction), slot 1 new
+
+    outputs = _outputs(p)
+    assert set(outputs) == set(raw)
+    assert {k: len(v) for k, v in outputs.items() if len(v) != 1} == {}
+
+
+@pytest.mark.slow
+def test_the_gate_job_runs_n_workers_and_sums_their_counts(stack, uid, database_url):
+    """What the Airflow gate task calls: settings built in code reach the worker processes."""
+    from regsync import jobs
+    from regsync.settings import Settings
+
+    topics = Topics(prefix=f"j{uid}.", partitions=6)
+    ensure_topics(stack.bootstrap_servers, topics)
+    bus.register_schemas(stack.registry_url, topics)
+    p = {
+        "bootstrap": stack.bootstrap_servers,
+        "registry_url": stack.registry_url,
+        "database_url": database_url,
+        "topics": topics,
+    }
+    run_extract(FaultyListConnector(rows(120)), as_of=AS_OF, batch_size=40, **p)
+    settings = Settings(
+        kafka_bootstrap=stack.bootstrap_servers,
+        registry_url=stack.registry_url,
+        database_url=database_url,
+        topic_prefix=topics.prefix,
+        topic_partitions=6,
+    )
+    counts = jobs.gate(settings, workers=2)
+    raw = _raw_positions(p)
+    assert counts.consumed == len(raw)
+    assert counts.valid + counts.rejected == counts.consumed
+    assert sum(counts.by_rule.values()) >= counts.rejected
+    outputs = _outputs(p)
+    assert set(outputs) == set(raw)
+    assert all(len(v) == 1 for v in outputs.values())
+    assert jobs.gate(settings, workers=2).consumed == 0  # judged once: a second run finds nothing
+
+
+def test_a_bounded_gate_run_refuses_when_replicas_hold_every_slot(stack, uid, database_url):
+    """Airflow's gate task beside the compose replicas: it fails (retriable) rather than share an id."""
+    from regsync import jobs
+    from regsync.settings import Settings
+    from regsync.stages.gate import gate_group_id
+    from regsync.stages.gate_workers import AllInstancesTakenError, claim_instance
+
+    topics = Topics(prefix=f"b{uid}.", partitions=6)
+    settings = Settings(
+        kafka_bootstrap=stack.bootstrap_servers,
+        registry_url=stack.registry_url,
+        database_url=database_url,
+        topic_prefix=topics.prefix,
+        topic_partitions=6,
+    )
+    with claim_instance(database_url, gate_group_id(topics), 1) as held:
+        assert held == 0
+        with pytest.raises(AllInstancesTakenError) as refused:
+            jobs.gate(settings, workers=1)
+        assert refused.value.exit_code == 75

@@ -202,12 +202,12 @@ def test_the_gate_path_writes_what_the_old_path_wrote(world_events: list[Registr
     assert counts_new.valid > 0 and counts_new.rejected > 1  # both outcomes exercised
     assert len(ours) == len(records)
     for mine, reference in zip(ours, theirs, strict=True):
-        topic, key, value, _headers, timestamp = mine
-        assert (topic, key, timestamp) == (*reference[:2], reference[4])
+        topic, partition, key, value, _headers, timestamp = mine
+        assert (topic, partition, key, timestamp) == (*reference[:3], reference[5])
         if topic == topics.valid:
-            assert value == reference[2]
+            assert value == reference[3]
         else:  # judged_at is the wall clock of each call: compare all but it
-            a, b = new.rejected.decode(value), old.rejected.decode(reference[2])
+            a, b = new.rejected.decode(value), old.rejected.decode(reference[3])
             a["error_context"].pop("judged_at"), b["error_context"].pop("judged_at")
             assert json.dumps(a, default=str, sort_keys=True) == json.dumps(b, default=str, sort_keys=True)
 
