@@ -51,7 +51,7 @@ def resolve(
             "no Kafka / schema registry configured and no local stack running: "
             "run `regsync stack up` or set REGSYNC_KAFKA_BOOTSTRAP and REGSYNC_REGISTRY_URL"
         )
-    services = Services(bootstrap, registry, resolve_database(settings, running))
+    services = Services(bootstrap, registry, pipeline_database(settings, running))
     if probe:
         probe_services(services, timeout=settings.probe_timeout, need=need)
     return services
@@ -139,6 +139,13 @@ def probe_database(url: str, timeout: float) -> None:
 
 
 _HINT = "is it running? `regsync stack status` shows the local stack; {var} names another"
+
+
+def pipeline_database(settings: Settings, running: Endpoints | None = None) -> str:
+    """Where the jobs connect: the pipeline role's URL when set, else the owner's (quick local work)."""
+    if settings.db.pipeline_url is not None:
+        return settings.db.pipeline_url.get_secret_value()
+    return resolve_database(settings, running)
 
 
 def resolve_database(settings: Settings, running: Endpoints | None = None) -> str:

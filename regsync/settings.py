@@ -100,6 +100,35 @@ class SourcesSettings(BaseModel):
     )
 
 
+class DatabaseSettings(BaseModel):
+    """Least-privilege roles per component (``regsync/bookkeeping/roles.py``); off for quick local work.
+
+    ``REGSYNC_DATABASE_URL`` stays the owner's (migrations and grants); the jobs use ``pipeline_url``
+    when set, the portal ``REGSYNC_PORTAL_DATABASE_URL``.
+    """
+
+    roles: bool = Field(
+        default=False,
+        description="`regsync db upgrade` creates the component roles and grants them their tables.",
+    )
+    role_prefix: str = Field(default="regsync_", description="Role names: <prefix>pipeline|portal|reader.")
+    pipeline_password: SecretStr | None = Field(default=None, description="Password set on <prefix>pipeline.")
+    portal_password: SecretStr | None = Field(default=None, description="Password set on <prefix>portal.")
+    reader_password: SecretStr | None = Field(default=None, description="Password set on <prefix>reader.")
+    pipeline_url: SecretStr | None = Field(
+        default=None,
+        description="The pipeline's jobs connect with this URL (role <prefix>pipeline); unset: the owner's.",
+    )
+
+    def passwords(self) -> dict[str, SecretStr | None]:
+        """Component -> the password to set (``None``: leave the role's current one)."""
+        return {
+            "pipeline": self.pipeline_password,
+            "portal": self.portal_password,
+            "reader": self.reader_password,
+        }
+
+
 class Settings(BaseSettings):
     """All of regsync's configuration, validated at start."""
 
@@ -130,8 +159,10 @@ class Settings(BaseSettings):
     )
     database_url: SecretStr | None = Field(
         default=None,
-        description="Filing-store database. Unset: the local stack's PostgreSQL, else embedded SQLite.",
+        description="Filing-store database, as its owner (migrations). Unset: the local stack's "
+        "PostgreSQL, else embedded SQLite.",
     )
+    db: DatabaseSettings = Field(default_factory=DatabaseSettings)
     kafka_bootstrap: str | None = Field(
         default=None, description="Kafka bootstrap servers; unset means the local stack's broker."
     )
