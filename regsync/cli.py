@@ -244,7 +244,7 @@ def schemas_register(topic_prefix: TopicPrefix = None) -> None:
     settings = get_settings()
     services = endpoints.resolve(settings, need=("registry",))
     prefix = settings.topic_prefix if topic_prefix is None else topic_prefix
-    rows = bus.register_schemas(services.registry_url, Topics(prefix=prefix))
+    rows = bus.register_schemas(services.registry_url, Topics(prefix=prefix), services.registry_auth)
     for subject, version, schema_id in rows:
         out.print(f"{subject:<40} v{version}  id {schema_id}", highlight=False)
     for subject, level in bus.compatibility_levels(services.registry_url, Topics(prefix=prefix)).items():

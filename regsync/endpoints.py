@@ -24,6 +24,7 @@ class Services:
     bootstrap_servers: str
     registry_url: str
     database_url: str
+    registry_auth: tuple[str, str] | None = None  # only registering needs it; reads are anonymous
 
 
 def sqlite_default(settings: Settings) -> str:
@@ -51,7 +52,8 @@ def resolve(
             "no Kafka / schema registry configured and no local stack running: "
             "run `regsync stack up` or set REGSYNC_KAFKA_BOOTSTRAP and REGSYNC_REGISTRY_URL"
         )
-    services = Services(bootstrap, registry, pipeline_database(settings, running))
+    auth = settings.registry_auth() or (running.registry_auth if running else None)
+    services = Services(bootstrap, registry, pipeline_database(settings, running), auth)
     if probe:
         probe_services(services, timeout=settings.probe_timeout, need=need)
     return services

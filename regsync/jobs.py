@@ -47,7 +47,7 @@ def prepare(settings: Settings | None = None) -> dict[str, Any]:
     from regsync.kafka import bus
 
     settings, services, topics = _env(settings)
-    registered = bus.register_schemas(services.registry_url, topics)
+    registered = bus.register_schemas(services.registry_url, topics, services.registry_auth)
     owner_url = resolve_database(settings)
     revisions = migrate_database(owner_url)
     grant_roles(owner_url, settings)

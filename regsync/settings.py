@@ -50,6 +50,11 @@ class StackSettings(BaseModel):
     registry_heap: str = "384m"
     start_timeout_s: float = 120.0
     with_postgres: bool = True
+    registry_auth: bool = Field(
+        default=False,
+        description="The local registry authenticates writes (basic auth, admin generated into the "
+        "state folder); reads stay anonymous.",
+    )
     brokers: int = Field(
         default=1,
         ge=1,
@@ -170,12 +175,28 @@ class Settings(BaseSettings):
         default=None,
         description="Confluent-compatible schema registry base URL; unset means the local stack's.",
     )
+    registry_username: str | None = Field(
+        default=None, description="The registry admin that registers contracts (reads need none)."
+    )
+    registry_password: SecretStr | None = Field(default=None, description="That admin's password.")
     probe_timeout: float = Field(
         default=5.0,
         gt=0,
         le=60,
         description="Seconds each service gets to answer before a job starts (a closed port fails fast).",
     )
+
+    def registry_auth(self) -> tuple[str, str] | None:
+        """Basic-auth credentials for registry writes, when configured (both or neither)."""
+        if self.registry_username and self.registry_password is not None:
+            return self.registry_username, self.registry_password.get_secret_value()
+        if self.registry_username or self.registry_password is not None:
+            from schemas.errors import ConfigurationError
+
+            raise ConfigurationError(
+                "set both REGSYNC_REGISTRY_USERNAME and REGSYNC_REGISTRY_PASSWORD, or neither"
+            )
+        return None
 
     @field_validator("timezone")
     @classmethod
