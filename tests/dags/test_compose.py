@@ -10,9 +10,13 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+from secrets_init import init as init_secrets
 
 DOCKER_DIR = Path(__file__).resolve().parents[2] / "docker"
 COMPOSE = DOCKER_DIR / "compose.yaml"
@@ -37,16 +41,39 @@ def compose_command() -> list[str]:
     pytest.skip("the docker CLI has no Compose v2 plugin (`docker compose`) and no docker-compose v2")
 
 
-@pytest.fixture(scope="module")
-def config() -> dict:
+def _clean_env() -> dict[str, str]:
     # Compose interpolates ${…} from the environment: leave ours out so the defaults are checked.
-    env = {
+    return {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("REGSYNC_", "AIRFLOW", "KAFKA_", "POSTGRES_", "APICURIO_", "COMPOSE_"))
+        if not k.startswith(
+            ("REGSYNC_", "AIRFLOW", "KAFKA_", "POSTGRES_", "APICURIO_", "COMPOSE_", "REGISTRY_")
+        )
     }
+
+
+@pytest.fixture(scope="module")
+def secrets_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A docker/.env as scripts/secrets_init.py makes it (compose refuses to start without one)."""
+    path = tmp_path_factory.mktemp("secrets") / ".env"
+    init_secrets(path, DOCKER_DIR / ".env.example")
+    return path
+
+
+@pytest.fixture(scope="module")
+def config(secrets_env: Path) -> dict:
+    env = _clean_env()
     done = subprocess.run(
-        [*compose_command(), "-f", str(COMPOSE), "config", "--format", "json"],
+        [
+            *compose_command(),
+            "-f",
+            str(COMPOSE),
+            "--env-file",
+            str(secrets_env),
+            "config",
+            "--format",
+            "json",
+        ],
         capture_output=True,
         text=True,
         env=env,
@@ -126,17 +153,15 @@ def test_dockerfile_installs_the_lock_as_a_non_root_user():
     assert users and users[-1] not in ("root", "0")
 
 
-def test_cluster_and_monitoring_profiles_add_two_brokers_and_prometheus_with_the_rules():
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("REGSYNC_", "AIRFLOW", "KAFKA_", "POSTGRES_", "APICURIO_", "COMPOSE_"))
-    }
+def test_cluster_and_monitoring_profiles_add_two_brokers_and_prometheus_with_the_rules(secrets_env):
+    env = _clean_env()
     done = subprocess.run(
         [
             *compose_command(),
             "-f",
             str(COMPOSE),
+            "--env-file",
+            str(secrets_env),
             "--env-file",
             str(DOCKER_DIR / "cluster.env"),
             "--profile",
@@ -183,3 +208,48 @@ def test_the_portal_is_a_service_with_a_health_check(config):
     assert "/healthz" in " ".join(portal["healthcheck"]["test"])
     assert any(p.get("host_ip") == "127.0.0.1" for p in portal["ports"])  # not on every interface
     assert portal["environment"]["REGSYNC_DATABASE_URL"].startswith("postgresql+psycopg://")
+
+
+def test_compose_refuses_to_start_without_its_secrets():
+    done = subprocess.run(
+        [*compose_command(), "-f", str(COMPOSE), "--env-file", os.devnull, "config", "--quiet"],
+        capture_output=True,
+        text=True,
+        env=_clean_env(),
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "required variable" in done.stderr
+    assert "secrets_init.py" in done.stderr  # the refusal says how to fix it
+
+
+def test_each_service_holds_only_its_own_database_credentials(config, secrets_env):
+    values = dict(line.split("=", 1) for line in secrets_env.read_text().splitlines() if "=" in line)
+    owner, pipeline, portal = (
+        values["REGSYNC_DB_PASSWORD"],
+        values["REGSYNC_DB_PIPELINE_PASSWORD"],
+        values["REGSYNC_DB_PORTAL_PASSWORD"],
+    )
+    registry_admin = values["REGISTRY_ADMIN_PASSWORD"]
+    services = config["services"]
+
+    def holders(secret: str) -> set[str]:
+        return {name for name, svc in services.items() if secret in json.dumps(svc.get("environment", {}))}
+
+    assert holders(owner) == {"postgres", "airflow-init"}
+    assert holders(portal) == {"postgres", "portal"}
+    assert holders(pipeline) == {"postgres"} | AIRFLOW | {"airflow-init"}
+    assert holders(registry_admin) == {"schema-registry", "airflow-init"}
+    assert services["portal"]["environment"]["REGSYNC_PORTAL_DATABASE_URL"].startswith(
+        "postgresql+psycopg://regsync_portal:"
+    )
+    assert services["airflow-init"]["environment"]["REGSYNC_DB__ROLES"] == "true"
+
+
+def test_the_registry_authenticates_writes_and_reads_anonymously(config):
+    registry = config["services"]["schema-registry"]["environment"]
+    assert registry["QUARKUS_HTTP_AUTH_BASIC"] == "true"
+    assert registry["APICURIO_AUTH_ROLE_BASED_AUTHORIZATION"] == "true"
+    assert registry["APICURIO_AUTH_ANONYMOUS_READ_ACCESS_ENABLED"] == "true"
+    assert "-Dquarkus.security.users.embedded.roles.regsync=sr-admin" in registry["JAVA_OPTS_APPEND"]
