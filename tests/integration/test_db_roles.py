@@ -151,3 +151,49 @@ def test_the_pipeline_runs_under_its_role(stack, uid: str, roles: dict[str, str]
     assert loaded.records == 12
     again = run_load(**p, month="2026-01", as_of=datetime(2026, 2, 2, tzinfo=UTC))
     assert again.noop
+
+
+def test_a_role_behind_head_is_told_who_must_migrate(database_url: str, uid: str) -> None:
+    """The portal started on a database its role cannot migrate: one clear line, exit 78."""
+    from portal.db import open_engine
+    from schemas.errors import ConfigurationError
+
+    owner = sa.create_engine(database_url)
+    prefix = f"t{uid}_"
+    with owner.begin() as conn:  # roles on an empty database: nothing migrated yet
+        applied = apply_roles(conn, prefix=prefix, passwords={})
+    try:
+        with pytest.raises(ConfigurationError, match="may not migrate") as refused:
+            open_engine(_as(database_url, applied.roles["portal"]))
+        assert "regsync db upgrade" in (refused.value.hint or "")
+    finally:
+        names = ", ".join(f'"{r}"' for r in applied.roles.values())
+        with owner.begin() as conn:
+            conn.execute(sa.text(f"DROP OWNED BY {names}"))
+            conn.execute(sa.text(f"DROP ROLE {names}"))
+        owner.dispose()
+
+
+def test_two_upgrades_at_once_both_succeed(database_url: str, uid: str) -> None:
+    """Roles are cluster-wide: concurrent runs are serialised by the advisory lock, not racing."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    migrate_database(database_url)
+    prefix = f"t{uid}_"
+    engine = sa.create_engine(database_url, pool_size=4)
+
+    def run(_: int):
+        with engine.begin() as conn:
+            return apply_roles(conn, prefix=prefix, passwords={"reader": SecretStr(f"pw-{uid}")})
+
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(run, range(4)))
+        assert sum(len(r.created) for r in results) == 3  # each role made exactly once
+        assert all(r.tables == results[0].tables for r in results)
+    finally:
+        names = ", ".join(f'"{prefix}{c}"' for c in ("pipeline", "portal", "reader"))
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DROP OWNED BY {names}"))
+            conn.execute(sa.text(f"DROP ROLE {names}"))
+        engine.dispose()
