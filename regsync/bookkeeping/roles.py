@@ -157,22 +157,21 @@ def apply_roles(
             )
         granted.append(table)
     # Sequences only hand out ids (``nextval``) for the tables a role may insert into.
-    for table, column_default in conn.execute(
+    for table, sequence in conn.execute(
         sa.text(
             "SELECT c.relname, pg_get_serial_sequence(quote_ident(c.relname), a.attname) "
             "FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid "
             "JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = 'public' AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped "
-            "AND pg_get_serial_sequence(quote_ident(c.relname), a.attname) IS NOT NULL"
-        )
+            "AND c.relname = ANY(:t) AND pg_get_serial_sequence(quote_ident(c.relname), a.attname) IS NOT NULL"
+        ),
+        {"t": list(GRANTS)},
     ).all():
         writers = [names[c] for c, p in GRANTS.get(table, {}).items() if "INSERT" in p]
-        conn.execute(sa.text(f"REVOKE ALL ON SEQUENCE {column_default} FROM {all_roles}"))
+        conn.execute(sa.text(f"REVOKE ALL ON SEQUENCE {sequence} FROM {all_roles}"))
         if writers:
             conn.execute(
-                sa.text(
-                    f"GRANT USAGE, SELECT ON SEQUENCE {column_default} TO {', '.join(map(quote, writers))}"
-                )
+                sa.text(f"GRANT USAGE, SELECT ON SEQUENCE {sequence} TO {', '.join(map(quote, writers))}")
             )
     return AppliedRoles(names, tuple(created), tuple(passwords_set), tuple(granted))
 
