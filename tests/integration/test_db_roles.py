@@ -197,3 +197,41 @@ def test_two_upgrades_at_once_both_succeed(database_url: str, uid: str) -> None:
             conn.execute(sa.text(f"DROP OWNED BY {names}"))
             conn.execute(sa.text(f"DROP ROLE {names}"))
         engine.dispose()
+
+
+def test_db_upgrade_migrates_the_portal_and_grants_the_roles(database_url, uid, tmp_path, monkeypatch):
+    """The deployment step end to end: `regsync db upgrade` with roles on, twice; no secret printed."""
+    from typer.testing import CliRunner
+
+    from regsync.cli import app
+    from regsync.settings import get_settings
+
+    prefix = f"t{uid}_"
+    monkeypatch.setenv("REGSYNC_DATABASE_URL", database_url)
+    monkeypatch.setenv("REGSYNC_STACK__STATE_DIR", str(tmp_path / "no-local-stack"))
+    monkeypatch.setenv("REGSYNC_DB__ROLES", "true")
+    monkeypatch.setenv("REGSYNC_DB__ROLE_PREFIX", prefix)
+    monkeypatch.setenv("REGSYNC_DB__READER_PASSWORD", f"reader-secret-{uid}")
+    get_settings.cache_clear()
+    try:
+        first = CliRunner().invoke(app, ["db", "upgrade"])
+        again = CliRunner().invoke(app, ["db", "upgrade"])
+    finally:
+        get_settings.cache_clear()
+        owner = sa.create_engine(database_url)
+        names = ", ".join(f'"{prefix}{c}"' for c in ("pipeline", "portal", "reader"))
+        with owner.begin() as conn:
+            if conn.scalar(
+                sa.text("SELECT count(*) FROM pg_roles WHERE rolname LIKE :p"), {"p": f"{prefix}%"}
+            ):
+                conn.execute(sa.text(f"DROP OWNED BY {names}"))
+                conn.execute(sa.text(f"DROP ROLE {names}"))
+        owner.dispose()
+    assert first.exit_code == 0, first.output
+    assert again.exit_code == 0, again.output
+    assert "portal    at revision p0002" in first.output
+    assert f"role {prefix}reader" in first.output
+    assert "created, password set" in first.output
+    assert "exists, password set" in again.output
+    assert "grants    19 tables" in again.output
+    assert f"reader-secret-{uid}" not in first.output + again.output
