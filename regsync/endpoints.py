@@ -6,7 +6,7 @@ configured and no local stack runs, so a user with nothing installed still gets 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,7 +24,8 @@ class Services:
     bootstrap_servers: str
     registry_url: str
     database_url: str
-    registry_auth: tuple[str, str] | None = None  # only registering needs it; reads are anonymous
+    # only registering needs it (reads are anonymous); kept out of the repr
+    registry_auth: tuple[str, str] | None = field(default=None, repr=False)
 
 
 def sqlite_default(settings: Settings) -> str:

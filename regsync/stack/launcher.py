@@ -53,7 +53,8 @@ class Endpoints:
     bootstrap_servers: str
     registry_url: str
     database_url: str | None
-    registry_auth: tuple[str, str] | None = None  # the registry's admin, when it authenticates writes
+    # the registry's admin, when it authenticates writes; kept out of the repr
+    registry_auth: tuple[str, str] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

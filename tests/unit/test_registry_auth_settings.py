@@ -56,3 +56,12 @@ def test_the_local_admin_is_generated_once_and_private(tmp_path) -> None:
     assert len(first[1]) >= 24
     secret = next(tmp_path.rglob("admin.secret"))
     assert secret.stat().st_mode & 0o077 == 0
+
+
+def test_resolved_endpoints_never_show_the_admin_in_a_repr() -> None:
+    from regsync.endpoints import Services
+    from regsync.stack.launcher import Endpoints
+
+    secret = "s3cret-s3cret-s3cret"
+    assert secret not in repr(Services("k:9092", "http://r", "sqlite://", ("admin", secret)))
+    assert secret not in repr(Endpoints("k:9092", "http://r", None, ("admin", secret)))
