@@ -102,6 +102,10 @@ def test_the_admin_registers_and_anyone_reads(secured) -> None:
     latest = httpx.get(f"{url}/subjects/{subject}/versions/latest")
     assert latest.status_code == 200
     assert httpx.get(f"{url}/schemas/ids/{latest.json()['id']}").status_code == 200
+    # nor may anyone anonymous take a subject away or loosen its level
+    assert httpx.delete(f"{url}/subjects/{subject}").status_code == 401
+    assert httpx.put(f"{url}/config/{subject}", json={"compatibility": "NONE"}).status_code == 401
+    assert httpx.get(f"{url}/subjects/{subject}/versions/latest").status_code == 200
 
 
 def test_the_pipeline_registers_with_the_admin_and_says_what_to_set_without(secured) -> None:
