@@ -122,3 +122,16 @@ def test_the_pipeline_registers_with_the_admin_and_says_what_to_set_without(secu
     framed = codecs.raw.encode(canonical_event().to_avro())
     assert framed[0] == 0
     assert int.from_bytes(framed[1:5], "big") == raw_ids[-1]  # the latest version's registered id
+
+
+def test_the_native_v3_api_is_closed_to_anonymous_writes_too(secured) -> None:
+    """Apicurio's own API sits beside ccompat on the same port: the same rule must hold there."""
+    url, _ = secured
+    v3 = url.removesuffix("/apis/ccompat/v7") + "/apis/registry/v3"
+    body = {
+        "artifactId": f"forged-{secrets.token_hex(4)}",
+        "artifactType": "AVRO",
+        "firstVersion": {"content": {"content": _raw_schema(), "contentType": "application/json"}},
+    }
+    assert httpx.post(f"{v3}/groups/default/artifacts", json=body).status_code == 401
+    assert httpx.get(f"{v3}/groups/default/artifacts").status_code == 200
