@@ -21,6 +21,27 @@ def _engine(database_url: str | None = None) -> sa.Engine:
     return open_engine(resolve(database_url))
 
 
+def upgrade_database(database_url: str) -> str | None:
+    """The portal's tables to head as the owner (``regsync db upgrade``); returns the revision now.
+
+    Run before the grants, so a portal that then logs in with its own role (no DDL) finds its tables.
+    """
+    from alembic.migration import MigrationContext
+
+    from portal import db
+    from sink import store
+
+    engine = store.create_engine(database_url)
+    try:
+        db.upgrade(engine)
+        with engine.connect() as conn:
+            return MigrationContext.configure(
+                conn, opts={"version_table": db.VERSION_TABLE}
+            ).get_current_revision()
+    finally:
+        engine.dispose()
+
+
 def _fail(message: str) -> None:
     typer.secho(f"error: {message}", fg="red", err=True)
     raise typer.Exit(2)

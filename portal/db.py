@@ -39,9 +39,23 @@ def open_engine(url: str) -> sa.Engine:
 
 
 def upgrade(engine: sa.Engine) -> None:
-    """The filing store first (the portal's index is on one of its tables), then the portal's tables."""
-    store.upgrade(engine)
-    store.upgrade(engine, "head", MIGRATIONS)
+    """The filing store first (the portal's index is on one of its tables), then the portal's tables.
+
+    At head this only reads the version tables, so the portal's own role (no DDL) passes; behind
+    head, that role is refused, and the error says who must migrate.
+    """
+    try:
+        store.upgrade(engine)
+        store.upgrade(engine, "head", MIGRATIONS)
+    except sa.exc.ProgrammingError as exc:
+        if "permission denied" not in str(exc.orig) and "must be owner" not in str(exc.orig):
+            raise
+        from schemas.errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"the portal's database role may not migrate the schema ({type(exc.orig).__name__})",
+            hint="run `regsync db upgrade` as the database owner (REGSYNC_DATABASE_URL) first",
+        ) from exc
 
 
 def schema_diff(conn: sa.Connection) -> list[object]:

@@ -246,7 +246,7 @@ def schemas_register(topic_prefix: TopicPrefix = None) -> None:
     settings = get_settings()
     services = endpoints.resolve(settings, need=("registry",))
     prefix = settings.topic_prefix if topic_prefix is None else topic_prefix
-    rows = bus.register_schemas(services.registry_url, Topics(prefix=prefix))
+    rows = bus.register_schemas(services.registry_url, Topics(prefix=prefix), services.registry_auth)
     for subject, version, schema_id in rows:
         out.print(f"{subject:<40} v{version}  id {schema_id}", highlight=False)
     for subject, level in bus.compatibility_levels(services.registry_url, Topics(prefix=prefix)).items():
@@ -255,16 +255,31 @@ def schemas_register(topic_prefix: TopicPrefix = None) -> None:
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Migrate the configured database to head (pipeline tables and filing store); idempotent."""
+    """Migrate the database to head as its owner (pipeline, filing store, portal); grant the roles.
+
+    With REGSYNC_DB__ROLES=true the component roles (pipeline, portal, reader) are created if
+    missing, given the passwords set in REGSYNC_DB__*_PASSWORD, and granted exactly their tables.
+    Idempotent; run it again after every upgrade.
+    """
+    from portal.cli import upgrade_database as upgrade_portal
     from regsync import endpoints
-    from regsync.jobs import migrate_database
+    from regsync.jobs import grant_roles, migrate_database
 
     settings = get_settings()
     database_url = endpoints.resolve_database(settings)
     endpoints.probe_database(database_url, settings.probe_timeout)
     revisions = migrate_database(database_url)
+    revisions["portal"] = upgrade_portal(database_url)
     for name, revision in revisions.items():
         out.print(f"{name:<9} at revision {revision}", highlight=False)
+    applied = grant_roles(database_url, settings)
+    if applied is not None:
+        new = set(applied.created)
+        for component, role in applied.roles.items():
+            state = "created" if role in new else "exists"
+            password = ", password set" if role in applied.passwords_set else ""
+            out.print(f"role {role:<20} {component:<9} {state}{password}", highlight=False)
+        out.print(f"grants    {len(applied.tables)} tables", highlight=False)
 
 
 def _as_of(value: str | None) -> datetime:

@@ -6,7 +6,7 @@ configured and no local stack runs, so a user with nothing installed still gets 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +24,8 @@ class Services:
     bootstrap_servers: str
     registry_url: str
     database_url: str
+    # only registering needs it (reads are anonymous); kept out of the repr
+    registry_auth: tuple[str, str] | None = field(default=None, repr=False)
 
 
 def sqlite_default(settings: Settings) -> str:
@@ -51,7 +53,8 @@ def resolve(
             "no Kafka / schema registry configured and no local stack running: "
             "run `regsync stack up` or set REGSYNC_KAFKA_BOOTSTRAP and REGSYNC_REGISTRY_URL"
         )
-    services = Services(bootstrap, registry, resolve_database(settings, running))
+    auth = settings.registry_auth() or (running.registry_auth if running else None)
+    services = Services(bootstrap, registry, pipeline_database(settings, running), auth)
     if probe:
         probe_services(services, timeout=settings.probe_timeout, need=need)
     return services
@@ -139,6 +142,13 @@ def probe_database(url: str, timeout: float) -> None:
 
 
 _HINT = "is it running? `regsync stack status` shows the local stack; {var} names another"
+
+
+def pipeline_database(settings: Settings, running: Endpoints | None = None) -> str:
+    """Where the jobs connect: the pipeline role's URL when set, else the owner's (quick local work)."""
+    if settings.db.pipeline_url is not None:
+        return settings.db.pipeline_url.get_secret_value()
+    return resolve_database(settings, running)
 
 
 def resolve_database(settings: Settings, running: Endpoints | None = None) -> str:

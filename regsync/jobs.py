@@ -20,6 +20,7 @@ from regsync.endpoints import Services, resolve
 if TYPE_CHECKING:
     from connectors.base import Connector
     from quality.batch_checks import SuiteOutcome
+    from regsync.bookkeeping.roles import AppliedRoles
     from regsync.stages.extract import ExtractSummary
     from regsync.stages.gate import GateCounts
     from sink.exports import PackageInfo
@@ -40,13 +41,17 @@ def _env(settings: Settings | None) -> tuple[Settings, Services, Topics]:
 def prepare(settings: Settings | None = None) -> dict[str, Any]:
     """Contracts registered (explicitly, never on first use) and the database migrated to head.
 
-    Both migration histories run: the pipeline's tables and the filing store's.
+    Both migration histories run (the pipeline's tables and the filing store's) as the database's
+    owner, then the component roles get their grants when ``REGSYNC_DB__ROLES`` is on.
     """
+    from regsync.endpoints import resolve_database
     from regsync.kafka import bus
 
-    _, services, topics = _env(settings)
-    registered = bus.register_schemas(services.registry_url, topics)
-    revisions = migrate_database(services.database_url)
+    settings, services, topics = _env(settings)
+    registered = bus.register_schemas(services.registry_url, topics, services.registry_auth)
+    owner_url = resolve_database(settings)
+    revisions = migrate_database(owner_url)
+    grant_roles(owner_url, settings)
     return {"topics": list(topics.all()), "subjects": [s for s, _, _ in registered], "database": revisions}
 
 
@@ -67,6 +72,23 @@ def migrate_database(database_url: str) -> dict[str, str | None]:
                 name: MigrationContext.configure(conn, opts={"version_table": table}).get_current_revision()
                 for name, table in (("pipeline", migrate.VERSION_TABLE), ("store", store.VERSION_TABLE))
             }
+    finally:
+        engine.dispose()
+
+
+def grant_roles(database_url: str, settings: Settings | None = None) -> AppliedRoles | None:
+    """Create the component roles and grant each its tables (``REGSYNC_DB__ROLES``); else ``None``."""
+    import sqlalchemy as sa
+
+    from regsync.bookkeeping.roles import apply_roles
+
+    settings = settings or get_settings()
+    if not settings.db.roles:
+        return None
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            return apply_roles(conn, prefix=settings.db.role_prefix, passwords=settings.db.passwords())
     finally:
         engine.dispose()
 

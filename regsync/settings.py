@@ -50,6 +50,11 @@ class StackSettings(BaseModel):
     registry_heap: str = "384m"
     start_timeout_s: float = 120.0
     with_postgres: bool = True
+    registry_auth: bool = Field(
+        default=False,
+        description="The local registry authenticates writes (basic auth, admin generated into the "
+        "state folder); reads stay anonymous.",
+    )
     brokers: int = Field(
         default=1,
         ge=1,
@@ -107,6 +112,35 @@ class SourcesSettings(BaseModel):
     )
 
 
+class DatabaseSettings(BaseModel):
+    """Least-privilege roles per component (``regsync/bookkeeping/roles.py``); off for quick local work.
+
+    ``REGSYNC_DATABASE_URL`` stays the owner's (migrations and grants); the jobs use ``pipeline_url``
+    when set, the portal ``REGSYNC_PORTAL_DATABASE_URL``.
+    """
+
+    roles: bool = Field(
+        default=False,
+        description="`regsync db upgrade` creates the component roles and grants them their tables.",
+    )
+    role_prefix: str = Field(default="regsync_", description="Role names: <prefix>pipeline|portal|reader.")
+    pipeline_password: SecretStr | None = Field(default=None, description="Password set on <prefix>pipeline.")
+    portal_password: SecretStr | None = Field(default=None, description="Password set on <prefix>portal.")
+    reader_password: SecretStr | None = Field(default=None, description="Password set on <prefix>reader.")
+    pipeline_url: SecretStr | None = Field(
+        default=None,
+        description="The pipeline's jobs connect with this URL (role <prefix>pipeline); unset: the owner's.",
+    )
+
+    def passwords(self) -> dict[str, SecretStr | None]:
+        """Component -> the password to set (``None``: leave the role's current one)."""
+        return {
+            "pipeline": self.pipeline_password,
+            "portal": self.portal_password,
+            "reader": self.reader_password,
+        }
+
+
 class Settings(BaseSettings):
     """All of regsync's configuration, validated at start."""
 
@@ -137,8 +171,10 @@ class Settings(BaseSettings):
     )
     database_url: SecretStr | None = Field(
         default=None,
-        description="Filing-store database. Unset: the local stack's PostgreSQL, else embedded SQLite.",
+        description="Filing-store database, as its owner (migrations). Unset: the local stack's "
+        "PostgreSQL, else embedded SQLite.",
     )
+    db: DatabaseSettings = Field(default_factory=DatabaseSettings)
     kafka_bootstrap: str | None = Field(
         default=None, description="Kafka bootstrap servers; unset means the local stack's broker."
     )
@@ -146,12 +182,28 @@ class Settings(BaseSettings):
         default=None,
         description="Confluent-compatible schema registry base URL; unset means the local stack's.",
     )
+    registry_username: str | None = Field(
+        default=None, description="The registry admin that registers contracts (reads need none)."
+    )
+    registry_password: SecretStr | None = Field(default=None, description="That admin's password.")
     probe_timeout: float = Field(
         default=5.0,
         gt=0,
         le=60,
         description="Seconds each service gets to answer before a job starts (a closed port fails fast).",
     )
+
+    def registry_auth(self) -> tuple[str, str] | None:
+        """Basic-auth credentials for registry writes, when configured (both or neither)."""
+        if self.registry_username and self.registry_password is not None:
+            return self.registry_username, self.registry_password.get_secret_value()
+        if self.registry_username or self.registry_password is not None:
+            from schemas.errors import ConfigurationError
+
+            raise ConfigurationError(
+                "set both REGSYNC_REGISTRY_USERNAME and REGSYNC_REGISTRY_PASSWORD, or neither"
+            )
+        return None
 
     @field_validator("timezone")
     @classmethod

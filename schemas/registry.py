@@ -81,6 +81,14 @@ class SchemaNotFoundError(RegistryError, ConfigurationError, LookupError):
     default_hint = "register the contracts first: `regsync schemas register`"
 
 
+class RegistryAuthError(RegistryError, ConfigurationError):
+    """The registry wants credentials it was not given, or refused the ones it was (401/403)."""
+
+    default_hint = (
+        "registering needs the registry's admin: set REGSYNC_REGISTRY_USERNAME and REGSYNC_REGISTRY_PASSWORD"
+    )
+
+
 class IncompatibleSchemaError(RegistryError, FatalError):
     """The registry refused a new version because it breaks the subject's compatibility level (409)."""
 
@@ -278,9 +286,14 @@ def _error_for(
     else:
         message = response.text.strip() or response.reason_phrase
     if cls is None:
-        cls = {404: SchemaNotFoundError, 409: IncompatibleSchemaError, 422: InvalidSchemaError}.get(
-            response.status_code, RegistryError
-        )
+        by_status: dict[int, type[RegistryError]] = {
+            401: RegistryAuthError,
+            403: RegistryAuthError,
+            404: SchemaNotFoundError,
+            409: IncompatibleSchemaError,
+            422: InvalidSchemaError,
+        }
+        cls = by_status.get(response.status_code, RegistryError)
     where = f" (subject {subject!r})" if subject else ""
     if cls is IncompatibleSchemaError:
         text = f"schema is incompatible with subject {subject!r}: {message}"

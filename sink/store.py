@@ -107,8 +107,24 @@ def run_migrations(context: Any, target_metadata: Any, version_table: str, inclu
     engine.dispose()
 
 
+# Indexes another history keeps on the store's tables (the portal's inbox index on
+# institution_events): named with this prefix, they are that history's, not a drift of the store's.
+FOREIGN_INDEX_PREFIX = "ix_portal_"
+
+
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
-    """Autogenerate compares only the sink's tables: a table the models lack is someone else's."""
+    """Autogenerate compares only the sink's tables: a table the models lack is someone else's.
+
+    So is an index named ``ix_portal_…`` on one of them: ``regsync db upgrade`` migrates the portal
+    too, and the store's own diff must not ask to drop it.
+    """
+    if (
+        type_ == "index"
+        and reflected
+        and compare_to is None
+        and (name or "").startswith(FOREIGN_INDEX_PREFIX)
+    ):
+        return False
     return not (type_ == "table" and reflected and compare_to is None)
 
 

@@ -111,14 +111,21 @@ class Codecs:
     rejected: AvroCodec
 
 
-def registry_client(registry_url: str, topics: Topics) -> SchemaRegistryClient:
+def registry_client(
+    registry_url: str, topics: Topics, auth: tuple[str, str] | None = None
+) -> SchemaRegistryClient:
     """A client whose subjects carry the topic prefix (TopicNameStrategy on prefixed topics)."""
-    return SchemaRegistryClient(registry_url, subject_prefix=topics.prefix)
+    return SchemaRegistryClient(registry_url, subject_prefix=topics.prefix, auth=auth)
 
 
-def register_schemas(registry_url: str, topics: Topics) -> list[tuple[str, int, int]]:
-    """Explicit registration (production never auto-registers): (subject, version, id) per contract."""
-    with registry_client(registry_url, topics) as client:
+def register_schemas(
+    registry_url: str, topics: Topics, auth: tuple[str, str] | None = None
+) -> list[tuple[str, int, int]]:
+    """Explicit registration (production never auto-registers): (subject, version, id) per contract.
+
+    ``auth`` is the registry admin's (user, password) when the registry authenticates writes.
+    """
+    with registry_client(registry_url, topics, auth) as client:
         return [(r.subject, r.contract.version, r.schema_id) for r in register_all(client)]
 
 

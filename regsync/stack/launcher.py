@@ -53,6 +53,8 @@ class Endpoints:
     bootstrap_servers: str
     registry_url: str
     database_url: str | None
+    # the registry's admin, when it authenticates writes; kept out of the repr
+    registry_auth: tuple[str, str] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,7 +284,8 @@ class Stack:
             else:
                 port = self._port(prev, "http", taken)
                 self.report(f"schema-registry: starting on 127.0.0.1:{port}")
-                rec = schema_registry.start(self.state_dir, fetched.path, java, port, s.registry_heap)
+                admin = schema_registry.admin_credentials(self.state_dir) if s.registry_auth else None
+                rec = schema_registry.start(self.state_dir, fetched.path, java, port, s.registry_heap, admin)
                 waiter = schema_registry.wait
             proc = psutil.Process(rec.pid)
             try:
@@ -304,10 +307,13 @@ class Stack:
     def _endpoints(self, records: dict[str, ServiceRecord]) -> Endpoints:
         pg = records.get(postgres_cluster.NAME)
         nodes = [records[n] for n in self.kafka_names(records) if n in records]
+        registry = records[schema_registry.NAME]
+        secured = registry.extra.get("auth") == "basic"
         return Endpoints(
             bootstrap_servers=",".join(r.endpoints["bootstrap"] for r in nodes),
-            registry_url=records[schema_registry.NAME].endpoints["url"],
+            registry_url=registry.endpoints["url"],
             database_url=pg.endpoints["url"] if pg else None,
+            registry_auth=schema_registry.admin_credentials(self.state_dir) if secured else None,
         )
 
     def endpoints(self) -> Endpoints | None:

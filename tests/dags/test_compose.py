@@ -10,9 +10,13 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+from secrets_init import init as init_secrets
 
 DOCKER_DIR = Path(__file__).resolve().parents[2] / "docker"
 COMPOSE = DOCKER_DIR / "compose.yaml"
@@ -40,38 +44,47 @@ def compose_command() -> list[str]:
 START_DATE = {"REGSYNC_AIRFLOW__START_DATE": "2026-01-01"}  # required: compose assumes no start date
 
 
-def clean_env() -> dict[str, str]:
-    """The environment without our variables: Compose interpolates ${…} from it, defaults are checked."""
+def _clean_env() -> dict[str, str]:
+    # Compose interpolates ${…} from the environment: leave ours out so the defaults are checked.
     return {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("REGSYNC_", "AIRFLOW", "KAFKA_", "POSTGRES_", "APICURIO_", "COMPOSE_"))
+        if not k.startswith(
+            ("REGSYNC_", "AIRFLOW", "KAFKA_", "POSTGRES_", "APICURIO_", "COMPOSE_", "REGISTRY_")
+        )
     }
 
 
-def compose_config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*compose_command(), "-f", str(COMPOSE), "config", "--format", "json"],
+@pytest.fixture(scope="module")
+def secrets_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A docker/.env as scripts/secrets_init.py makes it (compose refuses to start without one)."""
+    path = tmp_path_factory.mktemp("secrets") / ".env"
+    init_secrets(path, DOCKER_DIR / ".env.example")
+    return path
+
+
+@pytest.fixture(scope="module")
+def config(secrets_env: Path) -> dict:
+    env = {**_clean_env(), **START_DATE}
+    done = subprocess.run(
+        [
+            *compose_command(),
+            "-f",
+            str(COMPOSE),
+            "--env-file",
+            str(secrets_env),
+            "config",
+            "--format",
+            "json",
+        ],
         capture_output=True,
         text=True,
         env=env,
         timeout=60,
         check=False,
     )
-
-
-@pytest.fixture(scope="module")
-def config() -> dict:
-    done = compose_config({**clean_env(), **START_DATE})
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
-
-
-def test_compose_refuses_to_start_without_a_start_date():
-    """Issue 16: unpausing the monthly DAG catches up from the start date, so none is assumed."""
-    done = compose_config(clean_env())
-    assert done.returncode != 0
-    assert "REGSYNC_AIRFLOW__START_DATE" in done.stderr and "set it in docker/.env" in done.stderr
 
 
 def test_compose_names_every_service(config):
@@ -143,13 +156,15 @@ def test_dockerfile_installs_the_lock_as_a_non_root_user():
     assert users and users[-1] not in ("root", "0")
 
 
-def test_cluster_and_monitoring_profiles_add_two_brokers_and_prometheus_with_the_rules():
-    env = {**clean_env(), **START_DATE}
+def test_cluster_and_monitoring_profiles_add_two_brokers_and_prometheus_with_the_rules(secrets_env):
+    env = {**_clean_env(), **START_DATE}
     done = subprocess.run(
         [
             *compose_command(),
             "-f",
             str(COMPOSE),
+            "--env-file",
+            str(secrets_env),
             "--env-file",
             str(DOCKER_DIR / "cluster.env"),
             "--profile",
@@ -198,17 +213,83 @@ def test_the_portal_is_a_service_with_a_health_check(config):
     assert portal["environment"]["REGSYNC_DATABASE_URL"].startswith("postgresql+psycopg://")
 
 
-def test_streaming_profile_runs_the_gate_as_replicas_that_claim_their_instance():
+def test_compose_refuses_to_start_without_its_secrets():
+    done = subprocess.run(
+        [*compose_command(), "-f", str(COMPOSE), "--env-file", os.devnull, "config", "--quiet"],
+        capture_output=True,
+        text=True,
+        env={**_clean_env(), **START_DATE},
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "required variable" in done.stderr
+    assert "secrets_init.py" in done.stderr  # the refusal says how to fix it
+
+
+def test_each_service_holds_only_its_own_database_credentials(config, secrets_env):
+    values = dict(line.split("=", 1) for line in secrets_env.read_text().splitlines() if "=" in line)
+    owner, pipeline, portal = (
+        values["REGSYNC_DB_PASSWORD"],
+        values["REGSYNC_DB_PIPELINE_PASSWORD"],
+        values["REGSYNC_DB_PORTAL_PASSWORD"],
+    )
+    registry_admin = values["REGISTRY_ADMIN_PASSWORD"]
+    services = config["services"]
+
+    def holders(secret: str) -> set[str]:
+        return {name for name, svc in services.items() if secret in json.dumps(svc.get("environment", {}))}
+
+    assert holders(owner) == {"postgres", "airflow-init"}
+    assert holders(portal) == {"postgres", "portal"}
+    assert holders(pipeline) == {"postgres"} | AIRFLOW | {"airflow-init"}
+    assert holders(registry_admin) == {"schema-registry", "airflow-init"}
+    assert services["portal"]["environment"]["REGSYNC_PORTAL_DATABASE_URL"].startswith(
+        "postgresql+psycopg://regsync_portal:"
+    )
+    assert services["airflow-init"]["environment"]["REGSYNC_DB__ROLES"] == "true"
+
+
+def test_the_registry_authenticates_writes_and_reads_anonymously(config):
+    registry = config["services"]["schema-registry"]["environment"]
+    assert registry["QUARKUS_HTTP_AUTH_BASIC"] == "true"
+    assert registry["APICURIO_AUTH_ROLE_BASED_AUTHORIZATION"] == "true"
+    assert registry["APICURIO_AUTH_ANONYMOUS_READ_ACCESS_ENABLED"] == "true"
+    assert "-Dquarkus.security.users.embedded.roles.regsync=sr-admin" in registry["JAVA_OPTS_APPEND"]
+
+
+def test_compose_refuses_to_start_without_a_start_date(secrets_env):
+    """Issue 16: unpausing the monthly DAG catches up from the start date, so none is assumed."""
+    done = subprocess.run(
+        [*compose_command(), "-f", str(COMPOSE), "--env-file", str(secrets_env), "config", "--quiet"],
+        capture_output=True,
+        text=True,
+        env=_clean_env(),
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "REGSYNC_AIRFLOW__START_DATE" in done.stderr and "set it in docker/.env" in done.stderr
+
+
+def test_streaming_profile_runs_the_gate_as_replicas_that_claim_their_instance(secrets_env):
     """The gate as a service: N identical replicas, each claiming a slot (there is no replica index)."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("REGSYNC_", "AIRFLOW", "KAFKA_", "POSTGRES_", "APICURIO_", "COMPOSE_"))
-    }
+    env = {**_clean_env(), **START_DATE}
 
     def services(**extra: str) -> dict:
         done = subprocess.run(
-            [*compose_command(), "-f", str(COMPOSE), "--profile", "streaming", "config", "--format", "json"],
+            [
+                *compose_command(),
+                "-f",
+                str(COMPOSE),
+                "--env-file",
+                str(secrets_env),
+                "--profile",
+                "streaming",
+                "config",
+                "--format",
+                "json",
+            ],
             capture_output=True,
             text=True,
             env=env | extra,
@@ -224,7 +305,7 @@ def test_streaming_profile_runs_the_gate_as_replicas_that_claim_their_instance()
     assert gate["deploy"]["replicas"] == 2
     assert gate["command"] == ["regsync", "gate", "--forever", "--slots", "2"]
     assert gate["restart"] == "unless-stopped"  # a replica that finds every slot held exits 75
-    assert gate["environment"]["REGSYNC_DATABASE_URL"].endswith("@postgres:5432/regsync")  # the locks
+    assert "@postgres:5432/regsync" in gate["environment"]["REGSYNC_DATABASE_URL"]  # the locks
     assert gate["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
     scaled = services(REGSYNC_GATE__REPLICAS="4")["gate"]
     # Replicas and slots come from one variable, so they cannot disagree.
