@@ -44,6 +44,10 @@ def _int_header(record: object, name: str) -> int | None:
         return None
 
 
+#: The Kafka principal of the reports: they reconcile raw against valid and rejected, so they read all three.
+COMPONENT = "reports"
+
+
 def read_month(bootstrap: str, registry_url: str, topics: Topics, month: str, tz: str) -> MonthRecords:
     """Decode the month's windows of raw, valid and rejected (read_committed).
 
@@ -58,7 +62,7 @@ def read_month(bootstrap: str, registry_url: str, topics: Topics, month: str, tz
     outside = 0
     # Each window is a binary search of round trips per partition; the three topics' run side by side.
     with ThreadPoolExecutor(max_workers=3, thread_name_prefix="month-window") as pool:
-        found = {t: pool.submit(month_window, bootstrap, t, month, tz) for t in topics.all()}
+        found = {t: pool.submit(month_window, bootstrap, t, month, tz, COMPONENT) for t in topics.all()}
         windows = {t: f.result() for t, f in found.items()}
     start_ms = int(windows[topics.raw].start.timestamp() * 1000)
     end_ms = int(windows[topics.raw].end.timestamp() * 1000)
@@ -68,7 +72,7 @@ def read_month(bootstrap: str, registry_url: str, topics: Topics, month: str, tz
         window = windows[topic]
         start = {p: r[0] for p, r in window.ranges.items()}
         stop = {p: r[1] for p, r in window.ranges.items()}
-        for record in bus.scan(bootstrap, topic, start, stop):
+        for record in bus.scan(bootstrap, topic, start, stop, component=COMPONENT):
             outside += not start_ms <= record.timestamp < end_ms
             yield record
 

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from kafka import KafkaConsumer, TopicPartition
 
+from regsync.kafka import bus
 from regsync.kafka.bus import KafkaRecord, close_bounded
 from schemas.errors import FatalError
 from schemas.month import Month
@@ -34,7 +35,9 @@ class MonthWindow:
         return sum(end - start for start, end in self.ranges.values())
 
 
-def month_window(bootstrap: str, topic: str, month: str, tz: str) -> MonthWindow:
+def month_window(
+    bootstrap: str, topic: str, month: str, tz: str, component: str | None = None
+) -> MonthWindow:
     """Find where ``month`` begins and ends in every partition, by the records' own timestamps.
 
     Not the broker's time index alone: transaction commit markers on the valid topic carry the
@@ -44,8 +47,9 @@ def month_window(bootstrap: str, topic: str, month: str, tz: str) -> MonthWindow
     on push time never going backwards within a partition, which the as-of clock guarantees.
     """
     start, end = Month.parse(month).bounds(tz)
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
+    consumer = bus.consumer(
+        bootstrap,
+        component=component,
         enable_auto_commit=False,
         isolation_level="read_committed",
         max_poll_records=1,

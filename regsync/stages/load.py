@@ -30,6 +30,9 @@ from schemas.events import RegistrationEvent
 from schemas.month import DEFAULT_TIMEZONE, Month
 from sink.loader import LoadResult, PositionedEvent
 
+#: The Kafka principal the load logs in as (its ACLs: read valid and rejected, read raw's windows).
+COMPONENT = "loader"
+
 
 def positioned_events(
     bootstrap: str, registry_url: str, topics: Topics, window: MonthWindow
@@ -38,7 +41,7 @@ def positioned_events(
     codecs = bus.load_codecs(registry_url, topics)
     start = {p: r[0] for p, r in window.ranges.items()}
     stop = {p: r[1] for p, r in window.ranges.items()}
-    for record in bus.scan(bootstrap, topics.valid, start, stop):
+    for record in bus.scan(bootstrap, topics.valid, start, stop, component=COMPONENT):
         event = RegistrationEvent.from_avro(codecs.valid.decode(record.value))
         yield PositionedEvent(record.partition, record.offset, record.timestamp, event)
 
@@ -99,15 +102,16 @@ def unjudged(bootstrap: str, topics: Topics, month: str, tz: str) -> dict[int, i
     the month's end on every partition means every record of the month has a verdict on valid or
     rejected (read_committed).
     """
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import TopicPartition
 
-    window = month_window(bootstrap, topics.raw, month, tz)
+    window = month_window(bootstrap, topics.raw, month, tz, COMPONENT)
     wanted = {p: (first, end) for p, (first, end) in window.ranges.items() if end > first}
     if not wanted:
         return {}
     # A consumer that never subscribes only asks the group coordinator (it joins no group).
-    reader = KafkaConsumer(
-        bootstrap_servers=bootstrap,
+    reader = bus.consumer(
+        bootstrap,
+        component=COMPONENT,
         group_id=gate_group_id(topics),
         enable_auto_commit=False,
         request_timeout_ms=bus.REQUEST_TIMEOUT_MS,
@@ -144,10 +148,11 @@ def earliest_month(bootstrap: str, topic: str, tz: str) -> Month | None:
     """The month of the earliest committed data record on ``topic`` (any partition), or None if empty."""
     from datetime import UTC
 
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import TopicPartition
 
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
+    consumer = bus.consumer(
+        bootstrap,
+        component=COMPONENT,
         enable_auto_commit=False,
         isolation_level="read_committed",
         max_poll_records=1,
@@ -189,7 +194,10 @@ def unloaded_before(bootstrap: str, database_url: str, topics: Topics, month: st
     gaps = []
     current = first
     while str(current) < str(target):
-        if str(current) not in loaded and month_window(bootstrap, topics.valid, str(current), tz).records:
+        if (
+            str(current) not in loaded
+            and month_window(bootstrap, topics.valid, str(current), tz, COMPONENT).records
+        ):
             gaps.append(str(current))
         current = current.next()
     return gaps
@@ -255,7 +263,7 @@ def _load_locked(
 
     from sink.loader import find_manifest, load_month
 
-    window = month_window(bootstrap, topics.valid, month, tz)
+    window = month_window(bootstrap, topics.valid, month, tz, COMPONENT)
     if as_of is not None and as_of < window.end and not allow_open_month:
         raise ConfigurationError(
             f"month {month} is not over at {as_of.isoformat()}; loading it now would miss later pushes "
