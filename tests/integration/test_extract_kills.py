@@ -47,9 +47,11 @@ class _RawEnd:
     """How many records raw holds now, from one long-lived consumer (cheap enough to poll)."""
 
     def __init__(self, bootstrap: str, topic: str) -> None:
-        from kafka import KafkaConsumer, TopicPartition
+        from kafka import TopicPartition
 
-        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        from regsync.kafka import bus
+
+        self.consumer = bus.consumer(bootstrap, component="admin", enable_auto_commit=False)
         self.partitions = [TopicPartition(topic, p) for p in bus.end_offsets(bootstrap, topic)]
         assert self.partitions
 
