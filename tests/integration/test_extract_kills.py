@@ -32,7 +32,10 @@ KILLS = 12
 
 
 def _env(stack, topics: Topics, database_url: str, source_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REGSYNC_")}
+    # The Kafka login stays (a secure session stack, REGSYNC_TEST_SECURE=1); everything else is explicit.
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("REGSYNC_") or k.startswith("REGSYNC_KAFKA__")
+    }
     env.update(
         REGSYNC_KAFKA_BOOTSTRAP=stack.bootstrap_servers,
         REGSYNC_REGISTRY_URL=stack.registry_url,
