@@ -33,6 +33,16 @@ test: bootstrap ## Run the whole test suite against a real stack it starts itsel
 test-unit: install ## Only the unit tests (no services)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
+.PHONY: test-secure
+# The integration tests that run on a --secure stack (SASL_SSL, ACLs) so far; the rest still build
+# plaintext clients of their own (see docs/operations.md, "Kafka security").
+SECURE_TESTS = tests/integration/test_kafka_secure.py tests/integration/test_extract_mechanics.py \
+	tests/integration/test_extract_kills.py tests/integration/test_extract_lock.py \
+	tests/integration/test_gate.py tests/integration/test_gate_workers.py \
+	tests/integration/test_load.py tests/integration/test_load_order.py
+test-secure: bootstrap ## The Kafka security tests and extract/gate/load on a --secure stack
+	REGSYNC_TEST_SECURE=1 $(PY) -m pytest $(SECURE_TESTS) $(PYTEST_ARGS)
+
 .PHONY: test-fast
 test-fast: bootstrap ## Everything but the slow fault/lifecycle tests
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)

@@ -172,6 +172,14 @@ def stack_up(
             help="Kafka nodes (3: topics with replication 3 and min ISR 2); default REGSYNC_STACK__BROKERS or 1.",
         ),
     ] = None,
+    secure: Annotated[
+        bool,
+        typer.Option(
+            "--secure",
+            help="SASL_SSL + SCRAM for clients, mutual TLS between nodes, ACLs per principal "
+            "(default REGSYNC_STACK__SECURE; a state folder once secure stays secure).",
+        ),
+    ] = False,
 ) -> None:
     """Start Kafka (KRaft), Apicurio Registry and PostgreSQL on free loopback ports (idempotent)."""
     from regsync.stack.launcher import Stack
@@ -180,12 +188,17 @@ def stack_up(
     assert isinstance(stack, Stack)
     if brokers is not None:
         stack.settings = stack.settings.model_copy(update={"brokers": brokers})
+    if secure:
+        stack.settings = stack.settings.model_copy(update={"secure": True})
     endpoints = stack.up()
     out.print(f"kafka           {endpoints.bootstrap_servers}")
     out.print(f"schema-registry {endpoints.registry_url}")
     if endpoints.database_url:
         out.print(f"postgres        {endpoints.database_url}")
     out.print(f"state           {stack.state_dir}")
+    if endpoints.kafka_secrets_dir:
+        # The passwords stay in the file: `set -a; . client.env; set +a` logs each component in.
+        out.print(f"kafka clients   {endpoints.kafka_secrets_dir}/client.env (SASL_SSL, one principal each)")
 
 
 @stack_app.command("fetch")

@@ -53,6 +53,17 @@ def resolve(
             "no Kafka / schema registry configured and no local stack running: "
             "run `regsync stack up` or set REGSYNC_KAFKA_BOOTSTRAP and REGSYNC_REGISTRY_URL"
         )
+    if (
+        running is not None
+        and running.kafka_secrets_dir is not None
+        and not settings.kafka_bootstrap
+        and settings.kafka.security_protocol == "PLAINTEXT"
+    ):
+        # A plaintext client on the SASL_SSL listener would only time out after half a minute.
+        raise ConfigurationError(
+            "the local stack runs Kafka with SASL_SSL but REGSYNC_KAFKA__SECURITY_PROTOCOL is PLAINTEXT",
+            hint=f"`set -a; . {running.kafka_secrets_dir}/client.env; set +a` logs each component in",
+        )
     auth = settings.registry_auth() or (running.registry_auth if running else None)
     services = Services(bootstrap, registry, pipeline_database(settings, running), auth)
     if probe:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -60,6 +61,43 @@ class StackSettings(BaseModel):
         ge=1,
         le=5,
         description="Kafka nodes (each broker and controller); 3 gives topics replication 3, min ISR 2.",
+    )
+    secure: bool = Field(
+        default=False,
+        description="SASL_SSL (SCRAM-SHA-512) for clients, mutual TLS between the nodes, ACLs per principal. "
+        "A state folder once started secure stays secure.",
+    )
+
+
+class KafkaCredentials(BaseModel):
+    """One SCRAM principal: a user name and its password (never logged)."""
+
+    username: str = Field(min_length=1)
+    password: SecretStr
+
+
+class KafkaClientSettings(BaseModel):
+    """How every Kafka client of this process connects and who it is (docs/operations.md, Kafka security).
+
+    ``principals`` names a principal per component (``connector``, ``gate``, ``loader``, ``reports``,
+    ``admin``); a component without one uses ``username``/``password``. Passwords only ever come from
+    the environment or a secrets file, as ``SecretStr``.
+    """
+
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    username: str | None = Field(default=None, description="The default principal of this process.")
+    password: SecretStr | None = None
+    principals: dict[str, KafkaCredentials] = Field(
+        default_factory=dict, description="A principal per component, over the default one."
+    )
+    ca_file: Path | None = Field(
+        default=None, description="PEM CA bundle that signed the brokers' certificates (unset: system CAs)."
+    )
+    cert_file: Path | None = Field(default=None, description="Client certificate (PEM), for mutual TLS.")
+    key_file: Path | None = Field(default=None, description="Client private key (PEM), for mutual TLS.")
+    check_hostname: bool = Field(
+        default=True, description="Verify the broker's name against its certificate."
     )
 
 
@@ -178,6 +216,7 @@ class Settings(BaseSettings):
     kafka_bootstrap: str | None = Field(
         default=None, description="Kafka bootstrap servers; unset means the local stack's broker."
     )
+    kafka: KafkaClientSettings = Field(default_factory=KafkaClientSettings)
     registry_url: str | None = Field(
         default=None,
         description="Confluent-compatible schema registry base URL; unset means the local stack's.",

@@ -4,7 +4,10 @@ The stack (Kafka, Apicurio Registry, PostgreSQL) starts once per session through
 as ``regsync stack up``; each test gets its own topics, consumer groups, registry subjects and
 database, named with a short uuid. A watchdog stops the stack even if pytest itself is killed.
 Set ``REGSYNC_TEST_STATE_DIR`` to reuse a stack you started with ``regsync stack up`` (it is then
-left running).
+left running). ``REGSYNC_TEST_SECURE=1`` starts the session's stack with ``--secure`` (a reused
+state folder that was started secure is used as such): every client of the session then logs in
+as the stack's admin over SASL_SSL, through the same ``REGSYNC_KAFKA__…`` settings production uses.
+The Kafka security tests start their own secure stack when the session's is plain.
 """
 
 from __future__ import annotations
@@ -15,27 +18,73 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from kafka_auth import kafka_env, kafka_login
 
 from regsync.settings import StackSettings
 from regsync.stack.launcher import Endpoints, Stack
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
-    """The real stack, started once for the whole session."""
-    reuse = os.environ.get("REGSYNC_TEST_STATE_DIR")
-    state_dir = Path(reuse) if reuse else tmp_path_factory.mktemp("stack")
-    launcher = Stack(StackSettings(state_dir=state_dir))
+def _secure_wanted() -> bool:
+    return os.environ.get("REGSYNC_TEST_SECURE", "") not in ("", "0")
+
+
+def _start(state_dir: Path, reuse: bool, secure: bool) -> tuple[Stack, Endpoints]:
+    launcher = Stack(StackSettings(state_dir=state_dir, secure=secure))
     if not reuse:
         from regsync.stack.watchdog import spawn_watchdog
 
         spawn_watchdog(os.getpid(), state_dir, purge=True)
-    endpoints = launcher.up()
+    return launcher, launcher.up()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
+    """The real stack, started once for the whole session (``--secure`` with REGSYNC_TEST_SECURE=1)."""
+    from regsync.settings import get_settings
+
+    reuse = os.environ.get("REGSYNC_TEST_STATE_DIR")
+    state_dir = Path(reuse) if reuse else tmp_path_factory.mktemp("stack")
+    launcher, endpoints = _start(state_dir, bool(reuse), _secure_wanted())
+    # A secure stack: every client of the session (and every `regsync` subprocess) is the admin.
+    env = kafka_env(endpoints)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    get_settings.cache_clear()
+    try:
+        yield endpoints
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        get_settings.cache_clear()
+        if not reuse:
+            launcher.down(purge=True)
+
+
+@pytest.fixture(scope="session")
+def secure_stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Endpoints]:
+    """A stack started ``--secure``: the session's when it is secure, else one of its own."""
+    reuse = os.environ.get("REGSYNC_TEST_SECURE_STATE_DIR")
+    if _secure_wanted() and not reuse:
+        yield request.getfixturevalue("stack")
+        return
+    state_dir = Path(reuse) if reuse else tmp_path_factory.mktemp("secure-stack")
+    launcher, endpoints = _start(state_dir, bool(reuse), True)
     try:
         yield endpoints
     finally:
         if not reuse:
             launcher.down(purge=True)
+
+
+@pytest.fixture
+def kafka_security(stack: Endpoints) -> dict[str, object]:
+    """kafka-python arguments for a test's own clients: the admin on a secure stack, {} on a plain one."""
+    return kafka_login(stack, "admin")
 
 
 @pytest.fixture(scope="session")
@@ -57,12 +106,14 @@ def uid() -> str:
 
 
 @pytest.fixture
-def new_topic(kafka_bootstrap: str, uid: str) -> Iterator[Callable[..., str]]:
+def new_topic(stack: Endpoints, kafka_bootstrap: str, uid: str) -> Iterator[Callable[..., str]]:
     """Factory: create a topic unique to this test and return its name."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
 
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    from regsync.kafka import bus
+
+    admin = KafkaAdminClient(**bus.security("admin"), bootstrap_servers=kafka_bootstrap)
     made: list[str] = []
 
     def make(name: str = "t", partitions: int = 1) -> str:

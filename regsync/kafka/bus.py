@@ -13,9 +13,10 @@ from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from typing import Protocol, cast
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer, TopicPartition
 
 from regsync.kafka import headers as headers_
+from regsync.kafka.security import COMPONENTS, admin_client, consumer, security
 from regsync.kafka.topics import Topics
 from schemas.codec import AvroCodec
 from schemas.contracts import TOPIC_CONTRACTS, subject_for
@@ -23,6 +24,8 @@ from schemas.errors import RetriableError
 from schemas.registry import SchemaRegistryClient, codec_for_topic, register_all
 
 log = logging.getLogger(__name__)
+
+__all__ = ["COMPONENTS", "admin_client", "consumer", "security"]  # re-exported: one import for callers
 
 #: How long closing a Kafka client may take before we walk away from it (issue 13 item 7).
 CLOSE_TIMEOUT_S = 10.0
@@ -86,9 +89,10 @@ def close_bounded(client: object, timeout_s: float = CLOSE_TIMEOUT_S) -> bool:
     return True
 
 
-def idempotent_producer(bootstrap: str, **overrides: object) -> KafkaProducer:
+def idempotent_producer(bootstrap: str, component: str | None = None, **overrides: object) -> KafkaProducer:
     """``acks=all`` + idempotence: broker-side de-duplication of our own retries, ordering per key."""
     config: dict[str, object] = {
+        **security(component),
         "bootstrap_servers": bootstrap,
         "acks": "all",
         "enable_idempotence": True,
@@ -153,31 +157,36 @@ def load_codecs(registry_url: str, topics: Topics) -> Codecs:
     )
 
 
-def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+def end_offsets(bootstrap: str, topic: str, component: str | None = None) -> dict[int, int]:
     """The last stable offset of every partition of ``topic``: the end a read_committed reader can reach.
 
     Not the high watermark: records of a transaction still open (say, of a gate killed mid-batch,
     until its restarted successor aborts it) lie below the high watermark but above the LSO, and a
     read_committed scan up to the high watermark would wait for them forever.
     """
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
+    reader = consumer(
+        bootstrap,
+        component=component,
         enable_auto_commit=False,
         isolation_level="read_committed",
         request_timeout_ms=REQUEST_TIMEOUT_MS,
     )
     try:
-        partitions = consumer.partitions_for_topic(topic)
+        partitions = reader.partitions_for_topic(topic)
         if not partitions:
             raise RetriableError(f"topic {topic} has no partitions (does it exist?)")
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        return {tp.partition: off for tp, off in consumer.end_offsets(tps).items()}
+        return {tp.partition: off for tp, off in reader.end_offsets(tps).items()}
     finally:
-        close_bounded(consumer)
+        close_bounded(reader)
 
 
 def scan(
-    bootstrap: str, topic: str, start: dict[int, int], stop: dict[int, int] | None = None
+    bootstrap: str,
+    topic: str,
+    start: dict[int, int],
+    stop: dict[int, int] | None = None,
+    component: str | None = None,
 ) -> Generator[KafkaRecord, None, None]:
     """Records of ``topic`` from ``start`` offsets (0 where absent) up to ``stop`` (default: the end now).
 
@@ -185,12 +194,13 @@ def scan(
     consumer is closed at once and not by the garbage collector (see :func:`close_bounded`). The
     loop is bounded: 30 empty polls in a row raise :class:`RetriableError`.
     """
-    stop = stop if stop is not None else end_offsets(bootstrap, topic)
+    stop = stop if stop is not None else end_offsets(bootstrap, topic, component)
     todo = {p: (start.get(p, 0), end) for p, end in stop.items() if start.get(p, 0) < end}
     if not todo:
         return
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
+    reader = consumer(
+        bootstrap,
+        component=component,
         enable_auto_commit=False,
         isolation_level="read_committed",
         max_poll_records=2000,
@@ -198,17 +208,17 @@ def scan(
     )
     try:
         tps = {p: TopicPartition(topic, p) for p in todo}
-        consumer.assign(list(tps.values()))
+        reader.assign(list(tps.values()))
         for p, (first, _) in todo.items():
-            consumer.seek(tps[p], first)
+            reader.seek(tps[p], first)
         remaining = set(todo)
         idle = 0
         while remaining:
-            polled = consumer.poll(timeout_ms=1000)
+            polled = reader.poll(timeout_ms=1000)
             if not polled:
                 idle += 1
                 # read_committed positions can stop short of the end on aborted tails: trust positions.
-                remaining = {p for p in remaining if consumer.position(tps[p]) < todo[p][1]}
+                remaining = {p for p in remaining if reader.position(tps[p]) < todo[p][1]}
                 if idle > 30:
                     raise RetriableError(f"scan of {topic} stalled at partitions {sorted(remaining)}")
                 continue
@@ -220,10 +230,10 @@ def scan(
                         remaining.discard(tp.partition)
                         break
                     yield cast(KafkaRecord, record)
-                if consumer.position(tp) >= end:
+                if reader.position(tp) >= end:
                     remaining.discard(tp.partition)
     finally:
-        close_bounded(consumer)
+        close_bounded(reader)
 
 
 def header(record: KafkaRecord | object, name: str) -> str | None:

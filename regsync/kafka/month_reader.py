@@ -40,6 +40,10 @@ def _int_header(record: object, name: str) -> int | None:
         return None
 
 
+#: The Kafka principal of the reports: they reconcile raw against valid and rejected, so they read all three.
+COMPONENT = "reports"
+
+
 def read_month(bootstrap: str, registry_url: str, topics: Topics, month: str, tz: str) -> MonthRecords:
     """Decode the records of raw, valid and rejected pushed in ``month`` (read_committed).
 
@@ -52,11 +56,11 @@ def read_month(bootstrap: str, registry_url: str, topics: Topics, month: str, tz
     codecs = bus.load_codecs(registry_url, topics)
     # Each window is a few broker round trips; the three topics' run side by side.
     with ThreadPoolExecutor(max_workers=3, thread_name_prefix="month-window") as pool:
-        found = {t: pool.submit(month_window, bootstrap, t, month, tz) for t in topics.all()}
+        found = {t: pool.submit(month_window, bootstrap, t, month, tz, COMPONENT) for t in topics.all()}
         windows = {t: f.result() for t, f in found.items()}
 
     def scan(topic: str) -> Iterator[Any]:
-        return month_records(bootstrap, windows[topic], topic)
+        return month_records(bootstrap, windows[topic], topic, COMPONENT)
 
     raw = []
     for record in scan(topics.raw):

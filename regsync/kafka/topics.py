@@ -55,10 +55,11 @@ def ensure_topics(bootstrap: str, topics: Topics) -> list[str]:
     Replication follows the cluster's size (:func:`replication_for`): 1 on a single dev broker,
     3 with ``min.insync.replicas`` 2 on three brokers or more.
     """
-    from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+    from regsync.kafka.security import admin_client
+
+    admin = admin_client(bootstrap, request_timeout_ms=30_000)
     try:
         existing = set(admin.list_topics())
         wanted = [t for t in topics.all() if t not in existing]

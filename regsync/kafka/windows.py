@@ -97,15 +97,18 @@ class MonthWindow:
         return self.start_ms <= timestamp_ms < self.end_ms
 
 
-def month_window(bootstrap: str, topic: str, month: str, tz: str) -> MonthWindow:
+def month_window(
+    bootstrap: str, topic: str, month: str, tz: str, component: str | None = None
+) -> MonthWindow:
     """The offsets to scan for ``month`` on ``topic``: from the broker's timestamp bound to the end now.
 
     The bound is asked for one millisecond before the month: a record stamped exactly at the
     month's first instant is then never on the wrong side of a tie in the broker's index lookup.
     """
     start, end = Month.parse(month).bounds(tz)
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
+    consumer = bus.consumer(
+        bootstrap,
+        component=component,
         enable_auto_commit=False,
         isolation_level="read_committed",  # end_offsets answers the last stable offset
         request_timeout_ms=bus.REQUEST_TIMEOUT_MS,
@@ -124,14 +127,16 @@ def month_window(bootstrap: str, topic: str, month: str, tz: str) -> MonthWindow
         close_bounded(consumer)
 
 
-def month_records(bootstrap: str, window: MonthWindow, topic: str) -> Generator[KafkaRecord, None, None]:
+def month_records(
+    bootstrap: str, window: MonthWindow, topic: str, component: str | None = None
+) -> Generator[KafkaRecord, None, None]:
     """The records of ``topic`` pushed in the window's month, in offset order per partition (not decoded).
 
     A caller that may stop early must close the generator (``contextlib.closing``).
     """
     start = {p: r[0] for p, r in window.ranges.items()}
     stop = {p: r[1] for p, r in window.ranges.items()}
-    scan = bus.scan(bootstrap, topic, start, stop)
+    scan = bus.scan(bootstrap, topic, start, stop, component=component)
     try:
         for record in scan:
             if window.holds(record.timestamp):

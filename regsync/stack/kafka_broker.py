@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 from regsync.stack.errors import ServiceStartError
+from regsync.stack.kafka_secrets import MECHANISM, NODE_PRINCIPAL, KafkaSecrets, scram_arguments
 from regsync.stack.prereq import Java
 from regsync.stack.process import ServiceRecord, spawn, wait_ready
 
@@ -46,6 +47,49 @@ logger.state.level = WARN
 """
 
 
+def _listener_properties(broker_port: int, controller_port: int, secure: KafkaSecrets | None) -> list[str]:
+    """PLAINTEXT everywhere, or SASL_SSL (SCRAM) for clients and mutual TLS between the nodes.
+
+    Secure: the client listener authenticates every connection with SCRAM-SHA-512 over TLS; the
+    nodes talk to each other over the same listener as ``admin``, and to the controllers over TLS
+    with client certificates (principal ``User:CN=regsync-kafka-node``). The ``StandardAuthorizer``
+    denies whatever no ACL allows; only the admin and the nodes are super users.
+    """
+    if secure is None:
+        return [
+            f"listeners=PLAINTEXT://127.0.0.1:{broker_port},CONTROLLER://127.0.0.1:{controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{broker_port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        ]
+    admin = secure.password("admin")
+    tls = [
+        "ssl.keystore.type=PEM",
+        f"ssl.keystore.location={secure.node_keystore}",
+        "ssl.truststore.type=PEM",
+        f"ssl.truststore.location={secure.ca_file}",
+        "ssl.enabled.protocols=TLSv1.3,TLSv1.2",
+        "ssl.endpoint.identification.algorithm=https",
+    ]
+    return [
+        f"listeners=SASL_SSL://127.0.0.1:{broker_port},CONTROLLER://127.0.0.1:{controller_port}",
+        f"advertised.listeners=SASL_SSL://127.0.0.1:{broker_port}",
+        "controller.listener.names=CONTROLLER",
+        "inter.broker.listener.name=SASL_SSL",
+        "listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:SSL",
+        *tls,
+        "listener.name.controller.ssl.client.auth=required",
+        f"sasl.enabled.mechanisms={MECHANISM}",
+        f"sasl.mechanism.inter.broker.protocol={MECHANISM}",
+        "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config="
+        f'org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="{admin}";',
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found=false",
+        f"super.users=User:admin;{NODE_PRINCIPAL}",
+    ]
+
+
 def _server_properties(
     data_dir: Path,
     broker_port: int,
@@ -53,6 +97,7 @@ def _server_properties(
     node_id: int = 1,
     voters: str | None = None,
     nodes: int = 1,
+    secure: KafkaSecrets | None = None,
 ) -> str:
     """Static quorum, no rebalance delay: a dev/test node (replication 1, or 3 with min ISR 2)."""
     replication, min_isr = replication_for(nodes)
@@ -61,11 +106,7 @@ def _server_properties(
             "process.roles=broker,controller",
             f"node.id={node_id}",
             f"controller.quorum.voters={voters or f'{node_id}@127.0.0.1:{controller_port}'}",
-            f"listeners=PLAINTEXT://127.0.0.1:{broker_port},CONTROLLER://127.0.0.1:{controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{broker_port}",
-            "controller.listener.names=CONTROLLER",
-            "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            *_listener_properties(broker_port, controller_port, secure),
             f"log.dirs={data_dir}",
             "num.partitions=3",
             f"default.replication.factor={replication}",
@@ -122,6 +163,7 @@ def start(
     voters: str | None = None,
     nodes: int = 1,
     cluster_id: str | None = None,
+    secure: KafkaSecrets | None = None,
 ) -> ServiceRecord:
     """Format storage on first start (one cluster id for every node), then launch ``kafka.Kafka``."""
     import subprocess
@@ -131,7 +173,11 @@ def start(
     data = home / "data"
     home.mkdir(parents=True, exist_ok=True)
     props = home / "server.properties"
-    props.write_text(_server_properties(data, broker_port, controller_port, node_id, voters, nodes))
+    text = _server_properties(data, broker_port, controller_port, node_id, voters, nodes, secure)
+    # Secure: the file holds the admin's SCRAM password (inter-broker login), so only its owner reads it.
+    props.touch(mode=0o600)
+    props.chmod(0o600)
+    props.write_text(text)
     (home / "log4j2.properties").write_text(LOG4J2.format(log_dir=home))
     classpath = f"{libs}/*"
     jvm = [
@@ -155,6 +201,7 @@ def start(
                 f"--cluster-id={cluster_id or new_cluster_id()}",
                 "-c",
                 str(props),
+                *(scram_arguments(secure) if secure is not None else []),
             ],
             capture_output=True,
             text=True,
@@ -171,11 +218,11 @@ def start(
         log=str(home / "server.log"),
         endpoints={"bootstrap": f"127.0.0.1:{broker_port}"},
         ports={"broker": broker_port, "controller": controller_port},
-        extra={"stdout": str(log), "node_id": node_id},
+        extra={"stdout": str(log), "node_id": node_id, "secure": secure is not None},
     )
 
 
-def probe(bootstrap: str, node_id: int | None = None) -> bool:
+def probe(bootstrap: str, node_id: int | None = None, security: dict[str, object] | None = None) -> bool:
     """Ready when the broker answers a metadata request listing itself (or any node) unfenced."""
     import socket
 
@@ -190,15 +237,16 @@ def probe(bootstrap: str, node_id: int | None = None) -> bool:
     level = kafka_log.level
     kafka_log.setLevel(logging.CRITICAL)
     try:
-        return _describe(bootstrap, node_id)
+        return _describe(bootstrap, node_id, security or {})
     finally:
         kafka_log.setLevel(level)
 
 
-def _describe(bootstrap: str, node_id: int | None) -> bool:
+def _describe(bootstrap: str, node_id: int | None, security: dict[str, object]) -> bool:
     from kafka import KafkaAdminClient
 
     admin = KafkaAdminClient(
+        **security,
         bootstrap_servers=bootstrap,
         request_timeout_ms=3000,
         reconnect_backoff_ms=50,
@@ -215,11 +263,27 @@ def _describe(bootstrap: str, node_id: int | None) -> bool:
         admin.close()
 
 
-def wait(record: ServiceRecord, proc: object, timeout: float) -> float:
+def admin_security(state_dir: Path) -> dict[str, object]:
+    """kafka-python arguments that log a secure stack's admin in (TLS against the stack's CA)."""
+    from regsync.stack import kafka_secrets
+
+    found = kafka_secrets.load(state_dir)
+    return {
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": MECHANISM,
+        "sasl_plain_username": "admin",
+        "sasl_plain_password": found.password("admin"),
+        "ssl_cafile": str(found.ca_file),
+    }
+
+
+def wait(
+    record: ServiceRecord, proc: object, timeout: float, security: dict[str, object] | None = None
+) -> float:
     """Block until the broker is ready; returns seconds waited."""
     return wait_ready(
         record.name,
-        lambda: probe(record.endpoints["bootstrap"], record.extra.get("node_id")),
+        lambda: probe(record.endpoints["bootstrap"], record.extra.get("node_id"), security),
         proc=proc,
         log_path=Path(record.extra["stdout"]),
         timeout=timeout,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import threading
 import time
@@ -21,7 +22,7 @@ from typing import Any
 import psutil
 
 from regsync.settings import StackSettings
-from regsync.stack import kafka_broker, postgres_cluster, schema_registry
+from regsync.stack import kafka_acls, kafka_broker, kafka_secrets, postgres_cluster, schema_registry
 from regsync.stack.artifacts import apicurio_app, kafka_libs
 from regsync.stack.errors import ServiceStartError
 from regsync.stack.prereq import find_java, find_postgres
@@ -55,6 +56,8 @@ class Endpoints:
     database_url: str | None
     # the registry's admin, when it authenticates writes; kept out of the repr
     registry_auth: tuple[str, str] | None = field(default=None, repr=False)
+    #: Secure stacks only: the folder with ``ca.pem``, ``users.json`` and ``client.env``.
+    kafka_secrets_dir: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +136,49 @@ class Stack:
         taken.add(port)
         return port
 
+    # secure mode ------------------------------------------------------------------------------
+    @property
+    def secure(self) -> bool:
+        """Asked for (``--secure``), or this state folder was started secure before (no silent downgrade)."""
+        return self.settings.secure or (self.state_dir / kafka_secrets.FOLDER / "users.json").exists()
+
+    def kafka_security(self) -> dict[str, object]:
+        """kafka-python arguments of the stack's admin ({} on a plain stack)."""
+        return kafka_broker.admin_security(self.state_dir) if self.secure else {}
+
+    def _prepare_secure(self, records: dict[str, ServiceRecord]) -> kafka_secrets.KafkaSecrets | None:
+        if not self.secure:
+            return None
+        fresh = not (self.state_dir / kafka_secrets.FOLDER / "users.json").exists()
+        formatted = kafka_broker.existing_cluster_id(self.state_dir, len(self.kafka_names(records)))
+        if fresh and formatted:
+            from schemas.errors import ConfigurationError
+
+            # The SCRAM users are written when storage is formatted: a plain node has none.
+            raise ConfigurationError(
+                f"{self.state_dir} holds a Kafka formatted without security",
+                hint="`regsync stack down --purge` it, or use another REGSYNC_STACK__STATE_DIR for --secure",
+            )
+        found = kafka_secrets.ensure(self.state_dir)
+        if fresh:
+            self.report(
+                f"kafka: generated a throwaway CA, node certificate and SCRAM users in {found.folder}"
+            )
+        return found
+
+    def _apply_acls(self, endpoints: Endpoints) -> None:
+        """The ACL table for the unprefixed topics (creating an existing ACL changes nothing)."""
+        from kafka import KafkaAdminClient
+
+        admin = KafkaAdminClient(
+            **self.kafka_security(), bootstrap_servers=endpoints.bootstrap_servers, request_timeout_ms=30_000
+        )
+        try:
+            count = kafka_acls.apply(admin, kafka_acls.grants())
+        finally:
+            admin.close()
+        self.report(f"kafka: {count} ACLs applied (docs/operations.md, Kafka security)")
+
     # up ---------------------------------------------------------------------------------------
     def up(self) -> Endpoints:
         """Start whatever is not running; leave running services alone."""
@@ -156,13 +202,20 @@ class Stack:
             # a cluster must boot together anyway: a controller quorum needs a majority to elect.
             kafka_names = self.kafka_names(records)
             missing = [n for n in (*kafka_names, schema_registry.NAME) if n not in records]
+            secure = self._prepare_secure(records)
             if missing:
                 java = find_java(self.settings.java_home)
                 plan = self._kafka_plan(kafka_names, records, last_ports, taken)
                 with ThreadPoolExecutor(max_workers=len(missing)) as pool:
                     futures = {
                         n: pool.submit(
-                            self._start_java_service, n, java, last_ports.get(n, {}), taken, plan.get(n)
+                            self._start_java_service,
+                            n,
+                            java,
+                            last_ports.get(n, {}),
+                            taken,
+                            plan.get(n),
+                            secure,
                         )
                         for n in missing
                     }
@@ -178,7 +231,10 @@ class Stack:
                         self._save(records, last_ports)
                     if errors:
                         raise errors[0]
-            return self._endpoints(records)
+            endpoints = self._endpoints(records)
+            if secure is not None and any(_is_kafka(n) for n in missing):
+                self._apply_acls(endpoints)
+            return endpoints
 
     def kafka_names(self, records: dict[str, ServiceRecord] | None = None) -> list[str]:
         """The Kafka nodes of this stack: as many as configured, and any a previous ``up`` recorded."""
@@ -245,8 +301,10 @@ class Stack:
         previous: dict[str, int],
         taken: set[int],
         plan: dict[str, Any] | None = None,
+        secure: kafka_secrets.KafkaSecrets | None = None,
     ) -> ServiceRecord:
         s = self.settings
+        security = self.kafka_security() if secure is not None else {}
         if _is_kafka(name):
             fetched = kafka_libs(s.cache_dir, s.kafka_version, s.log4j_version, s.kafka_home)
         else:
@@ -279,8 +337,11 @@ class Stack:
                     voters=plan["voters"],
                     nodes=plan["nodes"],
                     cluster_id=plan["cluster_id"],
+                    secure=secure,
                 )
-                waiter = kafka_broker.wait
+                waiter: Callable[[ServiceRecord, Any, float], float] = functools.partial(
+                    kafka_broker.wait, security=security
+                )
             else:
                 port = self._port(prev, "http", taken)
                 self.report(f"schema-registry: starting on 127.0.0.1:{port}")
@@ -314,6 +375,7 @@ class Stack:
             registry_url=registry.endpoints["url"],
             database_url=pg.endpoints["url"] if pg else None,
             registry_auth=schema_registry.admin_credentials(self.state_dir) if secured else None,
+            kafka_secrets_dir=str(self.state_dir / kafka_secrets.FOLDER) if self.secure else None,
         )
 
     def endpoints(self) -> Endpoints | None:
@@ -375,14 +437,14 @@ class Stack:
                     tree = [proc, *proc.children(recursive=True)]
                     rss = sum(p.memory_info().rss for p in tree) / 2**20
                 with contextlib.suppress(Exception):
-                    ready = _probe(name, rec)
+                    ready = _probe(name, rec, self.kafka_security() if _is_kafka(name) else {})
             out.append(ServiceStatus(name, proc is not None, ready, rec.pid, rec.endpoints, rss, rec.log))
         return out
 
 
-def _probe(name: str, rec: ServiceRecord) -> bool:
+def _probe(name: str, rec: ServiceRecord, security: dict[str, object]) -> bool:
     if _is_kafka(name):
-        return kafka_broker.probe(rec.endpoints["bootstrap"], rec.extra.get("node_id"))
+        return kafka_broker.probe(rec.endpoints["bootstrap"], rec.extra.get("node_id"), security)
     if name == schema_registry.NAME:
         return schema_registry.probe(rec.endpoints["url"])
     return postgres_cluster.probe(rec.ports["port"])

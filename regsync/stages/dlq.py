@@ -89,7 +89,7 @@ def entries(
 ) -> Iterator[DlqEntry]:
     """Scan the DLQ (read_committed) and yield the entries matching ``flt``."""
     codecs = bus.load_codecs(registry_url, topics)
-    for record in bus.scan(bootstrap, topics.rejected, {}):
+    for record in bus.scan(bootstrap, topics.rejected, {}, component="admin"):
         rejected = RejectedRecord.from_avro(codecs.rejected.decode(record.value))
         rule_ids = tuple(sorted({v.rule_id for v in rejected.violations}))
         uscc = (
@@ -136,7 +136,8 @@ def replay(
     replay_id = f"replay-{uuid.uuid4().hex[:12]}"
     if not dry_run and replayable:
         codecs = bus.load_codecs(registry_url, topics)
-        producer = bus.idempotent_producer(bootstrap)
+        # An operator's act: re-submitting to raw is the admin's, not a connector's.
+        producer = bus.idempotent_producer(bootstrap, "admin")
         try:
             futures = []
             for entry in replayable:

@@ -56,13 +56,17 @@ class ExtractSummary:
         return self.published + self.recovered + self.invalid
 
 
+#: The Kafka principal connectors log in as: write raw and the DLQ, read raw back to recover a crash.
+COMPONENT = "connector"
+
+
 def _recover(
     bootstrap: str, topic: str, source: str, offsets: dict[int, int]
 ) -> tuple[set[str], dict[int, int]]:
     """Event ids of ``source`` already on the topic past the committed offsets, and the end offsets now."""
-    stop = bus.end_offsets(bootstrap, topic)
+    stop = bus.end_offsets(bootstrap, topic, COMPONENT)
     seen: set[str] = set()
-    for record in bus.scan(bootstrap, topic, offsets, stop):
+    for record in bus.scan(bootstrap, topic, offsets, stop, component=COMPONENT):
         if bus.header(record, bus.HEADER_SOURCE) == source:
             event_id = bus.header(record, bus.HEADER_EVENT_ID)
             if event_id:
@@ -189,7 +193,7 @@ def _run(
     waiting: dict[str, str] = {}
     previous_as_of = store.previous_as_of(source, run_id)
     store.start_run(run_id, source, as_of)
-    producer = bus.idempotent_producer(bootstrap)
+    producer = bus.idempotent_producer(bootstrap, COMPONENT)
     try:
         found, offsets = _recover(bootstrap, topics.raw, source, saved.raw_offsets if saved.exists else {})
         already = saved.published_ahead | found

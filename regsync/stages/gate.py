@@ -135,6 +135,10 @@ def _same_partitioning(producer: KafkaProducer, consumer: KafkaConsumer, topics:
     return bool(raw) and all(o is not None and len(o) == len(raw) for o in outs)
 
 
+#: The Kafka principal the gate logs in as: read raw, write valid and rejected in its transactions.
+COMPONENT = "gate"
+
+
 def gate_transactional_id(topics: Topics, instance: int = 0) -> str:
     """Stable per gate instance, so a restarted gate fences its zombie predecessor."""
     return f"regsync-gate-{topics.prefix or 'default'}-{instance}"
@@ -177,9 +181,10 @@ def run_gate(
     store = StateStore(database_url)
     store.start_gate_run(run_id)
     counts = GateCounts()
-    consumer = KafkaConsumer(
+    consumer = bus.consumer(
+        bootstrap,
         topics.raw,
-        bootstrap_servers=bootstrap,
+        component=COMPONENT,
         group_id=group_id,
         enable_auto_commit=False,
         isolation_level="read_committed",
@@ -193,7 +198,7 @@ def run_gate(
         request_timeout_ms=40_000,
     )
     producer: KafkaProducer = bus.idempotent_producer(
-        bootstrap, transactional_id=gate_transactional_id(topics, instance)
+        bootstrap, COMPONENT, transactional_id=gate_transactional_id(topics, instance)
     )
     retries_left = TXN_RETRIES
     try:
@@ -239,7 +244,7 @@ def run_gate(
                 log.warning("gate %s: transaction failed (%s); retrying from committed offsets", run_id, exc)
                 bus.close_bounded(producer, timeout_s=5)
                 producer = bus.idempotent_producer(
-                    bootstrap, transactional_id=gate_transactional_id(topics, instance)
+                    bootstrap, COMPONENT, transactional_id=gate_transactional_id(topics, instance)
                 )
                 producer.init_transactions()
                 _rewind_to_committed(consumer)

@@ -39,6 +39,9 @@ from schemas.events import RegistrationEvent
 from schemas.month import DEFAULT_TIMEZONE, Month
 from sink.loader import LoadResult, PositionedEvent
 
+#: The Kafka principal the load logs in as (its ACLs: read valid and rejected, read raw's windows).
+COMPONENT = "loader"
+
 
 def positioned_events(
     registry_url: str, topics: Topics, records: Iterable[KafkaRecord]
@@ -174,14 +177,15 @@ def unjudged(bootstrap: str, topics: Topics, month: str, tz: str) -> dict[int, i
     read by timestamp (they need not be in order): any pushed before the month's end waits for the
     gate. Usually the gate is caught up and this reads nothing.
     """
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import TopicPartition
 
     _, end = Month.parse(month).bounds(tz)
     end_ms = int(end.timestamp() * 1000)
-    ends = bus.end_offsets(bootstrap, topics.raw)
+    ends = bus.end_offsets(bootstrap, topics.raw, COMPONENT)
     # A consumer that never subscribes only asks the group coordinator (it joins no group).
-    reader = KafkaConsumer(
-        bootstrap_servers=bootstrap,
+    reader = bus.consumer(
+        bootstrap,
+        component=COMPONENT,
         group_id=gate_group_id(topics),
         enable_auto_commit=False,
         request_timeout_ms=bus.REQUEST_TIMEOUT_MS,
@@ -194,7 +198,7 @@ def unjudged(bootstrap: str, topics: Topics, month: str, tz: str) -> dict[int, i
         bus.close_bounded(reader)
     start = {p: max(done[p] or 0, begins[tps[p]]) for p in ends}
     waiting: dict[int, int] = {}
-    scan = bus.scan(bootstrap, topics.raw, start, ends)
+    scan = bus.scan(bootstrap, topics.raw, start, ends, component=COMPONENT)
     with contextlib.closing(scan):
         for record in scan:
             if record.timestamp < end_ms:
@@ -220,14 +224,13 @@ def loaded_months(database_url: str, topic: str) -> dict[str, dict[int, tuple[in
 def low_water(bootstrap: str, database_url: str, topic: str) -> dict[int, int]:
     """Where the next load of ``topic`` starts scanning, per partition (the beginning where none is kept)."""
     import sqlalchemy as sa
-    from kafka import KafkaConsumer
 
     from regsync.bookkeeping.migrate import upgrade
     from regsync.bookkeeping.tables import load_low_water as lw
     from regsync.kafka.windows import topic_partitions
 
     upgrade(database_url)
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=bus.REQUEST_TIMEOUT_MS)
+    consumer = bus.consumer(bootstrap, component=COMPONENT, request_timeout_ms=bus.REQUEST_TIMEOUT_MS)
     try:
         begins = {
             tp.partition: off
@@ -289,9 +292,9 @@ def unloaded_before(bootstrap: str, database_url: str, topics: Topics, month: st
 
     upgrade(database_url)
     start = low_water(bootstrap, database_url, topics.valid)
-    ends = bus.end_offsets(bootstrap, topics.valid)
+    ends = bus.end_offsets(bootstrap, topics.valid, COMPONENT)
     selection = Selection(month, tz, loaded_months(database_url, topics.valid), ends, allow_gap=False)
-    scan = bus.scan(bootstrap, topics.valid, start, ends)
+    scan = bus.scan(bootstrap, topics.valid, start, ends, component=COMPONENT)
     with contextlib.closing(scan):
         for record in scan:
             selection.classify(record)
@@ -304,7 +307,7 @@ def _refuse_late_since(
     """Raise :class:`LateRecordError` for the first record of ``month`` past its manifest's ranges."""
     start, end = Month.parse(month).bounds(tz)
     lo, hi = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
-    scan = bus.scan(bootstrap, topic, {p: r[1] for p, r in ranges.items()})
+    scan = bus.scan(bootstrap, topic, {p: r[1] for p, r in ranges.items()}, component=COMPONENT)
     with contextlib.closing(scan):
         for record in scan:
             if lo <= record.timestamp < hi:
@@ -403,7 +406,7 @@ def _load_locked(
                 run_id=run_id,
                 tz=tz,
             )
-        ends = bus.end_offsets(bootstrap, topics.valid)
+        ends = bus.end_offsets(bootstrap, topics.valid, COMPONENT)
         start = low_water(bootstrap, database_url, topics.valid)
         loaded = loaded_months(database_url, topics.valid)
         if existing is not None:  # --replace: the month's own records may lie before today's low-water
@@ -411,7 +414,7 @@ def _load_locked(
             before = {int(p): int(r[0]) for p, r in existing["offset_ranges"].items()}
             start = {p: min(off, before.get(p, off)) for p, off in start.items()}
         selection = Selection(month, tz, loaded, ends, allow_gap=allow_gap)
-        scan = bus.scan(bootstrap, topics.valid, start, ends)
+        scan = bus.scan(bootstrap, topics.valid, start, ends, component=COMPONENT)
         # closing(): if the store fails mid-month, the scan's consumer is closed here and now, not by
         # the garbage collector (where its close hung for minutes: issue 13 item 7).
         with (

@@ -49,7 +49,7 @@ def trace(*, bootstrap: str, registry_url: str, database_url: str, topics: Topic
     codecs = bus.load_codecs(registry_url, topics)
     result = Trace(uscc.strip().upper())
     run_ids: set[str] = set()
-    for record in bus.scan(bootstrap, topics.raw, {}):
+    for record in bus.scan(bootstrap, topics.raw, {}, component="reports"):
         if record.key != key:
             continue
         event = RegistrationEvent.from_avro(codecs.raw.decode(record.value))
@@ -76,7 +76,7 @@ def trace(*, bootstrap: str, registry_url: str, database_url: str, topics: Topic
                 event.event_id,
             )
         )
-    for record in bus.scan(bootstrap, topics.valid, {}):
+    for record in bus.scan(bootstrap, topics.valid, {}, component="reports"):
         if record.key != key:
             continue
         event = RegistrationEvent.from_avro(codecs.valid.decode(record.value))
@@ -91,7 +91,7 @@ def trace(*, bootstrap: str, registry_url: str, database_url: str, topics: Topic
                 event.event_id,
             )
         )
-    for record in bus.scan(bootstrap, topics.rejected, {}):
+    for record in bus.scan(bootstrap, topics.rejected, {}, component="reports"):
         if record.key != key:
             continue
         rejected = RejectedRecord.from_avro(codecs.rejected.decode(record.value))

@@ -32,7 +32,10 @@ KILLS = 12
 
 
 def _env(stack, topics: Topics, database_url: str, source_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REGSYNC_")}
+    # The Kafka login stays (a secure session stack, REGSYNC_TEST_SECURE=1); everything else is explicit.
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("REGSYNC_") or k.startswith("REGSYNC_KAFKA__")
+    }
     env.update(
         REGSYNC_KAFKA_BOOTSTRAP=stack.bootstrap_servers,
         REGSYNC_REGISTRY_URL=stack.registry_url,
@@ -47,9 +50,11 @@ class _RawEnd:
     """How many records raw holds now, from one long-lived consumer (cheap enough to poll)."""
 
     def __init__(self, bootstrap: str, topic: str) -> None:
-        from kafka import KafkaConsumer, TopicPartition
+        from kafka import TopicPartition
 
-        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        from regsync.kafka import bus
+
+        self.consumer = bus.consumer(bootstrap, component="admin", enable_auto_commit=False)
         self.partitions = [TopicPartition(topic, p) for p in bus.end_offsets(bootstrap, topic)]
         assert self.partitions
 

@@ -76,7 +76,7 @@ def _raw_positions(p):
 def test_gate_routes_every_record_once_with_reasons(pipeline):
     run_extract(FaultyListConnector(rows(40)), as_of=AS_OF, batch_size=10, **pipeline)
     # A record that is not Avro at all must reach the DLQ too, not crash the gate.
-    producer = KafkaProducer(bootstrap_servers=pipeline["bootstrap"], acks="all")
+    producer = KafkaProducer(**bus.security("admin"), bootstrap_servers=pipeline["bootstrap"], acks="all")
     producer.send(pipeline["topics"].raw, key=b"garbage", value=b"\x00\x00\x00\x00\x01not avro").get(30)
     producer.close()
 

@@ -22,7 +22,10 @@ HERE = Path(__file__).parent
 
 
 def _env(stack, database_url, topics, **extra):
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("REGSYNC_")}
+    # The Kafka login stays (a secure session stack, REGSYNC_TEST_SECURE=1); everything else is explicit.
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith("REGSYNC_") or k.startswith("REGSYNC_KAFKA__")
+    }
     return clean | {
         "PYTHONPATH": str(HERE),
         "REGSYNC_KAFKA_BOOTSTRAP": stack.bootstrap_servers,
