@@ -642,10 +642,19 @@ def main(argv: list[str] | None = None) -> int:
                 profile_dir.mkdir(parents=True, exist_ok=True)
                 (profile_dir / ".gitignore").write_text("*\n", encoding="utf-8")  # binary, machine-bound
             flame_dir = PROFILES if args.flame else None
+            per_event_s: float | None = None  # seconds per event of the last scenario, for the estimate
             for label, events in args.scenario.items():
+                if per_event_s is not None:
+                    print(
+                        f"  (bench at {_elapsed()}; {label} should take about "
+                        f"{per_event_s * events / 60:.0f} min at the last scenario's pace)",
+                        flush=True,
+                    )
+                began = time.perf_counter()
                 results.append(
                     scenario(stack, endpoints, label, events, workdir, profile_dir, peer, flame_dir)
                 )
+                per_event_s = (time.perf_counter() - began) / events
             for label in piped_labels:
                 same = next((r for r in results if r["label"] == label), None)
                 piped.append(pipelined_scenario(endpoints, label, args.scenario[label], workdir, same))
