@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import html
 import json
 import os
 import platform
@@ -203,6 +204,8 @@ def run_stage(stack: Stack, cfg: dict[str, Any], workdir: Path, module: str = "b
     if proc.returncode != 0:
         raise RuntimeError(f"stage {cfg['stage']} of {cfg['label']} failed with exit code {proc.returncode}")
     figures = json.loads(out.read_text(encoding="utf-8"))
+    if cfg.get("flame"):
+        retitle(Path(cfg["flame"]), f"{cfg['stage']}, {cfg['events']:,} events")
     result = StageResult(
         stage=cfg["stage"],
         events=int(figures.pop("events")),
@@ -262,6 +265,19 @@ def flame_command(svg: Path) -> list[str]:
         "--nonblocking",
         "--",
     ]
+
+
+def retitle(svg: Path, what: str) -> None:
+    """Replace the flame graph's title (py-spy puts the whole command line there, the stage's
+    config with its endpoints and database URL included) by the options and the stage."""
+    text = svg.read_text(encoding="utf-8")
+    title = html.escape(f"py-spy record --threads --idle --rate 100 --nonblocking -- bench.stages ({what})")
+    svg.write_text(
+        re.sub(
+            r'(<text id="title"[^>]*>).*?(</text>)', lambda m: m[1] + title + m[2], text, count=1, flags=re.S
+        ),
+        encoding="utf-8",
+    )
 
 
 def stop_watchdog(pid: int) -> None:

@@ -54,3 +54,18 @@ def test_extract_ratio_by_cpu_is_net_of_the_source_cpu():
     ratios = _summarise("t", 1000, stages, 30.0, profiled=False)["ratios"]
     assert ratios["extract_vs_raw_produce"] == 0.2  # 1000/5 s net against 1000/1 s
     assert ratios["extract_vs_raw_produce_by_cpu"] == 0.5  # 2 ms against (8 - 4) ms of CPU per event
+
+
+def test_retitle_drops_the_command_line_with_its_urls(tmp_path):
+    from bench.run import retitle
+
+    svg = tmp_path / "extract-100k.svg"
+    svg.write_text(
+        '<svg><text id="title" x="50%">py-spy record -- python -m bench.stages '
+        '{"database_url": "postgresql://u:secret@127.0.0.1:5432/x"}</text><text>frame</text></svg>',
+        encoding="utf-8",
+    )
+    retitle(svg, "extract, 100,000 events")
+    text = svg.read_text(encoding="utf-8")
+    assert "secret" not in text and "127.0.0.1" not in text
+    assert "(extract, 100,000 events)</text><text>frame</text>" in text
