@@ -24,7 +24,8 @@ Every stage runs in its own process (:mod:`bench.stages`); its peak RSS and CPU 
 ``wait4``. The CPU seconds the broker, the registry and PostgreSQL spent during each stage are read
 from their process trees. Results: a table on stdout, ``bench/results/<UTC timestamp>.json`` and
 ``bench/results/latest.json``. ``--profile`` runs the stages under cProfile (slower: use it to find
-hot spots, not for figures) and prints each stage's top functions.
+hot spots, not for figures) and prints each stage's top functions; ``--flame`` runs extract, gate and
+load under py-spy and writes SVG flame graphs of every thread to ``bench/profiles/`` (``make profile``).
 """
 
 from __future__ import annotations
