@@ -79,10 +79,14 @@ SCENARIO ?= all
 BENCH_ARGS ?=
 
 .PHONY: bench
-bench: bootstrap-demo ## Benchmark the pipeline on a real stack it starts itself (SCENARIO=100k|1m|all; all ≈ 18 min)
+bench: bootstrap-demo ## Benchmark the pipeline on a real stack it starts itself (SCENARIO=100k|1m|all; all ≈ 35 min)
 	$(PY) -m bench.codec
 	$(PY) -m bench.run --scenario $(SCENARIO) $(BENCH_ARGS)
 	$(PY) -m bench.gate_scaling
+
+.PHONY: profile
+profile: bootstrap-demo ## py-spy flame graphs of extract, gate and load at 100k → bench/profiles/*.svg
+	$(PY) -m bench.run --scenario 100k --flame --no-peer --pipelined none --no-save $(BENCH_ARGS)
 
 CHAOS_ARGS ?=
 

@@ -24,13 +24,15 @@ Every stage runs in its own process (:mod:`bench.stages`); its peak RSS and CPU 
 ``wait4``. The CPU seconds the broker, the registry and PostgreSQL spent during each stage are read
 from their process trees. Results: a table on stdout, ``bench/results/<UTC timestamp>.json`` and
 ``bench/results/latest.json``. ``--profile`` runs the stages under cProfile (slower: use it to find
-hot spots, not for figures) and prints each stage's top functions.
+hot spots, not for figures) and prints each stage's top functions; ``--flame`` runs extract, gate and
+load under py-spy and writes SVG flame graphs of every thread to ``bench/profiles/`` (``make profile``).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import html
 import json
 import os
 import platform
@@ -58,6 +60,8 @@ from regsync.settings import StackSettings  # noqa: E402
 from regsync.stack.launcher import Endpoints, Stack  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
+PROFILES = ROOT / "bench" / "profiles"
+STARTED = time.perf_counter()
 SCENARIOS = {"100k": 100_000, "1m": 1_000_000}
 MONTH = "2026-01"
 AS_OF = "2026-01-31T15:00:00+00:00"  # 23:00 in Shanghai: every record is pushed in MONTH
@@ -181,10 +185,14 @@ def run_stage(stack: Stack, cfg: dict[str, Any], workdir: Path, module: str = "b
     out = workdir / f"{cfg['label']}-{cfg['stage']}.json"
     cfg = {**cfg, "out": str(out)}
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    print(f"  -> {cfg['label']} {cfg['stage']} (bench at {_elapsed()})", flush=True)
     before = service_cpu(stack)
     load_before = os.getloadavg()
     began = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", module, json.dumps(cfg)], cwd=ROOT, env=env)
+    command = [sys.executable, "-m", module, json.dumps(cfg)]
+    if cfg.get("flame"):
+        command = flame_command(Path(cfg["flame"])) + command
+    proc = subprocess.Popen(command, cwd=ROOT, env=env)
     try:
         _, status, usage = os.wait4(proc.pid, 0)
     except BaseException:
@@ -197,6 +205,8 @@ def run_stage(stack: Stack, cfg: dict[str, Any], workdir: Path, module: str = "b
     if proc.returncode != 0:
         raise RuntimeError(f"stage {cfg['stage']} of {cfg['label']} failed with exit code {proc.returncode}")
     figures = json.loads(out.read_text(encoding="utf-8"))
+    if cfg.get("flame"):
+        retitle(Path(cfg["flame"]), f"{cfg['stage']}, {cfg['events']:,} events")
     result = StageResult(
         stage=cfg["stage"],
         events=int(figures.pop("events")),
@@ -222,6 +232,53 @@ def run_stage(stack: Stack, cfg: dict[str, Any], workdir: Path, module: str = "b
         print(f"  --- cProfile of {cfg['stage']} ({cfg['profile']}), top by own time ---")
         stats.sort_stats("tottime").print_stats(20)
     return result
+
+
+def _elapsed() -> str:
+    """Minutes and seconds since the bench started, for the progress lines."""
+    seconds = int(time.perf_counter() - STARTED)
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def flame_command(svg: Path) -> list[str]:
+    """py-spy in front of a stage: a sampled SVG flame graph, one row of stacks per thread.
+
+    Sampling from outside (a separate process reading the stage's memory) costs the stage far less
+    than cProfile's per-call hooks, and it sees every thread: kafka-python's sender and consumer
+    fetch threads as well as the main loop. ``--idle`` keeps the threads' waits in the picture, so
+    a stage that blocks on the broker or PostgreSQL shows it; ``--nonblocking`` leaves the stage
+    running while it is read. The figures of a profiled run are still not for the tables.
+    """
+    spy = Path(sys.executable).with_name("py-spy")
+    if not spy.exists():
+        raise SystemExit(f"--flame needs py-spy ({spy} is missing): uv sync --extra dev")
+    return [
+        str(spy),
+        "record",
+        "--output",
+        str(svg),
+        "--format",
+        "flamegraph",
+        "--threads",
+        "--idle",
+        "--rate",
+        "100",
+        "--nonblocking",
+        "--",
+    ]
+
+
+def retitle(svg: Path, what: str) -> None:
+    """Replace the flame graph's title (py-spy puts the whole command line there, the stage's
+    config with its endpoints and database URL included) by the options and the stage."""
+    text = svg.read_text(encoding="utf-8")
+    title = html.escape(f"py-spy record --threads --idle --rate 100 --nonblocking -- bench.stages ({what})")
+    svg.write_text(
+        re.sub(
+            r'(<text id="title"[^>]*>).*?(</text>)', lambda m: m[1] + title + m[2], text, count=1, flags=re.S
+        ),
+        encoding="utf-8",
+    )
 
 
 def stop_watchdog(pid: int) -> None:
@@ -277,9 +334,10 @@ def scenario(
     workdir: Path,
     profile_dir: Path | None,
     peer: dict[str, Any] | None = None,
+    flame_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Extract, gate and load ``events`` events, the three baselines over the same data, then the peer."""
-    print(f"\n== scenario {label}: {events:,} events ==", flush=True)
+    print(f"\n== scenario {label}: {events:,} events (bench at {_elapsed()}) ==", flush=True)
     base = {
         **prepare(endpoints, label),
         "label": label,
@@ -296,6 +354,8 @@ def scenario(
             cfg["expected"] = stages["gate"].figures["valid"]
         if profile_dir is not None:
             cfg["profile"] = str(profile_dir / f"{label}-{stage}.prof")
+        if flame_dir is not None:
+            cfg["flame"] = str(flame_dir / f"{stage}-{label}.svg")
         stages[stage] = run_stage(stack, cfg, workdir)
     end_to_end = time.perf_counter() - began
     check = stages["load"]
@@ -319,7 +379,9 @@ def scenario(
         stages["connect"] = run_stage(stack, cfg, workdir, module="bench.peers.connect")
         if stages["connect"].events != stages["gate"].figures["valid"]:
             raise RuntimeError(f"{label}: Connect wrote {stages['connect'].events} rows")
-    return _summarise(label, events, stages, end_to_end, profiled=profile_dir is not None)
+    return _summarise(
+        label, events, stages, end_to_end, profiled=profile_dir is not None or flame_dir is not None
+    )
 
 
 def _summarise(
@@ -329,8 +391,13 @@ def _summarise(
     produce, consume, cp = stages["raw_produce"], stages["raw_consume"], stages["copy"]
     extract_net = ex.events / max(ex.seconds - ex.figures["source_seconds"], 1e-9)
     transport = produce.events / (produce.seconds + consume.seconds / consume.events * produce.events)
+    # CPU per event in the timed sections, net of the source's own CPU: steadier than wall time
+    # when other work shares the cores (the wall ratios above are what the issue's targets name).
+    produce_cpu = produce.figures["timed_cpu_s"] / produce.events
+    extract_cpu = (ex.figures["timed_cpu_s"] - ex.figures["source_cpu_s"]) / ex.events
     ratios = {
         "extract_vs_raw_produce": extract_net / produce.rate,
+        "extract_vs_raw_produce_by_cpu": produce_cpu / max(extract_cpu, 1e-12),
         "extract_with_source_vs_raw_produce": ex.rate / produce.rate,
         "gate_vs_produce_plus_consume": gt.rate / transport,
         "load_vs_copy": ld.rate / cp.rate,
@@ -402,13 +469,15 @@ def table(results: list[dict[str, Any]]) -> str:
         )
     lines.append("")
     lines.append(
-        f"{'scenario':<9}{'extract/produce':>17}{'(with source)':>15}{'gate/(prod+cons)':>18}{'load/COPY':>11}"
+        f"{'scenario':<9}{'extract/produce':>17}{'(by CPU)':>10}{'(with source)':>15}{'gate/(prod+cons)':>18}"
+        f"{'load/COPY':>11}"
         f"{'load/Connect':>14}{'Connect/COPY':>14}"
     )
     for r in results:
         q = r["ratios"]
         lines.append(
-            f"{r['label']:<9}{q['extract_vs_raw_produce']:>17.2f}{q['extract_with_source_vs_raw_produce']:>15.2f}"
+            f"{r['label']:<9}{q['extract_vs_raw_produce']:>17.2f}{_ratio(q, 'extract_vs_raw_produce_by_cpu'):>10}"
+            f"{q['extract_with_source_vs_raw_produce']:>15.2f}"
             f"{q['gate_vs_produce_plus_consume']:>18.2f}{q['load_vs_copy']:>11.2f}"
             f"{_ratio(q, 'load_vs_connect'):>14}{_ratio(q, 'connect_vs_copy'):>14}"
         )
@@ -421,7 +490,11 @@ def pipelined_scenario(
     """:mod:`bench.pipelined` on its own topics and database; beside the sequential run of that size."""
     from bench import pipelined
 
-    print(f"\n== pipelined {label}: {events:,} events of {MONTH}, the next month streaming in ==", flush=True)
+    print(
+        f"\n== pipelined {label}: {events:,} events of {MONTH}, the next month streaming in "
+        f"(bench at {_elapsed()}) ==",
+        flush=True,
+    )
     base = {
         **prepare(endpoints, f"{label}p"),
         "label": f"{label}p",
@@ -532,6 +605,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--profile", action="store_true", help="cProfile every stage (slower figures)")
     parser.add_argument(
+        "--flame",
+        action="store_true",
+        help="py-spy flame graphs of extract, gate and load into bench/profiles/ (figures not for tables)",
+    )
+    parser.add_argument(
         "--no-save", action="store_true", help="print only; write nothing under bench/results"
     )
     parser.add_argument(
@@ -580,8 +658,20 @@ def main(argv: list[str] | None = None) -> int:
                 profile_dir = RESULTS / "profiles"
                 profile_dir.mkdir(parents=True, exist_ok=True)
                 (profile_dir / ".gitignore").write_text("*\n", encoding="utf-8")  # binary, machine-bound
+            flame_dir = PROFILES if args.flame else None
+            per_event_s: float | None = None  # seconds per event of the last scenario, for the estimate
             for label, events in args.scenario.items():
-                results.append(scenario(stack, endpoints, label, events, workdir, profile_dir, peer))
+                if per_event_s is not None:
+                    print(
+                        f"  (bench at {_elapsed()}; {label} should take about "
+                        f"{per_event_s * events / 60:.0f} min at the last scenario's pace)",
+                        flush=True,
+                    )
+                began = time.perf_counter()
+                results.append(
+                    scenario(stack, endpoints, label, events, workdir, profile_dir, peer, flame_dir)
+                )
+                per_event_s = (time.perf_counter() - began) / events
             for label in piped_labels:
                 same = next((r for r in results if r["label"] == label), None)
                 piped.append(pipelined_scenario(endpoints, label, args.scenario[label], workdir, same))
@@ -603,7 +693,7 @@ def main(argv: list[str] | None = None) -> int:
             "extract_batch_size": 500,
             "gate_max_poll_records": 2000,
             "load_chunk_size": 1000,
-            "profiled": args.profile,
+            "profiled": args.profile or args.flame,
             "source": "bench.source.SyntheticConnector (distinct institutions and addresses, seed 0)",
         },
         "scenarios": results,

@@ -169,7 +169,12 @@ class Connector(ABC):
 
     @abstractmethod
     def batches(self, state: Mapping[str, Any], ctx: ExtractContext) -> Iterator[Batch]:
-        """Yield batches in cursor order, each with the state to commit after it is published."""
+        """Yield batches in cursor order, each with the state to commit after it is published.
+
+        Extract asks for the next batch while the broker still acknowledges the one before (its
+        state is not committed yet): a yielded batch's state must not be changed afterwards, and
+        nothing after a ``yield`` may assume that batch was committed.
+        """
 
     def take(self, batch: Batch, record_id: str, row: Any, make: Callable[[], Made], label: str = "") -> None:
         """Account for one row in ``batch``: an event, not childcare (``make`` gives None), or the DLQ."""

@@ -3,7 +3,9 @@
 Per batch: encode every event, send with the idempotent producer (key = USCC, timestamp = the
 push instant of :func:`push_stamp`, headers = source/event id/run id), flush, resolve *every* future (a
 failed send raises; nothing is fire-and-forget), and only then commit the connector's state with
-the offsets reached. A crash between the acknowledgement and the commit re-reads that batch on
+the offsets reached. The next batch is read and encoded while the broker acknowledges the one
+sent (issue 12), but it is sent only after that one's commit: at most one batch is ever on the
+topic ahead of the cursor, as before. A crash between the acknowledgement and the commit re-reads that batch on
 restart; the recovery scan finds the event ids already on the topic past the last committed
 offsets and does not send them again, so the topic holds each event id once. What the scan found
 is committed (``published_ahead``, with the offsets scanned to) before anything more is sent, and
@@ -148,6 +150,128 @@ def _metric_counts(counts: RunCounts) -> metrics.ExtractCounts:
     )
 
 
+@dataclass(slots=True)
+class _Ready:
+    """A batch encoded and checked, not sent yet."""
+
+    batch: Batch
+    values: list[tuple[bytes | None, bytes, bytes, int]]  # key, value, event id (UTF-8), push stamp (ms)
+    invalid: list[InvalidRecord]
+    covered: set[str]  # ids of this batch that an earlier run had already put on the topic
+    recovered: int  # events of this batch skipped for that reason
+
+
+@dataclass(slots=True)
+class _Sent:
+    """A batch handed to the producer: the futures to resolve before its state may be committed."""
+
+    batch: Batch
+    futures: list[Any]
+    dlq: list[Any]
+    covered: set[str]
+    recovered: int
+
+
+@dataclass(slots=True)
+class _Run:
+    """What stays the same for every batch of a run, worked out once (headers, topic names, clock)."""
+
+    source: str
+    run_id: str
+    topics: Topics
+    as_of: datetime
+    previous_as_of: datetime | None  # the floor of every push stamp (push_stamp)
+    codecs: bus.Codecs
+    producer: Any
+    connector: Connector
+    raw_topic: str = ""
+    source_header: tuple[str, bytes] = ("", b"")
+    run_header: tuple[str, bytes] = ("", b"")
+
+    def __post_init__(self) -> None:
+        self.raw_topic = self.topics.raw
+        self.source_header = (bus.HEADER_SOURCE, self.source.encode("utf-8"))
+        self.run_header = (bus.HEADER_RUN_ID, self.run_id.encode("utf-8"))
+
+    def prepare(self, batch: Batch, already: set[str]) -> _Ready:
+        """Encode the batch's events (or name them for the DLQ); skip what is on the topic already."""
+        values: list[tuple[bytes | None, bytes, bytes, int]] = []
+        surfaced, previous_as_of, as_of = batch.surfaced, self.previous_as_of, self.as_of
+        covered: set[str] = set()
+        recovered = 0
+        invalid = list(batch.invalid)
+        for event in batch.events:
+            event_id = event.event_id
+            if event_id in already:
+                recovered += 1
+                covered.add(event_id)
+                continue
+            value = _encode(self.codecs, event, self.source, invalid)
+            if value is not None:
+                stamp = push_stamp(surfaced.get(event_id), previous_as_of, as_of)
+                values.append((event.kafka_key, value, event_id.encode("utf-8"), stamp))
+        return _Ready(batch, values, invalid, covered, recovered)
+
+    def publish(self, ready: _Ready) -> _Sent:
+        """Hand the batch to the producer (events, then its DLQ records) without waiting for the broker."""
+        send, topic = self.producer.send, self.raw_topic
+        source_header, run_header = self.source_header, self.run_header
+        futures = [
+            send(
+                topic,
+                key=key,
+                value=value,
+                timestamp_ms=stamp,
+                headers=[source_header, (bus.HEADER_EVENT_ID, event_id), run_header],
+            )
+            for key, value, event_id, stamp in ready.values
+        ]
+        dlq = []
+        for bad in ready.invalid:
+            record = _rejected_for(bad, self.source, self.run_id, self.raw_topic, self.as_of, self.connector)
+            dlq.append(
+                send(
+                    self.topics.rejected,
+                    key=record.key,
+                    value=self.codecs.rejected.encode(record.value.to_avro()),
+                    timestamp_ms=record.timestamp_ms,  # the as-of, like the raw records of the run
+                    headers=record.headers,
+                )
+            )
+        return _Sent(ready.batch, futures, dlq, ready.covered, ready.recovered)
+
+    def settle(
+        self,
+        sent: _Sent,
+        store: StateStore,
+        offsets: dict[int, int],
+        counts: RunCounts,
+        already: set[str],
+        waiting: dict[str, str],
+        progress: Progress | None,
+    ) -> None:
+        """Wait for every record of the batch to be acknowledged, then commit its state and offsets."""
+        self.producer.flush()  # only this batch is in the producer: the next one is not sent yet
+        for future in sent.futures:
+            meta = future.get(timeout=60)  # raises if the broker refused: never fire-and-forget
+            offsets[meta.partition] = max(offsets.get(meta.partition, 0), meta.offset + 1)
+        for future in sent.dlq:
+            future.get(timeout=60)
+        crash_point("extract.after_ack")  # acknowledged, cursor not yet committed
+        batch = sent.batch
+        counts.read += batch.read
+        counts.recovered += sent.recovered
+        counts.not_childcare += batch.not_childcare
+        counts.published += len(sent.futures)
+        counts.invalid += len(sent.dlq)
+        waiting.update(batch.notes)
+        already -= sent.covered  # behind the cursor once this commit lands: never read again
+        store.commit(self.source, self.run_id, batch.state, offsets, counts, already)
+        crash_point("extract.after_commit")
+        if progress is not None:
+            progress(batch, counts)
+
+
 def run_extract(
     connector: Connector,
     *,
@@ -201,62 +325,24 @@ def _run(
         # the cursor except what `already` holds — committed, so a kill from here on keeps it.
         store.commit(source, run_id, saved.state, offsets, counts, already)
         ctx = ExtractContext(extracted_at=as_of, run_id=run_id, batch_size=batch_size)
-        for batch in connector.batches(saved.state, ctx):
-            futures = []
-            covered = set()
-            invalid = list(batch.invalid)
-            for event in batch.events:
-                if event.event_id in already:
-                    counts.recovered += 1
-                    covered.add(event.event_id)
-                    continue
-                value = _encode(codecs, event, source, invalid)
-                if value is None:
-                    continue
-                futures.append(
-                    producer.send(
-                        topics.raw,
-                        key=event.kafka_key,
-                        value=value,
-                        timestamp_ms=push_stamp(batch.surfaced.get(event.event_id), previous_as_of, as_of),
-                        headers=bus.headers(
-                            [
-                                (bus.HEADER_SOURCE, source),
-                                (bus.HEADER_EVENT_ID, event.event_id),
-                                (bus.HEADER_RUN_ID, run_id),
-                            ]
-                        ),
-                    )
-                )
-            dlq = []
-            for bad in invalid:
-                record = _rejected_for(bad, source, run_id, topics.raw, as_of, connector)
-                dlq.append(
-                    producer.send(
-                        topics.rejected,
-                        key=record.key,
-                        value=codecs.rejected.encode(record.value.to_avro()),
-                        timestamp_ms=record.timestamp_ms,  # the as-of, like the raw records of the run
-                        headers=record.headers,
-                    )
-                )
-            producer.flush()
-            for future in futures:
-                meta = future.get(timeout=60)  # raises if the broker refused: never fire-and-forget
-                offsets[meta.partition] = max(offsets.get(meta.partition, 0), meta.offset + 1)
-            for future in dlq:
-                future.get(timeout=60)
-            crash_point("extract.after_ack")  # acknowledged, cursor not yet committed
-            counts.read += batch.read
-            counts.not_childcare += batch.not_childcare
-            counts.published += len(futures)
-            counts.invalid += len(dlq)
-            waiting.update(batch.notes)
-            already -= covered  # behind the cursor once this commit lands: never read again
-            store.commit(source, run_id, batch.state, offsets, counts, already)
-            crash_point("extract.after_commit")
-            if progress is not None:
-                progress(batch, counts)
+        run = _Run(source, run_id, topics, as_of, previous_as_of, codecs, producer, connector)
+        batches = iter(connector.batches(saved.state, ctx))
+        sent: _Sent | None = None  # published, not acknowledged yet: at most one batch
+        while True:
+            try:
+                batch = next(batches, None)
+                # Encoding the next batch overlaps the broker's round trip for the one in flight.
+                ready = None if batch is None else run.prepare(batch, already)
+            except Exception:
+                if sent is not None:  # what was sent before the source failed is committed, as before
+                    run.settle(sent, store, offsets, counts, already, waiting, progress)
+                raise
+            if sent is not None:
+                run.settle(sent, store, offsets, counts, already, waiting, progress)
+                sent = None
+            if ready is None:
+                break
+            sent = run.publish(ready)
     except BaseException as exc:
         bus.close_bounded(producer, timeout_s=5)
         store.finish_run(run_id, counts, error=f"{type(exc).__name__}: {exc}")

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from listsource import ListConnector, rows
 
+from connectors.base import RetriableSourceError
 from regsync.bookkeeping.state import StateStore
 from regsync.kafka import bus
 from regsync.kafka.topics import Topics, ensure_topics
@@ -73,6 +74,39 @@ def test_extract_publishes_confirms_and_commits(pipeline):
     third = run_extract(ListConnector(data + late), as_of=AS_OF, batch_size=5, **pipeline)
     assert third.published == 1
     assert len(_raw_events(pipeline)) == 24
+
+
+class _FailsAfter(ListConnector):
+    """Yields ``good`` batches, then the source fails (issue 12: the next batch is read ahead)."""
+
+    def __init__(self, data, good: int) -> None:
+        super().__init__(data)
+        self.good = good
+
+    def batches(self, state, ctx):
+        for number, batch in enumerate(super().batches(state, ctx), start=1):
+            if number > self.good:
+                raise RetriableSourceError("listsource: HTTP 503 on the next page")
+            yield batch
+
+
+def test_a_source_failing_mid_run_still_commits_the_batch_already_sent(pipeline):
+    """The batch in flight while the next one is read is acknowledged and committed before the error."""
+    data = rows(20)
+    with pytest.raises(RetriableSourceError):
+        run_extract(_FailsAfter(data, good=2), as_of=AS_OF, batch_size=4, **pipeline)
+    store = StateStore(pipeline["database_url"])
+    saved = store.load("listsource")
+    runs = store.runs("listsource")
+    store.dispose()
+    assert sum(saved.raw_offsets.values()) == 8  # both batches, the second committed on the way out
+    assert runs[0]["status"] == "failed" and runs[0]["published"] == 8
+    assert len(_raw_events(pipeline)) == 8
+
+    again = run_extract(ListConnector(data), as_of=AS_OF, batch_size=4, **pipeline)
+    assert (again.published, again.recovered) == (12, 0)  # nothing re-read, nothing lost
+    ids = Counter(e.event_id for _, e in _raw_events(pipeline))
+    assert len(ids) == 20 and max(ids.values()) == 1
 
 
 def _script(pipeline, n: int = 20) -> str:

@@ -24,3 +24,48 @@ def test_pipelined_none_or_named_scenarios():
 def test_scenario_sizes():
     assert parse_events("all") == SCENARIOS
     assert parse_events("20k") == {"20k": 20_000}
+
+
+def test_flame_puts_py_spy_in_front_with_threads_and_the_svg():
+    from pathlib import Path
+
+    from bench.run import flame_command
+
+    command = flame_command(Path("/tmp/x/extract-100k.svg"))
+    assert Path(command[0]).name == "py-spy" and command[1] == "record"
+    assert command[command.index("--output") + 1] == "/tmp/x/extract-100k.svg"
+    assert "--threads" in command and command[-1] == "--"
+
+
+def test_extract_ratio_by_cpu_is_net_of_the_source_cpu():
+    from bench.run import StageResult, _summarise
+
+    def stage(name: str, events: int, seconds: float, **figures: float) -> StageResult:
+        return StageResult(name, events, seconds, seconds, 90.0, seconds, {}, dict(figures))
+
+    stages = {
+        "extract": stage("extract", 1000, 10.0, source_seconds=5.0, timed_cpu_s=8.0, source_cpu_s=4.0),
+        "gate": stage("gate", 1000, 10.0),
+        "load": stage("load", 1000, 10.0),
+        "raw_produce": stage("raw_produce", 1000, 1.0, timed_cpu_s=2.0),
+        "raw_consume": stage("raw_consume", 1000, 1.0),
+        "copy": stage("copy", 1000, 1.0),
+    }
+    ratios = _summarise("t", 1000, stages, 30.0, profiled=False)["ratios"]
+    assert ratios["extract_vs_raw_produce"] == 0.2  # 1000/5 s net against 1000/1 s
+    assert ratios["extract_vs_raw_produce_by_cpu"] == 0.5  # 2 ms against (8 - 4) ms of CPU per event
+
+
+def test_retitle_drops_the_command_line_with_its_urls(tmp_path):
+    from bench.run import retitle
+
+    svg = tmp_path / "extract-100k.svg"
+    svg.write_text(
+        '<svg><text id="title" x="50%">py-spy record -- python -m bench.stages '
+        '{"database_url": "postgresql://u:secret@127.0.0.1:5432/x"}</text><text>frame</text></svg>',
+        encoding="utf-8",
+    )
+    retitle(svg, "extract, 100,000 events")
+    text = svg.read_text(encoding="utf-8")
+    assert "secret" not in text and "127.0.0.1" not in text
+    assert "(extract, 100,000 events)</text><text>frame</text>" in text
