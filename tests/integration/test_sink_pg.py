@@ -165,3 +165,28 @@ def test_exports_and_filing_gap_on_postgres(pg, tmp_path):
             sa.select(sa.func.count()).select_from(institutions).where(institutions.c.status == "ACTIVE")
         ).scalar_one()
     assert report.totals == {"登记未备案": active - 5, "备案未登记": 0}
+
+
+def test_staged_upsert_empties_its_stage_per_call_and_drops_it_at_commit(pg):
+    """The roster upsert COPYs into a temporary stage: a second call in the same transaction must not
+    re-apply the first call's rows, and nothing of the stage outlives the transaction."""
+    from dataclasses import replace
+
+    from sink.fold import fold
+    from sink.store import upsert
+
+    a, b = (fold(None, make_event(uscc_for(n), EventType.ESTABLISHED, date(2025, 3, 2))) for n in (1, 2))
+    stage = sa.text("SELECT to_regclass('pg_temp.regsync_stage_institutions') IS NOT NULL")
+    with pg.begin() as conn:
+        upsert(conn, institutions, [a.to_row(), b.to_row()], key=["uscc"])
+        assert conn.execute(stage).scalar_one()
+        conn.execute(sa.update(institutions).where(institutions.c.uscc == b.uscc).values(name="改过"))
+        upsert(conn, institutions, [replace(a, name="甲").to_row()], key=["uscc"])
+        names = dict(conn.execute(sa.select(institutions.c.uscc, institutions.c.name)).all())
+    assert names == {a.uscc: "甲", b.uscc: "改过"}  # b was not upserted again by the second call
+    with pg.begin() as conn:
+        assert not conn.execute(stage).scalar_one()  # dropped at commit
+        upsert(conn, institutions, [replace(b, name="乙").to_row()], key=["uscc"])
+    with pg.connect() as conn:
+        names = dict(conn.execute(sa.select(institutions.c.uscc, institutions.c.name)).all())
+    assert names == {a.uscc: "甲", b.uscc: "乙"}
