@@ -147,7 +147,7 @@ def replay(
                     producer.send(
                         topics.raw,
                         key=event.kafka_key,
-                        value=codecs.raw.encode(event.to_avro()),
+                        value=codecs.raw.encode(event.to_wire()),
                         timestamp_ms=int(as_of.timestamp() * 1000),
                         headers=bus.headers(
                             [

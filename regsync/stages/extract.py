@@ -125,7 +125,7 @@ def _encode(codecs: bus.Codecs, event: Any, source: str, invalid: list[InvalidRe
     """
     where = f"{source}: record {event.lineage.source_record_id}"
     try:
-        value: bytes = codecs.raw.encode(event.to_avro())
+        value: bytes = codecs.raw.encode(event.to_wire())
     except Exception as exc:
         reason = f"{where}: the event does not fit the contract ({type(exc).__name__}: {exc})"
         invalid.append(InvalidRecord.of(event.lineage.source_record_id, _as_dict(event), reason))
