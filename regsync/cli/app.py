@@ -13,13 +13,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from typer.core import TyperGroup
 
+from regsync.cli.output import console, progress
 from regsync.failures import classify
-
-console = Console(stderr=True)
-out = Console()
 
 
 class _Handled(TyperGroup):
@@ -47,7 +44,6 @@ app = typer.Typer(
     help="Sync childcare-institution (托育机构) registrations from registrars to county health departments.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
 )
 
 _debug = False
@@ -77,6 +73,12 @@ def _options(
             help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics while the command runs (gate --forever).",
         ),
     ] = None,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", help="No progress on stderr (results, warnings and errors still print)."
+        ),
+    ] = False,
     metrics_textfile_dir: Annotated[
         Path | None,
         typer.Option(
@@ -89,6 +91,7 @@ def _options(
     """Sync childcare-institution (托育机构) registrations from registrars to county health departments."""
     global _debug
     _debug = debug
+    progress.quiet = quiet
     from regsync import logs, metrics
 
     try:

@@ -64,3 +64,16 @@ AsOf = Annotated[
 ReportMonth = Annotated[
     str, typer.Option("--month", "-m", help="The month pushed, YYYY-MM (load it first).", callback=_month_arg)
 ]
+
+
+def _uscc_arg(value: str | None) -> str | None:
+    """Check a USCC before anything connects, naming the failing position (``schemas.uscc`` knows it)."""
+    if value is None:
+        return None
+    from schemas.uscc import Severity, parse
+
+    result = parse(value)
+    if not result.is_valid:
+        why = "; ".join(f.message for f in result.findings if f.severity is Severity.ERROR)
+        raise typer.BadParameter(f"not a valid USCC {result.code!r}: {why}")
+    return result.code

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from regsync.cli.app import app, console, out
-from regsync.cli.args import AsOf, _as_of, _month_arg
+from regsync.cli.app import app
+from regsync.cli.args import AsOf, _as_of, _month_arg, _uscc_arg
+from regsync.cli.output import CsvOpt, JsonOpt, console, emit_csv, emit_json, out, step
 from regsync.settings import get_settings
 
 if TYPE_CHECKING:
@@ -19,7 +20,15 @@ app.add_typer(dlq_app, name="dlq")
 
 
 @app.command("trace")
-def trace_cmd(uscc: Annotated[str, typer.Argument(help="The institution's 统一社会信用代码.")]) -> None:
+def trace_cmd(
+    uscc: Annotated[
+        str,
+        typer.Argument(
+            metavar="USCC", help="The institution's 统一社会信用代码 (18 characters).", callback=_uscc_arg
+        ),
+    ],
+    json_out: JsonOpt = False,
+) -> None:
     """One institution's way through the system: source, extraction, raw, gate, load, store, package."""
     from regsync import endpoints
     from regsync.kafka.topics import topics_from
@@ -27,13 +36,29 @@ def trace_cmd(uscc: Annotated[str, typer.Argument(help="The institution's 统一
 
     settings = get_settings()
     services = endpoints.resolve(settings)
-    found = trace(
-        bootstrap=services.bootstrap_servers,
-        registry_url=services.registry_url,
-        database_url=services.database_url,
-        topics=topics_from(settings),
-        uscc=uscc,
-    )
+    with step(f"trace {uscc}"):
+        found = trace(
+            bootstrap=services.bootstrap_servers,
+            registry_url=services.registry_url,
+            database_url=services.database_url,
+            topics=topics_from(settings),
+            uscc=uscc,
+        )
+    if json_out:
+        emit_json(
+            {
+                "uscc": found.uscc,
+                "found": bool(found.hops),
+                "hops": [
+                    {"stage": h.stage, "where": h.where, "at": h.at, "what": h.what, "event_id": h.event_id}
+                    for h in found.hops
+                ],
+                "store": found.store_row,
+            }
+        )
+        if not found.hops:
+            raise typer.Exit(1)
+        return
     if not found.hops:
         console.print(f"[yellow]nothing found for {found.uscc}[/]", highlight=False)
         raise typer.Exit(1)
@@ -52,7 +77,9 @@ def trace_cmd(uscc: Annotated[str, typer.Argument(help="The institution's 统一
 
 RuleOpt = Annotated[str | None, typer.Option("--rule", help="Only records violating this rule id.")]
 SourceOpt = Annotated[str | None, typer.Option("--source", help="Only records from this source.")]
-UsccOpt = Annotated[str | None, typer.Option("--uscc", help="Only this institution.")]
+UsccOpt = Annotated[
+    str | None, typer.Option("--uscc", metavar="USCC", help="Only this institution.", callback=_uscc_arg)
+]
 MonthOpt = Annotated[
     str | None,
     typer.Option("--month", help="Only records pushed in this month (YYYY-MM).", callback=_month_arg),
@@ -71,7 +98,9 @@ def dlq_list(
     source: SourceOpt = None,
     uscc: UsccOpt = None,
     month: MonthOpt = None,
-    limit: Annotated[int, typer.Option(help="Show at most this many rows.")] = 50,
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many rows.")] = 50,
+    json_out: JsonOpt = False,
+    csv_out: CsvOpt = False,
 ) -> None:
     """List rejected records (masked) with their rules; counts per rule at the end."""
     from collections import Counter
@@ -82,15 +111,33 @@ def dlq_list(
 
     settings = get_settings()
     services = endpoints.resolve(settings)
-    found = list(
-        dlq.entries(
-            services.bootstrap_servers,
-            services.registry_url,
-            topics_from(settings),
-            _dlq_filter(rule, source, uscc, month),
-            settings.timezone,
+    if json_out and csv_out:
+        raise typer.BadParameter("--json and --csv exclude each other", param_hint="--json")
+    with step("dlq list: reading registrations.rejected"):
+        found = list(
+            dlq.entries(
+                services.bootstrap_servers,
+                services.registry_url,
+                topics_from(settings),
+                _dlq_filter(rule, source, uscc, month),
+                settings.timezone,
+            )
         )
-    )
+    per_rule = Counter(r for e in found for r in e.rule_ids)
+    columns = ("position", "pushed_at", "source", "uscc", "name", "rules", "reason", "replayable")
+    if json_out:
+        emit_json(
+            {
+                "total": len(found),
+                "shown": min(limit, len(found)),
+                "per_rule": dict(per_rule.most_common()),
+                "entries": [e.summary() for e in found[:limit]],
+            }
+        )
+        return
+    if csv_out:
+        emit_csv(columns, ([e.summary()[k] for k in columns] for e in found[:limit]))
+        return
     table = Table("position", "pushed at", "source", "USCC", "name", "rules", "reason", "replayable")
     for entry in found[:limit]:
         row = entry.summary()
@@ -101,7 +148,6 @@ def dlq_list(
             )
         )
     out.print(table)
-    per_rule = Counter(r for e in found for r in e.rule_ids)
     out.print(f"{len(found):,} rejected records; " + ", ".join(f"{k} {v}" for k, v in per_rule.most_common()))
 
 

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from regsync.cli.app import app, console, out
+from regsync.cli.app import app
 from regsync.cli.args import AsOf, ReportMonth, _as_of, _month_arg, _source_args
+from regsync.cli.output import JsonOpt, console, emit_json, out, progress, step
 from regsync.settings import get_settings
 
 if TYPE_CHECKING:
@@ -23,11 +24,18 @@ if TYPE_CHECKING:
 def extract(
     source: Annotated[
         list[str] | None,
-        typer.Option("--source", "-s", help="Source name; repeatable.", callback=_source_args),
+        typer.Option(
+            "--source",
+            "-s",
+            metavar="NAME",
+            help=f"Source name; repeatable. One of: {', '.join(_source_names())}.",
+            callback=_source_args,
+        ),
     ] = None,
     all_sources: Annotated[bool, typer.Option("--all", help="Every configured source.")] = False,
     as_of: AsOf = None,
     batch_size: Annotated[int, typer.Option(help="Events per acknowledged batch (the commit unit).")] = 500,
+    json_out: JsonOpt = False,
 ) -> None:
     """Pull new registrations from registrar systems into registrations.raw (cursor after the broker's ack)."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -49,7 +57,7 @@ def extract(
     for name in names:
         connector = sources.build(name, settings)
         with Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=progress
         ) as bar:
             task = bar.add_task(f"{name}: starting", total=None)
 
@@ -70,6 +78,29 @@ def extract(
                     progress=show,
                 )
             )
+    for s in summaries:  # held back by the source (e.g. a day file without its .ok marker): never silent
+        for what, why in s.waiting.items():
+            console.print(f"[yellow]{s.source}: waiting[/] {what}: {why}", highlight=False, soft_wrap=True)
+    if json_out:
+        emit_json(
+            {
+                "sources": [
+                    {
+                        "source": s.source,
+                        "run_id": s.run_id,
+                        "read": s.read,
+                        "not_childcare": s.not_childcare,
+                        "childcare": s.childcare,
+                        "published": s.published,
+                        "already_on_topic": s.recovered,
+                        "to_dlq": s.invalid,
+                        "waiting": s.waiting,
+                    }
+                    for s in summaries
+                ]
+            }
+        )
+        return
     table = Table("source", "read", "not childcare", "childcare", "published", "already on topic", "to DLQ")
     for s in summaries:
         table.add_row(
@@ -82,9 +113,6 @@ def extract(
             f"{s.invalid:,}",
         )
     out.print(table)
-    for s in summaries:  # held back by the source (e.g. a day file without its .ok marker): never silent
-        for what, why in s.waiting.items():
-            console.print(f"[yellow]{s.source}: waiting[/] {what}: {why}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -102,6 +130,7 @@ def gate(
             help="Run N worker processes in one consumer group (instances --instance … --instance+N-1).",
         ),
     ] = 1,
+    json_out: JsonOpt = False,
 ) -> None:
     """Judge raw registrations into registrations.valid or registrations.rejected, in Kafka transactions."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -125,10 +154,13 @@ def gate(
             )
         if failed:
             raise typer.Exit(max(abs(e.returncode) for e in failed))
-        out.print(f"{workers} gate workers finished", highlight=False)
+        if json_out:
+            emit_json({"workers": workers, "exit_codes": [e.returncode for e in exits]})
+        else:
+            out.print(f"{workers} gate workers finished", highlight=False)
         return
     with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=progress
     ) as bar:
         task = bar.add_task("gate: waiting for records", total=None)
 
@@ -148,6 +180,17 @@ def gate(
             until_idle=until_idle,
             progress=show,
         )
+    if json_out:
+        emit_json(
+            {
+                "judged": counts.consumed,
+                "valid": counts.valid,
+                "rejected": counts.rejected,
+                "transactions": counts.transactions,
+                "by_rule": counts.by_rule,
+            }
+        )
+        return
     out.print(f"judged {counts.consumed:,}: valid {counts.valid:,} + rejected {counts.rejected:,}")
     if counts.by_rule:
         table = Table("rule", "records")
@@ -177,6 +220,7 @@ def load(
         typer.Option(help="Load although an older month with records on the valid topic is not loaded."),
     ] = False,
     replace: Annotated[bool, typer.Option(help="Reload a month whose offset ranges changed.")] = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Load one month of registrations.valid into the filing store, exactly once (a re-run is a no-op)."""
     from regsync import endpoints
@@ -185,21 +229,54 @@ def load(
 
     settings = get_settings()
     services = endpoints.resolve(settings)
-    result = run_load(
-        bootstrap=services.bootstrap_servers,
-        registry_url=services.registry_url,
-        database_url=services.database_url,
-        topics=topics_from(settings),
-        month=month,
-        tz=settings.timezone,
-        as_of=_as_of(as_of),
-        allow_open_month=allow_open_month,
-        allow_unjudged=allow_unjudged,
-        allow_gap=allow_gap,
-        replace=replace,
-    )
+    with step(f"load {month}"):
+        result = run_load(
+            bootstrap=services.bootstrap_servers,
+            registry_url=services.registry_url,
+            database_url=services.database_url,
+            topics=topics_from(settings),
+            month=month,
+            tz=settings.timezone,
+            as_of=_as_of(as_of),
+            allow_open_month=allow_open_month,
+            allow_unjudged=allow_unjudged,
+            allow_gap=allow_gap,
+            replace=replace,
+        )
+    empty = not result.noop and result.records == 0
+    # load refuses a month the gate has not caught up with unless told otherwise, so an empty month
+    # loaded without --allow-unjudged is known to be empty, not merely unjudged.
+    judged = not allow_unjudged
+    if json_out:
+        emit_json(
+            {
+                "month": month,
+                "noop": result.noop,
+                "empty": empty,
+                "gate_caught_up": judged,
+                "records": result.records,
+                "inserted": result.inserted,
+                "duplicates": result.duplicates,
+                "institutions_touched": result.institutions_touched,
+                "late": result.late,
+                "run_id": result.run_id,
+                "checksum": result.checksum,
+            }
+        )
+        return
     if result.noop:
         out.print(f"{month}: already loaded from the same offsets — nothing to do")
+        return
+    if empty:
+        gate_state = (
+            "the gate has judged every raw record of it"
+            if judged
+            else "loaded with --allow-unjudged: the gate may not have judged it yet"
+        )
+        out.print(
+            f"{month}: empty — no valid registration was pushed in this month ({gate_state})",
+            highlight=False,
+        )
         return
     r = result
     out.print(
@@ -282,11 +359,39 @@ def demo(
 
 
 @app.command("quality")
-def quality_cmd(month: ReportMonth) -> None:
+def quality_cmd(month: ReportMonth, json_out: JsonOpt = False) -> None:
     """Run the Great Expectations suites over a loaded month; results stored for trends, Data Docs written."""
     from regsync import jobs
 
-    outcomes = jobs.quality(month)
+    with step(f"quality {month}: Great Expectations suites"):
+        outcomes = jobs.quality(month)
+    docs = next((o.data_docs_path for o in outcomes if o.data_docs_path), None)
+    if json_out:
+        emit_json(
+            {
+                "month": month,
+                "suites": [
+                    {
+                        "suite": o.suite,
+                        "success": o.success,
+                        "expectations": len(o.per_expectation),
+                        "failed": [
+                            {
+                                "expectation_type": f.expectation_type,
+                                "column": f.column,
+                                "condition": f.condition,
+                                "unexpected_count": f.unexpected_count,
+                            }
+                            for f in o.failed
+                        ],
+                        "rows": o.metrics.get("row_count", 0),
+                    }
+                    for o in outcomes
+                ],
+                "data_docs": docs,
+            }
+        )
+        return
     for outcome in outcomes:
         verdict = "[green]passed[/]" if outcome.success else "[red]failed[/]"
         total = len(outcome.per_expectation)
@@ -305,26 +410,50 @@ def quality_cmd(month: ReportMonth) -> None:
                 highlight=False,
                 soft_wrap=True,
             )
-    docs = next((o.data_docs_path for o in outcomes if o.data_docs_path), None)
     if docs is not None:
         out.print(f"Data Docs: {docs}", highlight=False, soft_wrap=True)
 
 
 @app.command("report")
-def report_cmd(month: ReportMonth) -> None:
+def report_cmd(month: ReportMonth, json_out: JsonOpt = False) -> None:
     """Write the month's self-contained audit report (HTML, personal data masked); prints its path."""
     from regsync import jobs
 
-    path = jobs.report(month)
+    with step(f"report {month}"):
+        path = jobs.report(month)
+    if json_out:
+        emit_json({"month": month, "path": path})
+        return
     out.print(str(path), highlight=False, soft_wrap=True)
 
 
 @app.command("export")
-def export_cmd(month: ReportMonth) -> None:
+def export_cmd(month: ReportMonth, json_out: JsonOpt = False) -> None:
     """Write the month's county push packages (CSV + XLSX + manifest per county); prints one line each."""
     from regsync import jobs
 
-    packages = jobs.export(month)
+    with step(f"export {month}: county packages"):
+        packages = jobs.export(month)
+    if json_out:
+        emit_json(
+            {
+                "month": month,
+                "packages": [
+                    {
+                        "county_code": p.county_code,
+                        "county_name": p.county_name,
+                        "rows": p.rows,
+                        "late": p.late,
+                        "counts_by_type": p.counts_by_type,
+                        "directory": p.directory,
+                        "files": p.files,
+                        "sha256": p.sha256,
+                    }
+                    for p in packages
+                ],
+            }
+        )
+        return
     table = Table("county", "name", "rows", "late", "folder")
     for package in packages:
         table.add_row(
@@ -335,4 +464,14 @@ def export_cmd(month: ReportMonth) -> None:
             str(package.directory),
         )
     out.print(table)
+    if not packages:
+        out.print(f"{month}: nothing to export — no county has a loaded row in this month", highlight=False)
+        return
     out.print(f"{month}: {len(packages)} county packages", highlight=False)
+
+
+def _source_names() -> tuple[str, ...]:
+    """The registrar systems ``--source`` accepts, for its help text."""
+    from regsync import sources
+
+    return sources.names()

@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from regsync.cli.app import app, console, out
+from regsync.cli.app import app
+from regsync.cli.output import JsonOpt, console, emit_json, out
 from regsync.settings import get_settings
 
 stack_app = typer.Typer(help="Start, stop and inspect the local stack: Kafka, schema registry, PostgreSQL.")
@@ -48,7 +49,7 @@ def stack_up(
 
 @stack_app.command("fetch")
 def stack_fetch() -> None:
-    """Fetch Kafka and Apicurio once into the cache (``up`` does this too); nothing starts."""
+    """Fetch Kafka and Apicurio once into the cache ('stack up' does this too); nothing starts."""
     from regsync.stack.artifacts import apicurio_app, kafka_libs
 
     s = get_settings().stack
@@ -73,14 +74,37 @@ def stack_down(
 
 
 @stack_app.command("status")
-def stack_status() -> None:
+def stack_status(json_out: JsonOpt = False) -> None:
     """Show each service: running, answering, endpoints, memory, log. Exit 1 if any is not ready."""
     from regsync.stack.launcher import Stack
 
     stack = _stack()
     assert isinstance(stack, Stack)
+    statuses = stack.status()
+    if json_out:
+        emit_json(
+            {
+                "ready": all(st.ready for st in statuses),
+                "state": stack.state_dir,
+                "services": [
+                    {
+                        "name": st.name,
+                        "ready": st.ready,
+                        "running": st.running,
+                        "pid": st.pid,
+                        "rss_mb": st.rss_mb,
+                        "endpoints": st.endpoints,
+                        "log": st.log,
+                    }
+                    for st in statuses
+                ],
+            }
+        )
+        if not all(st.ready for st in statuses):
+            raise typer.Exit(1)
+        return
     healthy = True
-    for st in stack.status():
+    for st in statuses:
         state = "[green]ready[/]" if st.ready else ("[yellow]running[/]" if st.running else "[red]down[/]")
         healthy = healthy and st.ready
         rss = f"  RSS {st.rss_mb:.0f} MiB" if st.rss_mb is not None else ""
