@@ -10,6 +10,7 @@ from regsync.cli import pipeline as _pipeline  # noqa: F401  (each module regist
 from regsync.cli import stack as _stack  # noqa: F401
 from regsync.cli import dlq as _dlq  # noqa: F401
 from regsync.cli import deploy as _deploy  # noqa: F401
+from regsync.cli import filings as _filings  # noqa: F401
 from regsync.cli import web as _web  # noqa: F401
 from regsync.cli.app import app, main
 
