@@ -58,7 +58,10 @@ def _options(
     log_level: Annotated[
         str,
         typer.Option(
-            "--log-level", envvar="REGSYNC_LOG_LEVEL", help="DEBUG, INFO, WARNING, ERROR or CRITICAL."
+            "--log-level",
+            envvar="REGSYNC_LOG_LEVEL",
+            metavar="LEVEL",
+            help="DEBUG, INFO, WARNING, ERROR or CRITICAL.",
         ),
     ] = "WARNING",
     log_json: Annotated[
@@ -69,6 +72,7 @@ def _options(
         int | None,
         typer.Option(
             "--metrics-port",
+            metavar="PORT",
             envvar="REGSYNC_METRICS_PORT",
             help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics while the command runs (gate --forever).",
         ),
@@ -83,6 +87,7 @@ def _options(
         Path | None,
         typer.Option(
             "--metrics-textfile-dir",
+            metavar="DIR",
             envvar="REGSYNC_METRICS_TEXTFILE_DIR",
             help="At exit, write regsync_<command>.prom here (node_exporter's textfile collector).",
         ),

@@ -54,6 +54,7 @@ AsOf = Annotated[
     str | None,
     typer.Option(
         "--as-of",
+        metavar="INSTANT",
         help="The pipeline clock: extraction time and Kafka timestamp (ISO 8601; default now). "
         "Replaying months uses past instants.",
         callback=_as_of_arg,
@@ -62,7 +63,14 @@ AsOf = Annotated[
 
 
 ReportMonth = Annotated[
-    str, typer.Option("--month", "-m", help="The month pushed, YYYY-MM (load it first).", callback=_month_arg)
+    str,
+    typer.Option(
+        "--month",
+        "-m",
+        metavar="YYYY-MM",
+        help="The month pushed, YYYY-MM (load it first).",
+        callback=_month_arg,
+    ),
 ]
 
 

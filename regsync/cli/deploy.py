@@ -19,6 +19,7 @@ TopicPrefix = Annotated[
     str | None,
     typer.Option(
         "--topic-prefix",
+        metavar="PREFIX",
         help="Prefix for topic and subject names (isolates tenants/tests); default REGSYNC_TOPIC_PREFIX.",
     ),
 ]

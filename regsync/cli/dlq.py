@@ -75,14 +75,20 @@ def trace_cmd(
         )
 
 
-RuleOpt = Annotated[str | None, typer.Option("--rule", help="Only records violating this rule id.")]
-SourceOpt = Annotated[str | None, typer.Option("--source", help="Only records from this source.")]
+RuleOpt = Annotated[
+    str | None, typer.Option("--rule", metavar="RULE", help="Only records violating this rule id.")
+]
+SourceOpt = Annotated[
+    str | None, typer.Option("--source", metavar="NAME", help="Only records from this source.")
+]
 UsccOpt = Annotated[
     str | None, typer.Option("--uscc", metavar="USCC", help="Only this institution.", callback=_uscc_arg)
 ]
 MonthOpt = Annotated[
     str | None,
-    typer.Option("--month", help="Only records pushed in this month (YYYY-MM).", callback=_month_arg),
+    typer.Option(
+        "--month", metavar="YYYY-MM", help="Only records pushed in this month (YYYY-MM).", callback=_month_arg
+    ),
 ]
 
 
@@ -153,7 +159,9 @@ def dlq_list(
 
 @dlq_app.command("show")
 def dlq_show(
-    position: Annotated[str, typer.Argument(help="partition:offset as printed by `dlq list`.")],
+    position: Annotated[
+        str, typer.Argument(metavar="POSITION", help="partition:offset as printed by 'dlq list'.")
+    ],
 ) -> None:
     """One rejected record in full (personal data masked): violations, error context, the event."""
     import json
@@ -187,9 +195,9 @@ def dlq_replay(
     uscc: UsccOpt = None,
     month: MonthOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count and record, send nothing.")] = False,
-    reason: Annotated[str | None, typer.Option(help="Why (kept in the audit trail).")] = None,
+    reason: Annotated[str | None, typer.Option(metavar="TEXT", help="Why (kept in the audit trail).")] = None,
     who: Annotated[
-        str | None, typer.Option(help="Operator name for the audit trail (default: OS user).")
+        str | None, typer.Option(metavar="NAME", help="Operator name for the audit trail (default: OS user).")
     ] = None,
     as_of: AsOf = None,
 ) -> None:

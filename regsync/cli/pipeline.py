@@ -204,7 +204,11 @@ def load(
     month: Annotated[
         str,
         typer.Option(
-            "--month", "-m", help="The month pushed, YYYY-MM (any past month: backfill).", callback=_month_arg
+            "--month",
+            "-m",
+            metavar="YYYY-MM",
+            help="The month pushed, YYYY-MM (any past month: backfill).",
+            callback=_month_arg,
         ),
     ],
     as_of: AsOf = None,

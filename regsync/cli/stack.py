@@ -64,7 +64,7 @@ def stack_fetch() -> None:
 def stack_down(
     purge: Annotated[bool, typer.Option(help="Also delete the services' data and logs.")] = False,
 ) -> None:
-    """Stop exactly the processes ``stack up`` started."""
+    """Stop exactly the processes 'stack up' started."""
     from regsync.stack.launcher import Stack
 
     stack = _stack()
