@@ -311,3 +311,54 @@ def test_stack_status_json(tmp_path):
     body = as_json(done)
     assert body["ready"] is True
     assert {s["name"] for s in body["services"]} == {"kafka", "schema-registry", "postgres"}
+
+
+def test_piped_dlq_table_keeps_every_uscc_whole_and_json_agrees(stack, uid, database_url, cli_env):
+    """Records in the DLQ (made with the library: setup, not the subject), then read as a script does."""
+    from datetime import UTC, datetime
+
+    from listsource import FaultyListConnector, rows
+
+    from regsync.kafka import bus
+    from regsync.kafka.topics import Topics, ensure_topics
+    from regsync.stages.extract import run_extract
+    from regsync.stages.gate import run_gate
+
+    topics = Topics(prefix=f"test.{uid}.")
+    ensure_topics(stack.bootstrap_servers, topics)
+    bus.register_schemas(stack.registry_url, topics)
+    p = {
+        "bootstrap": stack.bootstrap_servers,
+        "registry_url": stack.registry_url,
+        "database_url": database_url,
+        "topics": topics,
+    }
+    as_of = datetime(2026, 1, 31, 8, 0, tzinfo=UTC)
+    run_extract(FaultyListConnector(rows(40)), as_of=as_of, batch_size=10, **p)
+    run_gate(**p, until_idle=True)
+
+    listed = regsync(cli_env, "dlq", "list", "--json", "--limit", "500")
+    assert listed.returncode == 0, listed.stderr
+    body = as_json(listed)
+    assert body["total"] == len(body["entries"]) > 0
+    assert body["per_rule"]["USCC_CHECK_DIGIT"] == 8
+    usccs = {e["uscc"] for e in body["entries"] if e["uscc"]}
+
+    piped = regsync(cli_env, "dlq", "list", "--limit", "500")
+    assert piped.returncode == 0, piped.stderr
+    assert "…" not in piped.stdout  # nothing cut
+    assert all(u in piped.stdout for u in usccs)
+
+    as_csv = list(
+        csv.DictReader(io.StringIO(regsync(cli_env, "dlq", "list", "--csv", "--limit", "500").stdout))
+    )
+    assert [r["position"] for r in as_csv] == [e["position"] for e in body["entries"]]
+
+    good = rows(40)[1]["uscc"]  # row 1: neither broken check digit nor missing name
+    traced = regsync(cli_env, "trace", good, "--json")
+    assert traced.returncode == 0, traced.stderr
+    stages = [h["stage"] for h in as_json(traced)["hops"]]
+    assert "raw" in stages and "gate: valid" in stages, stages
+
+    again = as_json(regsync(cli_env, "gate", "--json"))
+    assert again["judged"] == 0  # the gate above judged everything once
