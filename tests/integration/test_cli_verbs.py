@@ -298,7 +298,8 @@ def test_quiet_silences_progress_only(cli_env):
     loud = regsync(cli_env, "init")
     quiet = regsync(cli_env, "--quiet", "init")
     assert "done in" in loud.stderr
-    assert quiet.returncode == 0 and quiet.stderr == ""
+    # only the progress goes: a client library's warning on a loaded machine may still print
+    assert quiet.returncode == 0 and "done in" not in quiet.stderr
     assert quiet.stdout == loud.stdout and "store" in quiet.stdout
 
 
