@@ -200,6 +200,7 @@ def dlq_replay(
         str | None, typer.Option(metavar="NAME", help="Operator name for the audit trail (default: OS user).")
     ] = None,
     as_of: AsOf = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Re-submit rejected events to the gate; every replay (dry runs too) is recorded for auditors."""
     from regsync import endpoints
@@ -220,6 +221,9 @@ def dlq_replay(
         reason=reason,
         tz=settings.timezone,
     )
+    if json_out:
+        emit_json(result)
+        return
     verb = "would replay" if dry_run else "replayed"
     out.print(
         f"{result['replay_id']}: matched {result['matched']}, {verb} {result['replayable']}, "

@@ -361,5 +361,15 @@ def test_piped_dlq_table_keeps_every_uscc_whole_and_json_agrees(stack, uid, data
     stages = [h["stage"] for h in as_json(traced)["hops"]]
     assert "raw" in stages and "gate: valid" in stages, stages
 
+    dry = regsync(
+        cli_env, "dlq", "replay", "--rule", "USCC_CHECK_DIGIT", "--dry-run", "--reason", "t", "--json"
+    )
+    assert dry.returncode == 0, dry.stderr
+    assert {k: as_json(dry)[k] for k in ("matched", "replayed", "dry_run")} == {
+        "matched": 8,
+        "replayed": 0,
+        "dry_run": True,
+    }
+
     again = as_json(regsync(cli_env, "gate", "--json"))
     assert again["judged"] == 0  # the gate above judged everything once
