@@ -45,6 +45,7 @@ _UPSERT: Final = ("SELECT", "INSERT", "UPDATE")
 GRANTS: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
     # the pipeline's bookkeeping (regsync/bookkeeping/tables.py)
     "connector_state": {"pipeline": _WRITE},
+    "load_low_water": {"pipeline": _WRITE},  # where the next load scans from (issue 16)
     "extract_locks": {"pipeline": _WRITE},
     "extract_runs": {"pipeline": _WRITE, "portal": _READ, "reader": _READ},
     "gate_runs": {"pipeline": _WRITE, "portal": _READ, "reader": _READ},
