@@ -37,6 +37,9 @@ def _start(state_dir: Path, reuse: bool, secure: bool) -> tuple[Stack, Endpoints
     return launcher, launcher.up()
 
 
+_SESSION_STATE_DIR: list[Path] = []  # where the session's stack keeps its state (stack_state_dir)
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
     """The real stack, started once for the whole session (``--secure`` with REGSYNC_TEST_SECURE=1)."""
@@ -45,6 +48,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
     reuse = os.environ.get("REGSYNC_TEST_STATE_DIR")
     state_dir = Path(reuse) if reuse else tmp_path_factory.mktemp("stack")
     launcher, endpoints = _start(state_dir, bool(reuse), _secure_wanted())
+    _SESSION_STATE_DIR.append(state_dir)
     # A secure stack: every client of the session (and every `regsync` subprocess) is the admin.
     env = kafka_env(endpoints)
     saved = {k: os.environ.get(k) for k in env}
@@ -61,6 +65,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
         get_settings.cache_clear()
         if not reuse:
             launcher.down(purge=True)
+
+
+@pytest.fixture(scope="session")
+def stack_state_dir(stack: Endpoints) -> Path:
+    """The state folder of the session's stack, for tests that drive `regsync stack …` against it."""
+    return _SESSION_STATE_DIR[-1]
 
 
 @pytest.fixture(scope="session")

@@ -303,11 +303,8 @@ def test_quiet_silences_progress_only(cli_env):
     assert quiet.stdout == loud.stdout and "store" in quiet.stdout
 
 
-def test_stack_status_json(tmp_path):
-    state = os.environ.get("REGSYNC_TEST_STATE_DIR")
-    if not state:
-        pytest.skip("needs a stack started with `regsync stack up` (REGSYNC_TEST_STATE_DIR)")
-    done = regsync(_env(REGSYNC_STACK__STATE_DIR=state), "stack", "status", "--json")
+def test_stack_status_json(stack_state_dir):
+    done = regsync(_env(REGSYNC_STACK__STATE_DIR=str(stack_state_dir)), "stack", "status", "--json")
     assert done.returncode == 0, done.stderr
     body = as_json(done)
     assert body["ready"] is True
