@@ -18,6 +18,7 @@ from datetime import date
 
 import pytest
 import sqlalchemy as sa
+from pipeline_setup import pipeline_params
 
 from schemas.uscc import make_uscc
 
@@ -317,20 +318,12 @@ def test_piped_dlq_table_keeps_every_uscc_whole_and_json_agrees(stack, uid, data
 
     from listsource import FaultyListConnector, rows
 
-    from regsync.kafka import bus
-    from regsync.kafka.topics import Topics, ensure_topics
+    from regsync.kafka.topics import Topics
     from regsync.stages.extract import run_extract
     from regsync.stages.gate import run_gate
 
     topics = Topics(prefix=f"test.{uid}.")
-    ensure_topics(stack.bootstrap_servers, topics)
-    bus.register_schemas(stack.registry_url, topics)
-    p = {
-        "bootstrap": stack.bootstrap_servers,
-        "registry_url": stack.registry_url,
-        "database_url": database_url,
-        "topics": topics,
-    }
+    p = pipeline_params(stack, database_url, topics)
     as_of = datetime(2026, 1, 31, 8, 0, tzinfo=UTC)
     run_extract(FaultyListConnector(rows(40)), as_of=as_of, batch_size=10, **p)
     run_gate(**p, until_idle=True)

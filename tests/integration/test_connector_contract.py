@@ -16,9 +16,10 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from pipeline_setup import pipeline_params
 
 from regsync.kafka import bus
-from regsync.kafka.topics import Topics, ensure_topics
+from regsync.kafka.topics import Topics
 from regsync.sources import for_simulator
 from regsync.stages.extract import run_extract
 from schemas.events import RegistrationEvent
@@ -55,14 +56,7 @@ def test_connector_contract(source, stack, uid, database_url, tmp_path):
     world = build_world(WorldConfig(institutions_per_month=25))
     sim = _simulator_class(KITS[source])(world, tmp_path / source)
     topics = Topics(prefix=f"t{uid}.")
-    ensure_topics(stack.bootstrap_servers, topics)
-    bus.register_schemas(stack.registry_url, topics)
-    common = {
-        "bootstrap": stack.bootstrap_servers,
-        "registry_url": stack.registry_url,
-        "database_url": database_url,
-        "topics": topics,
-    }
+    common = pipeline_params(stack, database_url, topics)
     try:
         pushed_at: dict[str, int] = {}
         previous: dict[int, int | None] = {}  # as-of (ms) of a run → the as-of of the run before it

@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 from listsource import FaultyListConnector, rows
+from pipeline_setup import pipeline_params
 
 from regsync.kafka import bus
-from regsync.kafka.topics import Topics, ensure_topics
+from regsync.kafka.topics import Topics
 from regsync.stages import dlq
 from regsync.stages.extract import run_extract
 from regsync.stages.gate import run_gate
@@ -21,14 +22,7 @@ AS_OF = datetime(2026, 1, 31, 8, 0, tzinfo=UTC)
 @pytest.fixture
 def judged(stack, uid, database_url):
     topics = Topics(prefix=f"t{uid}.")
-    ensure_topics(stack.bootstrap_servers, topics)
-    bus.register_schemas(stack.registry_url, topics)
-    p = {
-        "bootstrap": stack.bootstrap_servers,
-        "registry_url": stack.registry_url,
-        "database_url": database_url,
-        "topics": topics,
-    }
+    p = pipeline_params(stack, database_url, topics)
     run_extract(FaultyListConnector(rows(40)), as_of=AS_OF, batch_size=10, **p)
     run_gate(**p, until_idle=True)
     return p

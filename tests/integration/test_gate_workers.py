@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 from listsource import FaultyListConnector, rows
+from pipeline_setup import pipeline_params
 from test_gate import _outputs, _raw_positions
 
-from regsync.kafka import bus
-from regsync.kafka.topics import Topics, ensure_topics
+from regsync.kafka.topics import Topics
 from regsync.stages.extract import run_extract
 
 AS_OF = datetime(2026, 1, 31, 16, 0, tzinfo=UTC)
@@ -51,14 +51,7 @@ def _worker(env, instance):
 @pytest.mark.slow
 def test_two_workers_one_killed_and_restarted_judge_every_record_exactly_once(stack, uid, database_url):
     topics = Topics(prefix=f"w{uid}.", partitions=6)
-    ensure_topics(stack.bootstrap_servers, topics)
-    bus.register_schemas(stack.registry_url, topics)
-    p = {
-        "bootstrap": stack.bootstrap_servers,
-        "registry_url": stack.registry_url,
-        "database_url": database_url,
-        "topics": topics,
-    }
+    p = pipeline_params(stack, database_url, topics)
     run_extract(FaultyListConnector(rows(240)), as_of=AS_OF, batch_size=40, **p)
     raw = _raw_positions(p)
     assert len({part for part, _ in raw}) >= 4  # keys spread over the partitions
@@ -84,14 +77,7 @@ def test_two_workers_one_killed_and_restarted_judge_every_record_exactly_once(st
 @pytest.mark.slow
 def test_gate_workers_option_runs_n_processes_that_finish_together(stack, uid, database_url):
     topics = Topics(prefix=f"n{uid}.", partitions=6)
-    ensure_topics(stack.bootstrap_servers, topics)
-    bus.register_schemas(stack.registry_url, topics)
-    p = {
-        "bootstrap": stack.bootstrap_servers,
-        "registry_url": stack.registry_url,
-        "database_url": database_url,
-        "topics": topics,
-    }
+    p = pipeline_params(stack, database_url, topics)
     run_extract(FaultyListConnector(rows(120)), as_of=AS_OF, batch_size=40, **p)
     began = time.monotonic()
     done = subprocess.run(
@@ -151,14 +137,7 @@ def test_replicas_claiming_slots_one_killed_and_restarted_judge_every_record_exa
     from regsync.stages.gate import gate_group_id
 
     topics = Topics(prefix=f"s{uid}.", partitions=6)
-    ensure_topics(stack.bootstrap_servers, topics)
-    bus.register_schemas(stack.registry_url, topics)
-    p = {
-        "bootstrap": stack.bootstrap_servers,
-        "registry_url": stack.registry_url,
-        "database_url": database_url,
-        "topics": topics,
-    }
+    p = pipeline_params(stack, database_url, topics)
     run_extract(FaultyListConnector(rows(240)), as_of=AS_OF, batch_size=40, **p)
     raw = _raw_positions(p)
     env = _env(stack, database_url, topics)
@@ -191,14 +170,7 @@ def test_the_gate_job_runs_n_workers_and_sums_their_counts(stack, uid, database_
     from regsync.settings import Settings
 
     topics = Topics(prefix=f"j{uid}.", partitions=6)
-    ensure_topics(stack.bootstrap_servers, topics)
-    bus.register_schemas(stack.registry_url, topics)
-    p = {
-        "bootstrap": stack.bootstrap_servers,
-        "registry_url": stack.registry_url,
-        "database_url": database_url,
-        "topics": topics,
-    }
+    p = pipeline_params(stack, database_url, topics)
     run_extract(FaultyListConnector(rows(120)), as_of=AS_OF, batch_size=40, **p)
     settings = Settings(
         kafka_bootstrap=stack.bootstrap_servers,

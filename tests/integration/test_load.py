@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from listsource import ListConnector, rows
+from pipeline_setup import pipeline_params
 
 from regsync.kafka import bus
 from regsync.kafka.topics import Topics, ensure_topics
@@ -119,14 +120,7 @@ def test_a_month_the_gate_has_not_judged_is_refused_until_it_has(stack, uid, dat
     from regsync.stages.load import UnjudgedMonthError, unjudged
 
     topics = Topics(prefix=f"u{uid}.")
-    ensure_topics(stack.bootstrap_servers, topics)
-    bus.register_schemas(stack.registry_url, topics)
-    p = {
-        "bootstrap": stack.bootstrap_servers,
-        "registry_url": stack.registry_url,
-        "database_url": database_url,
-        "topics": topics,
-    }
+    p = pipeline_params(stack, database_url, topics)
     run_extract(ListConnector(rows(12)), as_of=LAST_OF_JAN, batch_size=4, **p)
     waiting = unjudged(stack.bootstrap_servers, topics, "2026-01", "Asia/Shanghai")
     assert sum(waiting.values()) == 12

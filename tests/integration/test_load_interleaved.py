@@ -13,10 +13,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 from listsource import ListConnector, rows
+from pipeline_setup import pipeline_params
 
 from connectors.base import ExtractContext
 from regsync.kafka import bus
-from regsync.kafka.topics import Topics, ensure_topics
+from regsync.kafka.topics import Topics
 from regsync.stages.load import LateRecordError, MonthGapError, run_load, unloaded_before
 from schemas.errors import FatalError
 
@@ -36,14 +37,7 @@ def _events(n: int):
 def valid(stack, uid, database_url):
     """An empty pipeline whose valid topic the test writes itself, with the timestamps it chooses."""
     topics = Topics(prefix=f"i{uid}.")
-    ensure_topics(stack.bootstrap_servers, topics)
-    bus.register_schemas(stack.registry_url, topics)
-    p = {
-        "bootstrap": stack.bootstrap_servers,
-        "registry_url": stack.registry_url,
-        "database_url": database_url,
-        "topics": topics,
-    }
+    p = pipeline_params(stack, database_url, topics)
     codec = bus.load_codecs(stack.registry_url, topics).valid
     producer = bus.idempotent_producer(stack.bootstrap_servers)
 

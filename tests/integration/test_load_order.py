@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 
 import pytest
 from listsource import ListConnector, rows
+from pipeline_setup import pipeline_params
 
 from regsync.bookkeeping.locks import LockBusyError, advisory_lock
-from regsync.kafka import bus
-from regsync.kafka.topics import Topics, ensure_topics
+from regsync.kafka.topics import Topics
 from regsync.stages.extract import run_extract
 from regsync.stages.gate import run_gate
 from regsync.stages.load import MonthGapError, run_load, unloaded_before
@@ -30,14 +30,7 @@ TZ = "Asia/Shanghai"
 def pushed(stack, uid, database_url):
     """Records pushed in January and in March, none in February; all judged."""
     topics = Topics(prefix=f"o{uid}.")
-    ensure_topics(stack.bootstrap_servers, topics)
-    bus.register_schemas(stack.registry_url, topics)
-    p = {
-        "bootstrap": stack.bootstrap_servers,
-        "registry_url": stack.registry_url,
-        "database_url": database_url,
-        "topics": topics,
-    }
+    p = pipeline_params(stack, database_url, topics)
     data = rows(20)
     run_extract(ListConnector(data[:8]), as_of=IN_JAN, **p)
     run_extract(ListConnector(data), as_of=IN_MAR, **p)
