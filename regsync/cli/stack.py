@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -129,3 +130,69 @@ def stack_status(json_out: JsonOpt = False) -> None:
             out.print(f"  {'log':<10} {st.log}", highlight=False, soft_wrap=True)
     if not healthy:
         raise typer.Exit(1)
+
+
+@stack_app.command("secrets")
+def stack_secrets(
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder for the brokers (a volume only they and this step mount).")
+    ],
+    voters: Annotated[
+        str, typer.Option(help="The KRaft voters, id@host:port,… (one node: 1@kafka:9093).")
+    ] = "1@kafka:9093",
+    ca_out: Annotated[
+        Path | None, typer.Option("--ca-out", help="Folder for the clients: the CA certificate only.")
+    ] = None,
+    host_port: Annotated[
+        int, typer.Option(min=1, max=65535, help="The host's port of the first node's HOST listener.")
+    ] = 9094,
+    hosts: Annotated[
+        list[str] | None,
+        typer.Option("--host", help="Another name for the node certificate (repeatable; voters are added)."),
+    ] = None,
+) -> None:
+    """Compose's Kafka security: CA and node certificate (made once), each node's server.properties.
+
+    The SCRAM passwords come from KAFKA_<PRINCIPAL>_PASSWORD (docker/.env); nothing is printed
+    but paths and names.
+    """
+    import os
+
+    from regsync.stack import compose_kafka
+
+    done = compose_kafka.render(
+        out_dir, voters, os.environ, host_port=host_port, ca_out=ca_out, hosts=tuple(hosts or ())
+    )
+    how = "generated" if done.generated else "kept (never overwritten)"
+    out.print(f"certificates    {how}: CA and node ({', '.join(done.dns_names)})", highlight=False)
+    for path in done.properties:
+        out.print(f"broker config   {path}", highlight=False, soft_wrap=True)
+    if ca_out is not None:
+        out.print(f"clients' CA     {ca_out / 'ca.pem'}", highlight=False, soft_wrap=True)
+
+
+@stack_app.command("acls")
+def stack_acls(json_out: JsonOpt = False) -> None:
+    """As the Kafka admin: create the pipeline's topics if missing, then apply the ACL table.
+
+    For a deployment whose components log in as themselves (compose's kafka-init); idempotent.
+    """
+    from regsync import endpoints
+    from regsync.kafka.security import admin_client
+    from regsync.kafka.topics import ensure_topics, topics_from
+    from regsync.stack import kafka_acls
+
+    settings = get_settings()
+    services = endpoints.resolve(settings, need=("kafka",))
+    topics = topics_from(settings)
+    created = ensure_topics(services.bootstrap_servers, topics)
+    admin = admin_client(services.bootstrap_servers, request_timeout_ms=30_000)
+    try:
+        count = kafka_acls.apply(admin, kafka_acls.grants(settings.topic_prefix))
+    finally:
+        admin.close()
+    if json_out:
+        emit_json({"topics_created": created, "acls": count})
+        return
+    out.print(f"topics created  {', '.join(created) if created else 'none (all exist)'}", highlight=False)
+    out.print(f"ACLs applied    {count} (docs/operations.md, Kafka security)", highlight=False)

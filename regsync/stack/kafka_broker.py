@@ -47,18 +47,32 @@ logger.state.level = WARN
 """
 
 
-def _listener_properties(broker_port: int, controller_port: int, secure: KafkaSecrets | None) -> list[str]:
+def _listener_properties(
+    broker_port: int,
+    controller_port: int,
+    secure: KafkaSecrets | None,
+    *,
+    bind: str = "127.0.0.1",
+    advertise: str = "127.0.0.1",
+    host_listener: tuple[int, str, int] | None = None,
+) -> list[str]:
     """PLAINTEXT everywhere, or SASL_SSL (SCRAM) for clients and mutual TLS between the nodes.
 
     Secure: the client listener authenticates every connection with SCRAM-SHA-512 over TLS; the
     nodes talk to each other over the same listener as ``admin``, and to the controllers over TLS
     with client certificates (principal ``User:CN=regsync-kafka-node``). The ``StandardAuthorizer``
     denies whatever no ACL allows; only the admin and the nodes are super users.
+
+    ``bind``/``advertise`` are loopback for the local stack; compose binds every interface and
+    advertises the service name. ``host_listener`` (port, advertised host, advertised port) adds
+    compose's ``HOST`` listener for tools on the host: SASL_SSL as well, never plain.
     """
     if secure is None:
+        if host_listener is not None:
+            raise ValueError("a HOST listener is only built secure")
         return [
-            f"listeners=PLAINTEXT://127.0.0.1:{broker_port},CONTROLLER://127.0.0.1:{controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{broker_port}",
+            f"listeners=PLAINTEXT://{bind}:{broker_port},CONTROLLER://{bind}:{controller_port}",
+            f"advertised.listeners=PLAINTEXT://{advertise}:{broker_port}",
             "controller.listener.names=CONTROLLER",
             "inter.broker.listener.name=PLAINTEXT",
             "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
@@ -72,25 +86,40 @@ def _listener_properties(broker_port: int, controller_port: int, secure: KafkaSe
         "ssl.enabled.protocols=TLSv1.3,TLSv1.2",
         "ssl.endpoint.identification.algorithm=https",
     ]
+    listeners = f"SASL_SSL://{bind}:{broker_port},CONTROLLER://{bind}:{controller_port}"
+    advertised = f"SASL_SSL://{advertise}:{broker_port}"
+    protocols = "SASL_SSL:SASL_SSL,CONTROLLER:SSL"
+    host: list[str] = []
+    if host_listener is not None:
+        port, advertised_host, advertised_port = host_listener
+        listeners += f",HOST://{bind}:{port}"
+        advertised += f",HOST://{advertised_host}:{advertised_port}"
+        protocols += ",HOST:SASL_SSL"
+        # A SASL listener needs a login section even when no node logs in through it.
+        host = [
+            "listener.name.host.scram-sha-512.sasl.jaas.config="
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        ]
     return [
-        f"listeners=SASL_SSL://127.0.0.1:{broker_port},CONTROLLER://127.0.0.1:{controller_port}",
-        f"advertised.listeners=SASL_SSL://127.0.0.1:{broker_port}",
+        f"listeners={listeners}",
+        f"advertised.listeners={advertised}",
         "controller.listener.names=CONTROLLER",
         "inter.broker.listener.name=SASL_SSL",
-        "listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:SSL",
+        f"listener.security.protocol.map={protocols}",
         *tls,
         "listener.name.controller.ssl.client.auth=required",
         f"sasl.enabled.mechanisms={MECHANISM}",
         f"sasl.mechanism.inter.broker.protocol={MECHANISM}",
         "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config="
         f'org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="{admin}";',
+        *host,
         "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
         "allow.everyone.if.no.acl.found=false",
         f"super.users=User:admin;{NODE_PRINCIPAL}",
     ]
 
 
-def _server_properties(
+def server_properties(
     data_dir: Path,
     broker_port: int,
     controller_port: int,
@@ -98,30 +127,45 @@ def _server_properties(
     voters: str | None = None,
     nodes: int = 1,
     secure: KafkaSecrets | None = None,
+    *,
+    bind: str = "127.0.0.1",
+    advertise: str = "127.0.0.1",
+    host_listener: tuple[int, str, int] | None = None,
+    dev: bool = True,
 ) -> str:
-    """Static quorum, no rebalance delay: a dev/test node (replication 1, or 3 with min ISR 2)."""
+    """Static quorum, no rebalance delay: a dev/test node (replication 1, or 3 with min ISR 2).
+
+    ``dev`` (the local stack) adds fast fencing and small internal topics; compose, a
+    production-like deployment, keeps Kafka's defaults for those and otherwise runs this same file.
+    """
     replication, min_isr = replication_for(nodes)
+    fencing = [
+        # Fast fencing of a killed broker, so a restarted one registers in seconds, not 9 s+.
+        "broker.heartbeat.interval.ms=500",
+        "broker.session.timeout.ms=3000",
+    ]
+    listeners = _listener_properties(
+        broker_port, controller_port, secure, bind=bind, advertise=advertise, host_listener=host_listener
+    )
     return "\n".join(
         [
             "process.roles=broker,controller",
             f"node.id={node_id}",
             f"controller.quorum.voters={voters or f'{node_id}@127.0.0.1:{controller_port}'}",
-            *_listener_properties(broker_port, controller_port, secure),
+            *listeners,
             f"log.dirs={data_dir}",
             "num.partitions=3",
             f"default.replication.factor={replication}",
             f"min.insync.replicas={min_isr}",
             f"offsets.topic.replication.factor={replication}",
-            "offsets.topic.num.partitions=3",
+            *(["offsets.topic.num.partitions=3"] if dev else []),
             f"transaction.state.log.replication.factor={replication}",
             f"transaction.state.log.min.isr={min_isr}",
-            "transaction.state.log.num.partitions=3",
+            *(["transaction.state.log.num.partitions=3"] if dev else []),
             f"share.coordinator.state.topic.replication.factor={replication}",
             f"share.coordinator.state.topic.min.isr={min_isr}",
             "group.initial.rebalance.delay.ms=0",
-            # Fast fencing of a killed broker, so a restarted one registers in seconds, not 9 s+.
-            "broker.heartbeat.interval.ms=500",
-            "broker.session.timeout.ms=3000",
+            *(fencing if dev else []),
             # Consumers of old months read by timestamp: keep everything unless told otherwise.
             "log.retention.hours=-1",
             "log.message.timestamp.type=CreateTime",
@@ -133,6 +177,10 @@ def _server_properties(
             "",
         ]
     )
+
+
+#: The name the unit tests knew it by; compose renders its brokers with :func:`server_properties` too.
+_server_properties = server_properties
 
 
 def existing_cluster_id(state_dir: Path, nodes: int) -> str | None:
@@ -173,7 +221,7 @@ def start(
     data = home / "data"
     home.mkdir(parents=True, exist_ok=True)
     props = home / "server.properties"
-    text = _server_properties(data, broker_port, controller_port, node_id, voters, nodes, secure)
+    text = server_properties(data, broker_port, controller_port, node_id, voters, nodes, secure)
     # Secure: the file holds the admin's SCRAM password (inter-broker login), so only its owner reads it.
     props.touch(mode=0o600)
     props.chmod(0o600)

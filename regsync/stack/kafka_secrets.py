@@ -50,7 +50,7 @@ class KafkaSecrets:
         return self.passwords[user]
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes) -> None:
     """Write ``data`` to a file only its owner can read, atomically (no half-written key)."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -74,7 +74,8 @@ def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
-def _generate(folder: Path) -> None:
+def _generate_tls(folder: Path, hosts: tuple[str, ...] = ()) -> None:
+    """CA and node key/certificate; ``node.pem`` is written last, so its presence marks them complete."""
     now = dt.datetime.now(dt.UTC)
     ca_key = _key()
     ca_name = _name("regsync local stack CA (throwaway)")
@@ -101,10 +102,14 @@ def _generate(folder: Path) -> None:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=VALID_DAYS))
-        # Clients verify the host name: the stack listens on loopback only.
+        # Clients verify the host name: the local stack listens on loopback only; compose adds its
+        # nodes' service names (one certificate for every node: they share one principal anyway).
         .add_extension(
             x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                [
+                    *(x509.DNSName(h) for h in dict.fromkeys((*hosts, "localhost"))),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                ]
             ),
             critical=False,
         )
@@ -116,13 +121,17 @@ def _generate(folder: Path) -> None:
         .sign(ca_key, hashes.SHA256())
     )
     pem = serialization.Encoding.PEM
-    _write_private(folder / "ca.pem", ca.public_bytes(pem))
-    _write_private(folder / "ca-key.pem", _pem_key(ca_key))
-    _write_private(folder / "node.pem", _pem_key(node_key) + node.public_bytes(pem))
+    write_private(folder / "ca.pem", ca.public_bytes(pem))
+    write_private(folder / "ca-key.pem", _pem_key(ca_key))
+    write_private(folder / "node.pem", _pem_key(node_key) + node.public_bytes(pem))
+
+
+def _generate(folder: Path) -> None:
+    _generate_tls(folder)
     passwords = {user: secrets.token_urlsafe(24) for user in PRINCIPALS}
-    _write_private(folder / "client.env", client_env(folder, passwords).encode())
+    write_private(folder / "client.env", client_env(folder, passwords).encode())
     # users.json last: its presence marks the folder complete (a crash before it regenerates all).
-    _write_private(folder / "users.json", json.dumps(passwords, indent=2).encode())
+    write_private(folder / "users.json", json.dumps(passwords, indent=2).encode())
 
 
 def client_env(folder: Path, passwords: dict[str, str]) -> str:
@@ -152,6 +161,34 @@ def ensure(state_dir: Path) -> KafkaSecrets:
     if not (folder / "users.json").exists():
         _generate(folder)
     return load(state_dir)
+
+
+def ensure_tls(folder: Path, hosts: tuple[str, ...]) -> list[str]:
+    """CA and node certificate in ``folder`` for ``hosts``: made once, never overwritten.
+
+    Returns the certificate's DNS names. An existing certificate that lacks one of ``hosts`` is a
+    configuration error rather than a silent reissue: clients trust the CA that is already out.
+    """
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not (folder / "node.pem").exists():
+        _generate_tls(folder, hosts)
+    names = node_dns_names(folder / "node.pem")
+    missing = [h for h in hosts if h not in names]
+    if missing:
+        from schemas.errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"the Kafka node certificate in {folder} does not name {', '.join(missing)}",
+            hint="issue a new one (docs/security.md, rotating a certificate in compose)",
+        )
+    return names
+
+
+def node_dns_names(keystore: Path) -> list[str]:
+    """The DNS names of the node certificate in a PEM keystore (key first, then the certificate)."""
+    cert = x509.load_pem_x509_certificate(keystore.read_bytes())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return list(san.get_values_for_type(x509.DNSName))
 
 
 def load(state_dir: Path) -> KafkaSecrets:

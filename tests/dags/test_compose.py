@@ -21,7 +21,8 @@ from secrets_init import init as init_secrets
 DOCKER_DIR = Path(__file__).resolve().parents[2] / "docker"
 COMPOSE = DOCKER_DIR / "compose.yaml"
 AIRFLOW = {"airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"}
-SERVICES = {"kafka", "schema-registry", "postgres", "airflow-init", "portal"} | AIRFLOW
+INIT = {"airflow-init", "kafka-secrets", "kafka-init"}  # one-off steps: no health check
+SERVICES = {"kafka", "schema-registry", "postgres", "portal"} | INIT | AIRFLOW
 
 
 def compose_command() -> list[str]:
@@ -127,7 +128,7 @@ def test_compose_wires_airflow_and_regsync_by_environment(config):
 
 def test_long_running_services_have_healthchecks_and_volumes(config):
     services = config["services"]
-    for name in SERVICES - {"airflow-init"}:
+    for name in SERVICES - INIT:
         assert services[name]["healthcheck"]["test"], name
     for name, target in [
         ("kafka", "/var/lib/kafka/data"),
@@ -185,12 +186,13 @@ def test_cluster_and_monitoring_profiles_add_two_brokers_and_prometheus_with_the
     services = json.loads(done.stdout)["services"]
     assert set(services) == SERVICES | {"kafka-2", "kafka-3", "node-exporter", "prometheus"}
     voters = "1@kafka:9093,2@kafka-2:9093,3@kafka-3:9093"
+    # The voters reach the init that renders every node's config (replication 3, min ISR 2 for
+    # three voters: tests/unit/test_compose_kafka.py renders it).
+    assert f"--voters={voters}" in services["kafka-secrets"]["command"]
     for node, name in enumerate(("kafka", "kafka-2", "kafka-3"), start=1):
         kafka = services[name]["environment"]
         assert kafka["KAFKA_NODE_ID"] == str(node)
-        assert kafka["KAFKA_CONTROLLER_QUORUM_VOTERS"] == voters
-        assert kafka["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == "3"
-        assert kafka["KAFKA_MIN_INSYNC_REPLICAS"] == "2"
+        assert services[name]["depends_on"]["kafka-secrets"]["condition"] == "service_completed_successfully"
     for name in AIRFLOW:
         env_ = services[name]["environment"]
         assert env_["REGSYNC_KAFKA_BOOTSTRAP"] == "kafka:9092,kafka-2:9092,kafka-3:9092"
@@ -200,9 +202,8 @@ def test_cluster_and_monitoring_profiles_add_two_brokers_and_prometheus_with_the
 
 
 def test_the_default_deployment_is_still_one_broker(config):
-    kafka = config["services"]["kafka"]["environment"]
-    assert kafka["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@kafka:9093"
-    assert kafka["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "1"
+    assert "--voters=1@kafka:9093" in config["services"]["kafka-secrets"]["command"]
+    assert config["services"]["airflow-scheduler"]["environment"]["REGSYNC_KAFKA_BOOTSTRAP"] == "kafka:9092"
 
 
 def test_the_portal_is_a_service_with_a_health_check(config):
@@ -311,3 +312,22 @@ def test_streaming_profile_runs_the_gate_as_replicas_that_claim_their_instance(s
     # Replicas and slots come from one variable, so they cannot disagree.
     assert scaled["deploy"]["replicas"] == 4
     assert scaled["command"][-1] == "4"
+
+
+def test_kafka_logins_as_rendered_by_compose(config, secrets_env):
+    """Which service holds which Kafka password, after interpolation (the unit test reads the YAML)."""
+    values = dict(line.split("=", 1) for line in secrets_env.read_text().splitlines() if "=" in line)
+    services = config["services"]
+
+    def holders(var: str) -> set[str]:
+        return {
+            name for name, svc in services.items() if values[var] in json.dumps(svc.get("environment", {}))
+        }
+
+    assert holders("KAFKA_ADMIN_PASSWORD") == {"kafka-secrets", "kafka-init"}
+    assert holders("KAFKA_CONNECTOR_PASSWORD") == {"kafka-secrets", "airflow-scheduler"}
+    assert holders("KAFKA_LOADER_PASSWORD") == {"kafka-secrets", "airflow-scheduler"}
+    assert holders("KAFKA_GATE_PASSWORD") == {"kafka-secrets", "airflow-scheduler"}
+    assert holders("KAFKA_REPORTS_PASSWORD") == {"kafka-secrets", "airflow-scheduler", "portal"}
+    assert holders("KAFKA_BUREAU_PASSWORD") == {"kafka-secrets"}  # handed to the bureaus, held by no service
+    assert "PLAINTEXT" not in json.dumps(config)
