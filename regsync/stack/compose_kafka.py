@@ -106,6 +106,9 @@ def render(
     host_port: int = HOST_PORT,
     ca_out: Path | None = None,
     hosts: tuple[str, ...] = (),
+    client_port: int = CLIENT_PORT,
+    host_listener_port: int = HOST_PORT,
+    data_dir: Path = DATA_DIR,
 ) -> Rendered:
     """Certificates once, then every file a compose node and its clients read.
 
@@ -113,7 +116,8 @@ def render(
     0600, for the brokers' user), and a public copy of the CA for the clients. Idempotent: the TLS material is never overwritten; the rendered files follow the current
     settings (a rotated admin password reaches the brokers' inter-broker login on their restart).
     ``hosts`` are more names for the certificate (compose names all three nodes even when one
-    runs, so adding the cluster profile later needs no new certificate).
+    runs, so adding the cluster profile later needs no new certificate). The ports and the data
+    folder are compose's; a test that runs the rendered config outside containers picks free ones.
     """
     nodes = parse_voters(voters)
     passwords = passwords_from(env)
@@ -125,8 +129,8 @@ def render(
         folder = out / f"node-{v.node_id}"
         folder.mkdir(mode=0o700, exist_ok=True)
         text = kafka_broker.server_properties(
-            DATA_DIR,
-            CLIENT_PORT,
+            data_dir,
+            client_port,
             v.port,
             v.node_id,
             voters,
@@ -135,7 +139,7 @@ def render(
             bind="",
             advertise=v.host,
             # The first node also listens for tools on the host (published on loopback only).
-            host_listener=(HOST_PORT, "localhost", host_port) if v is nodes[0] else None,
+            host_listener=(host_listener_port, "localhost", host_port) if v is nodes[0] else None,
             dev=False,
         )
         write_private(folder / "server.properties", text.encode())
