@@ -10,9 +10,11 @@ in docker/.env, made by scripts/secrets_init.py), so compose hands each service 
 
 from __future__ import annotations
 
+import fcntl
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +28,8 @@ CLIENT_PORT = 9092
 HOST_PORT = 9094
 #: Safe inside a JAAS string and a ``--add-scram [name=…,password=…]`` argument, and long enough.
 _PASSWORD = re.compile(r"[A-Za-z0-9._~-]{16,}")
-_VOTER = re.compile(r"(\d+)@([A-Za-z0-9.-]+):(\d+)")
+_HOST = r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?"
+_VOTER = re.compile(rf"(\d+)@({_HOST}):(\d+)")
 
 
 def password_variable(principal: str) -> str:
@@ -74,6 +77,22 @@ def passwords_from(env: Mapping[str, str]) -> dict[str, str]:
     return {p: env[password_variable(p)] for p in PRINCIPALS}
 
 
+@contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """One render at a time per folder.
+
+    Two ``kafka-secrets`` runs on an empty volume would otherwise each make a CA and could leave
+    one's CA beside the other's node certificate.
+    """
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(out / ".render.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def admin_properties(secrets: KafkaSecrets) -> str:
     """A Kafka tool's ``--command-config`` logging in as ``admin`` (the brokers' health check)."""
     return "\n".join(
@@ -113,14 +132,36 @@ def render(
     """Certificates once, then every file a compose node and its clients read.
 
     Each node's ``server.properties``, the SCRAM format arguments and the admin's tool config (all
-    0600, for the brokers' user), and a public copy of the CA for the clients. Idempotent: the TLS material is never overwritten; the rendered files follow the current
-    settings (a rotated admin password reaches the brokers' inter-broker login on their restart).
+    0600, for the brokers' user), and a public copy of the CA for the clients. Idempotent: the TLS
+    material is never overwritten; the rendered files follow the current settings (a rotated admin
+    password reaches the brokers' inter-broker login on their restart).
     ``hosts`` are more names for the certificate (compose names all three nodes even when one
     runs, so adding the cluster profile later needs no new certificate). The ports and the data
     folder are compose's; a test that runs the rendered config outside containers picks free ones.
     """
     nodes = parse_voters(voters)
     passwords = passwords_from(env)
+    bad = [h for h in hosts if not re.fullmatch(_HOST, h)]
+    if bad:
+        raise ConfigurationError(f"not a host name for the certificate: {', '.join(map(repr, bad))}")
+    with _exclusive(out):
+        return _render(
+            out, nodes, voters, passwords, host_port, ca_out, hosts, client_port, host_listener_port, data_dir
+        )
+
+
+def _render(
+    out: Path,
+    nodes: list[Voter],
+    voters: str,
+    passwords: dict[str, str],
+    host_port: int,
+    ca_out: Path | None,
+    hosts: tuple[str, ...],
+    client_port: int,
+    host_listener_port: int,
+    data_dir: Path,
+) -> Rendered:
     fresh = not (out / "node.pem").exists()
     names = kafka_secrets.ensure_tls(out, tuple(dict.fromkeys((*hosts, *(v.host for v in nodes)))))
     secrets = KafkaSecrets(out, out / "ca.pem", out / "node.pem", passwords)

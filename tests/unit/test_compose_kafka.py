@@ -104,6 +104,8 @@ def test_the_brokers_start_from_the_rendered_config_after_the_init(compose: dict
         assert "admin.properties" in " ".join(broker["healthcheck"]["test"])
     kafka_init = services["kafka-init"]
     assert kafka_init["depends_on"]["kafka"]["condition"] == "service_healthy"
+    for name in ("kafka-2", "kafka-3"):  # the cluster's topics are created once all three are up
+        assert kafka_init["depends_on"][name] == {"condition": "service_healthy", "required": False}
     assert kafka_init["command"] == ["regsync", "stack", "acls"]
     for name in KAFKA_CLIENTS.keys() - {"kafka-init"}:
         depends = services[name]["depends_on"]
@@ -225,3 +227,21 @@ def test_missing_or_unsafe_passwords_are_refused_all_at_once(tmp_path: Path) -> 
 def test_malformed_voters_are_a_configuration_error(tmp_path: Path, voters: str) -> None:
     with pytest.raises(ConfigurationError):
         compose_kafka.render(tmp_path, voters, _passwords())
+
+
+def test_concurrent_renders_on_an_empty_volume_leave_one_matching_ca_and_node(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    out = tmp_path / "kafka"
+    with ThreadPoolExecutor(4) as pool:
+        done = list(pool.map(lambda _: compose_kafka.render(out, "1@kafka:9093", _passwords()), range(4)))
+    assert sum(d.generated for d in done) == 1  # one run made the CA, the others kept it
+    node = x509.load_pem_x509_certificates((out / "node.pem").read_bytes())[0]
+    node.verify_directly_issued_by(x509.load_pem_x509_certificate((out / "ca.pem").read_bytes()))
+
+
+@pytest.mark.parametrize("host", ["", "kafka 2", "-kafka", "kafka/2", "ka\nfka"])
+def test_a_bad_certificate_host_name_is_refused(tmp_path: Path, host: str) -> None:
+    with pytest.raises(ConfigurationError, match="host name"):
+        compose_kafka.render(tmp_path / "k", "1@kafka:9093", _passwords(), hosts=(host,))
+    assert not (tmp_path / "k").exists()
