@@ -150,6 +150,10 @@ def stack_secrets(
         list[str] | None,
         typer.Option("--host", help="Another name for the node certificate (repeatable; voters are added)."),
     ] = None,
+    postgres_out: Annotated[
+        Path | None,
+        typer.Option("--postgres-out", help="Folder for PostgreSQL's server certificate and key (same CA)."),
+    ] = None,
 ) -> None:
     """Compose's Kafka security: CA and node certificate (made once), each node's server.properties.
 
@@ -161,7 +165,13 @@ def stack_secrets(
     from regsync.stack import compose_kafka
 
     done = compose_kafka.render(
-        out_dir, voters, os.environ, host_port=host_port, ca_out=ca_out, hosts=tuple(hosts or ())
+        out_dir,
+        voters,
+        os.environ,
+        host_port=host_port,
+        ca_out=ca_out,
+        hosts=tuple(hosts or ()),
+        postgres_out=postgres_out,
     )
     how = "generated" if done.generated else "kept (never overwritten)"
     out.print(f"certificates    {how}: CA and node ({', '.join(done.dns_names)})", highlight=False)
@@ -169,6 +179,8 @@ def stack_secrets(
         out.print(f"broker config   {path}", highlight=False, soft_wrap=True)
     if ca_out is not None:
         out.print(f"clients' CA     {ca_out / 'ca.pem'}", highlight=False, soft_wrap=True)
+    if postgres_out is not None:
+        out.print(f"postgres TLS    {postgres_out / 'server.crt'}", highlight=False, soft_wrap=True)
 
 
 @stack_app.command("acls")

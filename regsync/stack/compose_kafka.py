@@ -26,6 +26,8 @@ from schemas.errors import ConfigurationError
 DATA_DIR = Path("/var/lib/kafka/data")
 CLIENT_PORT = 9092
 HOST_PORT = 9094
+#: The names compose's PostgreSQL answers to: its service name inside, loopback from the host.
+POSTGRES_HOSTS = ("postgres", "localhost")
 #: Safe inside a JAAS string and a ``--add-scram [name=…,password=…]`` argument, and long enough.
 _PASSWORD = re.compile(r"[A-Za-z0-9._~-]{16,}")
 _HOST = r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?"
@@ -128,6 +130,7 @@ def render(
     client_port: int = CLIENT_PORT,
     host_listener_port: int = HOST_PORT,
     data_dir: Path = DATA_DIR,
+    postgres_out: Path | None = None,
 ) -> Rendered:
     """Certificates once, then every file a compose node and its clients read.
 
@@ -138,6 +141,7 @@ def render(
     ``hosts`` are more names for the certificate (compose names all three nodes even when one
     runs, so adding the cluster profile later needs no new certificate). The ports and the data
     folder are compose's; a test that runs the rendered config outside containers picks free ones.
+    ``postgres_out`` gets PostgreSQL's server certificate (``postgres``, ``localhost``) from the same CA.
     """
     nodes = parse_voters(voters)
     passwords = passwords_from(env)
@@ -145,9 +149,12 @@ def render(
     if bad:
         raise ConfigurationError(f"not a host name for the certificate: {', '.join(map(repr, bad))}")
     with _exclusive(out):
-        return _render(
+        done = _render(
             out, nodes, voters, passwords, host_port, ca_out, hosts, client_port, host_listener_port, data_dir
         )
+        if postgres_out is not None:
+            kafka_secrets.issue_server(out, POSTGRES_HOSTS, postgres_out)
+        return done
 
 
 def _render(

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -182,6 +183,47 @@ def ensure_tls(folder: Path, hosts: tuple[str, ...]) -> list[str]:
             hint="issue a new one (docs/security.md, rotating a certificate in compose)",
         )
     return names
+
+
+def issue_server(folder: Path, hosts: tuple[str, ...], out: Path) -> bool:
+    """A server certificate for ``hosts`` signed by ``folder``'s CA, as ``server.crt`` + ``server.key``.
+
+    For compose's PostgreSQL, so its clients verify it against the CA they already trust for Kafka.
+    Kept while it is signed by the current CA and names every host; otherwise reissued (a new CA
+    makes the old one useless anyway). Returns whether it was (re)issued.
+    """
+    crt, key_file = out / "server.crt", out / "server.key"
+    ca = x509.load_pem_x509_certificate((folder / "ca.pem").read_bytes())
+    if crt.exists() and key_file.exists():
+        current = x509.load_pem_x509_certificate(crt.read_bytes())
+        san = current.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        try:
+            current.verify_directly_issued_by(ca)
+            if set(hosts) <= set(san.get_values_for_type(x509.DNSName)):
+                return False
+        except (ValueError, TypeError, InvalidSignature):
+            pass
+    ca_key = serialization.load_pem_private_key((folder / "ca-key.pem").read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    now = dt.datetime.now(dt.UTC)
+    key = _key()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(hosts[0]))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=VALID_DAYS))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(h) for h in hosts]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    # The key first: a crash between the two leaves no certificate, so the next run reissues both.
+    write_private(key_file, _pem_key(key))
+    write_private(crt, cert.public_bytes(serialization.Encoding.PEM))
+    crt.chmod(0o644)
+    return True
 
 
 def node_dns_names(keystore: Path) -> list[str]:

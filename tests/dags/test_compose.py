@@ -109,14 +109,21 @@ def test_compose_wires_airflow_and_regsync_by_environment(config):
         env = services[name]["environment"]
         assert env["REGSYNC_KAFKA_BOOTSTRAP"] == "kafka:9092"
         assert env["REGSYNC_REGISTRY_URL"] == "http://schema-registry:8080/apis/ccompat/v7"
-        assert env["REGSYNC_DATABASE_URL"].endswith("@postgres:5432/regsync")
-        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("@postgres:5432/airflow")
+        assert env["REGSYNC_DATABASE_URL"].endswith(
+            "@postgres:5432/regsync?sslmode=verify-full&sslrootcert=/etc/regsync/ca/ca.pem"
+        )
+        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith(
+            "@postgres:5432/airflow?sslmode=verify-full&sslrootcert=/etc/regsync/ca/ca.pem"
+        )
         assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-api-server:8080/execution/"
         mounts = {(v["source"], v["target"]) for v in services[name]["volumes"] if v["type"] == "bind"}
         assert (str(DOCKER_DIR.parent / "dags"), "/opt/airflow/dags") in mounts
     registry = services["schema-registry"]["environment"]
     assert registry["APICURIO_STORAGE_KIND"] == "sql"
-    assert registry["APICURIO_DATASOURCE_URL"] == "jdbc:postgresql://postgres:5432/apicurio"
+    assert (
+        registry["APICURIO_DATASOURCE_URL"]
+        == "jdbc:postgresql://postgres:5432/apicurio?sslmode=verify-full&sslrootcert=/etc/regsync/ca/ca.pem"
+    )
     commands = {name: " ".join(services[name]["command"]) for name in AIRFLOW}
     assert commands == {
         "airflow-api-server": "airflow api-server",

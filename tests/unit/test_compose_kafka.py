@@ -33,6 +33,7 @@ KAFKA_CLIENTS: dict[str, tuple[set[str], str | None]] = {
 #: regsync processes that never call Kafka: they get the protocol (so a stray call fails, exit 78)
 #: and no login at all.
 NO_LOGIN = {"airflow-init", "airflow-api-server", "airflow-dag-processor", "airflow-triggerer"}
+TLS_VOLUMES = {"kafka-secrets", "regsync-ca", "postgres-tls"}
 
 
 @pytest.fixture(scope="module")
@@ -70,10 +71,12 @@ def test_every_kafka_client_logs_in_sasl_ssl_as_its_own_principal(compose: dict[
         env = _env(services[name])
         assert env["REGSYNC_KAFKA__SECURITY_PROTOCOL"] == "SASL_SSL", name
         assert env["REGSYNC_KAFKA__SASL_MECHANISM"] == "SCRAM-SHA-512", name
-        assert env["REGSYNC_KAFKA__CA_FILE"] == "/etc/regsync/kafka-ca/ca.pem", name
+        assert env["REGSYNC_KAFKA__CA_FILE"] == "/etc/regsync/ca/ca.pem", name
         assert _logins(env) == (principals, default), name
-        mounts = [v for v in services[name]["volumes"] if isinstance(v, str) and "kafka" in v]
-        assert mounts == ["kafka-ca:/etc/regsync/kafka-ca:ro"], name  # never the secrets volume
+        mounts = [
+            v for v in services[name]["volumes"] if isinstance(v, str) and v.split(":")[0] in TLS_VOLUMES
+        ]
+        assert mounts == ["regsync-ca:/etc/regsync/ca:ro"], name  # never a volume holding a key
     for name in NO_LOGIN:
         env = _env(services[name])
         assert env["REGSYNC_KAFKA__SECURITY_PROTOCOL"] == "SASL_SSL", name
@@ -245,3 +248,48 @@ def test_a_bad_certificate_host_name_is_refused(tmp_path: Path, host: str) -> No
     with pytest.raises(ConfigurationError, match="host name"):
         compose_kafka.render(tmp_path / "k", "1@kafka:9093", _passwords(), hosts=(host,))
     assert not (tmp_path / "k").exists()
+
+
+def test_postgres_serves_tls_from_the_same_init_and_every_client_verifies_it(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    pg = services["postgres"]
+    assert pg["depends_on"]["kafka-secrets"]["condition"] == "service_completed_successfully"
+    assert pg["entrypoint"] == ["bash", "/opt/regsync-postgres/start.sh"]
+    assert "postgres-tls:/etc/regsync/postgres-tls:ro" in pg["volumes"]
+    assert "--postgres-out=/etc/regsync/postgres-tls" in services["kafka-secrets"]["command"]
+    start = (ROOT / "docker" / "postgres" / "start.sh").read_text()
+    assert "-c ssl=on" in start and "install -m 0600 -o postgres" in start
+    assert "hostnossl all all all reject" in (ROOT / "docker" / "postgres" / "tls-only.sh").read_text()
+    urls = {
+        f"{name}: {value}"
+        for name, svc in services.items()
+        for value in _env(svc).values()
+        if "@postgres:5432/" in value or value.startswith("jdbc:postgresql:")
+    }
+    assert len(urls) >= 5
+    for url in urls:
+        assert url.endswith("?sslmode=verify-full&sslrootcert=/etc/regsync/ca/ca.pem"), url
+    # Whoever holds such a URL mounts the CA it names.
+    for name, svc in services.items():
+        if "sslmode=verify-full" in str(svc.get("environment")):
+            assert "regsync-ca:/etc/regsync/ca:ro" in svc["volumes"], name
+
+
+def test_the_postgres_certificate_is_signed_by_the_clients_ca_and_kept(tmp_path: Path) -> None:
+    out, pg = tmp_path / "kafka", tmp_path / "pg"
+    pg.mkdir()
+    compose_kafka.render(out, "1@kafka:9093", _passwords(), postgres_out=pg)
+    crt = x509.load_pem_x509_certificate((pg / "server.crt").read_bytes())
+    crt.verify_directly_issued_by(x509.load_pem_x509_certificate((out / "ca.pem").read_bytes()))
+    san = crt.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["postgres", "localhost"]
+    assert stat.S_IMODE((pg / "server.key").stat().st_mode) == 0o600
+    before = (pg / "server.crt").read_bytes()
+    compose_kafka.render(out, "1@kafka:9093", _passwords(), postgres_out=pg)
+    assert (pg / "server.crt").read_bytes() == before  # kept while the CA is the same
+    for f in out.glob("*.pem"):  # a new CA (certificate rotation) reissues it
+        f.unlink()
+    compose_kafka.render(out, "1@kafka:9093", _passwords(), postgres_out=pg)
+    assert (pg / "server.crt").read_bytes() != before
+    crt = x509.load_pem_x509_certificate((pg / "server.crt").read_bytes())
+    crt.verify_directly_issued_by(x509.load_pem_x509_certificate((out / "ca.pem").read_bytes()))
