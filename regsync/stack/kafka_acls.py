@@ -18,11 +18,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from schemas.contracts import TOPIC_RAW, TOPIC_REJECTED, TOPIC_VALID
+from schemas.errors import FatalError
 
 #: The gate's consumer group and transactional ids start with this (regsync.stages.gate).
 GATE_ID_PREFIX = "regsync-gate-"
 #: A bureau consumer's group ids must start with this.
 BUREAU_GROUP_PREFIX = "bureau-"
+
+
+class AclsRefusedError(FatalError, RuntimeError):
+    """The brokers refused part of the ACL table (RuntimeError too, as callers caught before)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,10 +103,15 @@ def bindings(table: list[Grant]) -> list[Any]:
 def apply(admin: Any, table: list[Grant]) -> int:
     """Create the table's ACLs (creating an existing ACL is a no-op in Kafka); returns how many.
 
-    Raises RuntimeError naming the first refused binding: a half-applied table must not pass silently.
+    Raises :class:`AclsRefusedError` (a FatalError, exit 78) naming the first refused binding: a
+    half-applied table must not pass silently, and the usual cause (not logged in as the admin, no
+    authorizer on the brokers) is the deployment's, not a bug.
     """
     result = admin.create_acls(bindings(table))
     failed = result.get("failed") or []  # kafka-python lists the error classes only
     if failed:
-        raise RuntimeError(f"{len(failed)} of {len(table)} ACL(s) refused, first error: {failed[0]}")
+        raise AclsRefusedError(
+            f"{len(failed)} of {len(table)} ACL(s) refused, first error: {failed[0]}",
+            hint="apply the table as the Kafka admin, on brokers that run the StandardAuthorizer",
+        )
     return len(result.get("succeeded") or [])
