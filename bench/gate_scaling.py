@@ -11,9 +11,10 @@ N workers should reach on a machine with enough cores, bounded by the raw partit
     python -m bench.gate_scaling [--events 100000] [--state-dir DIR]   # DIR: reuse a running stack
     python -m bench.gate_scaling --baseline-tree /tmp/gate-main ...     # A/B: that tree's gate vs ours
 
-With ``--baseline-tree`` (a checkout of another revision, e.g. ``git archive main``), every round
-runs each worker count with that tree's gate and with this one's, alternately, on the same raw
-topic; the summary then has the medians per tree and the ratio current ÷ baseline.
+With ``--baseline-tree`` (a checkout of another revision, e.g. ``git archive main``; repeatable),
+every round runs each worker count with each tree's gate and with this one's, alternately (the
+order reversed every other round), on the same raw topic; the summary then has the medians per
+tree (named by its folder) and the ratios current ÷ each.
 
 Writes ``bench/results/gate_scaling.json`` unless ``--no-save``.
 """
@@ -181,7 +182,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="1-worker/2-worker pairs, interleaved")
     parser.add_argument("--state-dir", type=Path, help="reuse the stack running there (else start one)")
     parser.add_argument("--no-save", action="store_true")
-    parser.add_argument("--baseline-tree", type=Path, help="A/B: also run the gate of this source tree")
+    parser.add_argument(
+        "--baseline-tree",
+        type=Path,
+        action="append",
+        default=[],
+        help="A/B: also run the gate of this source tree (repeatable; named by its folder)",
+    )
     args = parser.parse_args(argv)
     from regsync.stack.watchdog import spawn_watchdog
 
@@ -206,12 +213,10 @@ def main(argv: list[str] | None = None) -> int:
             }
             print(f"== gate scaling: {args.events:,} raw events over {PARTITIONS} partitions ==", flush=True)
             run_stage(stack, {**base, "stage": "extract"}, workdir)
-            trees = [("current", ROOT)]
-            if args.baseline_tree is not None:
-                trees.insert(0, ("baseline", args.baseline_tree.resolve()))
+            trees = [*((t.resolve().name, t.resolve()) for t in args.baseline_tree), ("current", ROOT)]
             for round_ in range(args.rounds):
                 for workers in (1, 2):
-                    order = trees if round_ % 2 == 0 else trees[::-1]  # neither always goes first
+                    order = trees if round_ % 2 == 0 else trees[::-1]  # none always goes first
                     for name, tree in order:
                         trials.append(trial(stack, base, workers, workdir, tree, name))
         finally:
@@ -220,10 +225,11 @@ def main(argv: list[str] | None = None) -> int:
                 if watchdog is not None:
                     stop_watchdog(watchdog)
     summary = summarise([t for t in trials if t["tree"] == "current"], os.cpu_count() or 1)
-    if args.baseline_tree is not None:
-        baseline = summarise([t for t in trials if t["tree"] == "baseline"], os.cpu_count() or 1)
-        summary["baseline"] = baseline
-        summary["current_over_baseline"] = {
+    for tree in args.baseline_tree:
+        name = tree.resolve().name
+        baseline = summarise([t for t in trials if t["tree"] == name], os.cpu_count() or 1)
+        summary.setdefault("baselines", {})[name] = baseline
+        summary.setdefault("current_over_baseline", {})[name] = {
             n: {
                 "events_per_s": round(m["events_per_s"] / baseline["median"][n]["events_per_s"], 2),
                 "cpu_us_per_event": round(
@@ -241,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             "events": args.events,
             "partitions": PARTITIONS,
             "rounds": args.rounds,
-            "baseline_tree": None if args.baseline_tree is None else str(args.baseline_tree),
+            "baseline_trees": [str(t) for t in args.baseline_tree],
         },
         "trials": trials,
         "summary": summary,
