@@ -420,7 +420,10 @@ def judge_records(
                 and read_header(record.value) == passthrough[0]
             ):
                 # Nothing to change and written with the very schema valid uses: the raw bytes are
-                # what decode → to_wire → encode would give (tests/unit/test_wire_identity.py).
+                # what decode → to_wire → encode would give (tests/unit/test_wire_identity.py), as
+                # raw is written only by extract and DLQ replay (the secure stack's ACLs), whose
+                # fastavro writer encodes canonically. A foreign writer's non-canonical body (a
+                # boolean byte 2, a padded varint) would be kept as written, not normalised.
                 value = (
                     record.value if passthrough[1] is None else passthrough[1] + record.value[HEADER_SIZE:]
                 )
