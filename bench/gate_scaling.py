@@ -9,6 +9,12 @@ included) and the broker's CPU seconds. From the per-worker CPU per event the re
 N workers should reach on a machine with enough cores, bounded by the raw partitions.
 
     python -m bench.gate_scaling [--events 100000] [--state-dir DIR]   # DIR: reuse a running stack
+    python -m bench.gate_scaling --baseline-tree /tmp/gate-main ...     # A/B: that tree's gate vs ours
+
+With ``--baseline-tree`` (a checkout of another revision, e.g. ``git archive main``; repeatable),
+every round runs each worker count with each tree's gate and with this one's, alternately (the
+order reversed every other round), on the same raw topic; the summary then has the medians per
+tree (named by its folder) and the ratios current ÷ each.
 
 Writes ``bench/results/gate_scaling.json`` unless ``--no-save``.
 """
@@ -65,10 +71,12 @@ def prepare(endpoints: Endpoints) -> dict[str, Any]:
     }
 
 
-def trial(stack: Stack, base: dict[str, Any], workers: int, workdir: Path) -> dict[str, Any]:
-    """All of raw judged by ``workers`` gate processes (instances 0…N-1) in a fresh group."""
+def trial(
+    stack: Stack, base: dict[str, Any], workers: int, workdir: Path, tree: Path = ROOT, name: str = "current"
+) -> dict[str, Any]:
+    """All of raw judged by ``workers`` gate processes (instances 0…N-1) of ``tree`` in a fresh group."""
     group = f"bench-scale-{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {**os.environ, "PYTHONPATH": str(tree) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     outs = [workdir / f"{group}-{i}.json" for i in range(workers)]
     before = service_cpu(stack)
     began = time.perf_counter()
@@ -89,7 +97,7 @@ def trial(stack: Stack, base: dict[str, Any], workers: int, workdir: Path) -> di
                     }
                 ),
             ],
-            cwd=ROOT,
+            cwd=tree,
             env=env,
         )
         for i in range(workers)
@@ -108,6 +116,7 @@ def trial(stack: Stack, base: dict[str, Any], workers: int, workdir: Path) -> di
     if events != base["events"]:
         raise RuntimeError(f"{workers} workers judged {events} of {base['events']} raw records")
     result = {
+        "tree": name,
         "workers": workers,
         "events": events,
         "wall_s": round(wall, 2),
@@ -122,7 +131,7 @@ def trial(stack: Stack, base: dict[str, Any], workers: int, workdir: Path) -> di
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
     }
     print(
-        f"  {workers} worker(s): {events:,} in {wall:6.1f} s = {events / wall:7,.0f}/s   "
+        f"  {name:8} {workers} worker(s): {events:,} in {wall:6.1f} s = {events / wall:7,.0f}/s   "
         f"CPU {cpu:6.1f} s ({result['cpu_us_per_event']} µs/event, loop {result['loop_cpu_us_per_event']})"
         f"   Kafka CPU {result['kafka_cpu_s']} s   split {result['per_worker_events']}",
         flush=True,
@@ -173,6 +182,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="1-worker/2-worker pairs, interleaved")
     parser.add_argument("--state-dir", type=Path, help="reuse the stack running there (else start one)")
     parser.add_argument("--no-save", action="store_true")
+    parser.add_argument(
+        "--baseline-tree",
+        type=Path,
+        action="append",
+        default=[],
+        help="A/B: also run the gate of this source tree (repeatable; named by its folder)",
+    )
     args = parser.parse_args(argv)
     from regsync.stack.watchdog import spawn_watchdog
 
@@ -197,21 +213,42 @@ def main(argv: list[str] | None = None) -> int:
             }
             print(f"== gate scaling: {args.events:,} raw events over {PARTITIONS} partitions ==", flush=True)
             run_stage(stack, {**base, "stage": "extract"}, workdir)
-            for _ in range(args.rounds):
+            trees = [*((t.resolve().name, t.resolve()) for t in args.baseline_tree), ("current", ROOT)]
+            for round_ in range(args.rounds):
                 for workers in (1, 2):
-                    trials.append(trial(stack, base, workers, workdir))
+                    order = trees if round_ % 2 == 0 else trees[::-1]  # none always goes first
+                    for name, tree in order:
+                        trials.append(trial(stack, base, workers, workdir, tree, name))
         finally:
             if own:
                 stack.down(purge=True)
                 if watchdog is not None:
                     stop_watchdog(watchdog)
-    summary = summarise(trials, os.cpu_count() or 1)
+    summary = summarise([t for t in trials if t["tree"] == "current"], os.cpu_count() or 1)
+    for tree in args.baseline_tree:
+        name = tree.resolve().name
+        baseline = summarise([t for t in trials if t["tree"] == name], os.cpu_count() or 1)
+        summary.setdefault("baselines", {})[name] = baseline
+        summary.setdefault("current_over_baseline", {})[name] = {
+            n: {
+                "events_per_s": round(m["events_per_s"] / baseline["median"][n]["events_per_s"], 2),
+                "cpu_us_per_event": round(
+                    m["cpu_us_per_event"] / baseline["median"][n]["cpu_us_per_event"], 2
+                ),
+            }
+            for n, m in summary["median"].items()
+        }
     payload = {
         "benchmark": "gate workers, 1 vs 2",
         "started_at": started.isoformat(timespec="seconds"),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {**about, "platform": platform.platform()},
-        "parameters": {"events": args.events, "partitions": PARTITIONS, "rounds": args.rounds},
+        "parameters": {
+            "events": args.events,
+            "partitions": PARTITIONS,
+            "rounds": args.rounds,
+            "baseline_trees": [str(t) for t in args.baseline_tree],
+        },
         "trials": trials,
         "summary": summary,
     }

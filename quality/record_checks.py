@@ -48,13 +48,12 @@ from schemas.events import (
     CountyResolution,
     CountyResolutionMethod,
     EventType,
-    Institution,
     Registrar,
     RegistrationEvent,
     RuleViolation,
     Severity,
 )
-from schemas.limits import TooLong, too_long
+from schemas.limits import STRING_LIMITS, TooLong
 from schemas.masking import mask_resident_id, mask_text
 
 __all__ = [
@@ -64,7 +63,9 @@ __all__ = [
     "Verdict",
     "clear_caches",
     "evaluate",
+    "evaluate_avro",
     "evaluate_many",
+    "evaluate_many_avro",
     "schema_violation",
 ]
 
@@ -135,6 +136,7 @@ class GateConfig:
 
 
 _REGISTRAR_BY_VALUE: Final = {m.value: m for m in Registrar}
+_EVENT_TYPE_BY_VALUE: Final = {m.value: m for m in EventType}
 
 
 def _normalise_prefixes(table: Mapping[Any, Iterable[str]]) -> Mapping[Registrar, frozenset[str]]:
@@ -225,6 +227,26 @@ class Verdict:
             event = replace(event, institution=inst)
         return event.with_warnings(self.warnings)
 
+    def leaves_unchanged(self, data: Mapping[str, Any]) -> bool:
+        """True if :meth:`apply` would publish the event of this Avro mapping exactly as it is.
+
+        Accepted, no warning to attach and none attached already, county and resolution kept: then
+        the gate can pass the raw record's bytes through instead of building, changing and encoding
+        the model (issue 12). The same comparisons :meth:`apply` makes, on the mapping.
+        """
+        if not self.accepted or data.get("quality_warnings") or self.warnings:
+            return False
+        inst = data["institution"]
+        if self.county_code != inst.get("county_code"):
+            return False
+        if self.county_resolution is None:
+            return True
+        own = inst["county_resolution"]
+        return bool(
+            self.county_resolution.method == own["method"]
+            and self.county_resolution.confidence == own["confidence"]
+        )
+
 
 DEFAULT_CONFIG: Final = GateConfig()
 
@@ -235,9 +257,22 @@ def evaluate(event: RegistrationEvent, *, config: GateConfig = DEFAULT_CONFIG) -
 
 
 def evaluate_many(events: Sequence[RegistrationEvent], config: GateConfig = DEFAULT_CONFIG) -> list[Verdict]:
-    """Judge a batch (the gate's poll); one verdict per event, in order."""
+    """Judge a batch of typed events; one verdict per event, in order."""
     judge = _gate_for(config).evaluate
     return [judge(event) for event in events]
+
+
+def evaluate_avro(data: Mapping[str, Any], *, config: GateConfig = DEFAULT_CONFIG) -> Verdict:
+    """Judge one event's Avro mapping (what the codec decodes); same verdict as :func:`evaluate`."""
+    return _gate_for(config).evaluate_avro(data)
+
+
+def evaluate_many_avro(
+    records: Sequence[Mapping[str, Any]], config: GateConfig = DEFAULT_CONFIG
+) -> list[Verdict]:
+    """Judge a batch of decoded events (the gate's poll) without building the typed model."""
+    judge = _gate_for(config).evaluate_avro
+    return [judge(record) for record in records]
 
 
 def schema_violation(detail: str) -> RuleViolation:
@@ -256,6 +291,7 @@ def clear_caches() -> None:
         _code_check,
         _scope_verdict,
         _scope_name_verdict,
+        _resolution_of,
         _gate_for,
     ):
         cached.cache_clear()
@@ -305,28 +341,42 @@ class _Gate:
         return moment.astimezone(self.zone).date()
 
     def evaluate(self, event: RegistrationEvent) -> Verdict:
-        inst = event.institution
+        """Judge a typed event: the same rules as :meth:`evaluate_avro`, on its Avro mapping."""
+        return self.evaluate_avro(event.to_avro())
+
+    def evaluate_avro(self, data: Mapping[str, Any]) -> Verdict:
+        """Judge an event's Avro mapping — as fastavro decodes it, or as ``to_avro`` builds it.
+
+        The one implementation of the record rules. Why a mapping and not the typed model: the gate
+        decodes a mapping, and building the model (``from_avro``) cost more than the rules themselves
+        (issue 12); the model is now built only for the records the gate changes or rejects.
+        Enum fields may be plain strings or the enum members (a ``StrEnum`` equals its value).
+        """
+        inst = data["institution"]
         found: list[RuleViolation] = []
 
         # REQUIRED_FIELD — one finding per blank field, each naming it (inlined: this runs per event).
-        code, name, address, scope = inst.uscc, inst.name, inst.address, inst.business_scope
+        code, name, address, scope = inst["uscc"], inst["name"], inst["address"], inst["business_scope"]
+        event_date: date | None = data["event_date"]
+        registrar = _REGISTRAR_BY_VALUE.get(data["registrar"])
+        event_type = _EVENT_TYPE_BY_VALUE.get(data["event_type"])
         if not code or code.isspace():
             found.append(_REQUIRED_VIOLATION["institution.uscc"])
         if not name or name.isspace():
             found.append(_REQUIRED_VIOLATION["institution.name"])
         if not address or address.isspace():
             found.append(_REQUIRED_VIOLATION["institution.address"])
-        if event.event_date is None:
+        if event_date is None:
             found.append(_REQUIRED_VIOLATION["event_date"])
-        if event.registrar is None:
+        if registrar is None:
             found.append(_REQUIRED_VIOLATION["registrar"])
-        if event.event_type is None:
+        if event_type is None:
             found.append(_REQUIRED_VIOLATION["event_type"])
         if not scope or scope.isspace():
             found.append(_REQUIRED_VIOLATION["institution.business_scope"])
 
         # FIELD_TOO_LONG — what the gate lets through, the filing store must hold (schemas/limits.py).
-        for over in too_long(event):
+        for over in _too_long_avro(data):
             found.append(_too_long(over))
 
         # USCC_* and USCC_REGISTRAR_PREFIX
@@ -334,49 +384,50 @@ class _Gate:
             prefix, uscc_found = _uscc_facts(code)
             if uscc_found:
                 found.extend(uscc_found)
-            registrar = event.registrar
             if prefix is not None and registrar is not None and prefix not in self.prefixes[registrar]:
                 found.append(self._prefix_violation(code, prefix, registrar))
 
         # DIVISION_*
-        outcome = _division_outcome(inst.county_code, address or "", self.config.resolve_missing_county)
+        outcome = _division_outcome(
+            inst.get("county_code"), address or "", self.config.resolve_missing_county
+        )
         found.extend(outcome.violations)
         county_code = outcome.county_code
-        resolution = outcome.resolution or inst.county_resolution
+        resolution = outcome.resolution or _resolution(inst["county_resolution"])
         if county_code is not None and resolution.confidence < self.config.min_county_confidence:
             found.append(self._low_confidence(county_code, resolution))
 
         # NOT_CHILDCARE
-        if event.event_type not in CHILDCARE_EXEMPT_EVENTS:
+        if event_type not in CHILDCARE_EXEMPT_EVENTS:
             verdict = _childcare(scope or "", name or "")
             if not verdict.is_childcare:
                 found.append(_not_childcare(scope or "", name or "", verdict))
 
         # EVENT_DATE_FUTURE / LATE_PUSH (mutually exclusive)
-        event_date = event.event_date
         if event_date is not None:
-            pushed = self.local_date(event.extracted_at)
+            extracted_at: datetime = data["extracted_at"]
+            pushed = self.local_date(extracted_at)
             if event_date > pushed:
                 found.append(self._future(event_date, pushed))
             elif (event_date.year, event_date.month) < (pushed.year, pushed.month):
-                found.append(self._late(event_date, event.extracted_at, pushed))
+                found.append(self._late(event_date, extracted_at, pushed))
 
-        # The rest are cheap attribute tests.
-        rep = inst.legal_representative
-        if rep is not None and rep.id_valid is False:
-            found.append(_bad_id(rep.id_number_masked))
-        if event.event_type is EventType.CHANGED and not event.changed_fields:
+        # The rest are cheap lookups.
+        rep = inst.get("legal_representative")
+        if rep is not None and rep.get("id_valid") is False:
+            found.append(_bad_id(rep.get("id_number_masked")))
+        if event_type is EventType.CHANGED and not data.get("changed_fields"):
             found.append(_NO_CHANGES)
-        if event.event_type in (EventType.MOVED_IN, EventType.MOVED_OUT):
-            move = event.jurisdiction
-            if move is None or (_blank(move.from_county_code) and _blank(move.to_county_code)):
-                found.append(_no_move(event.event_type))
-        capacity = inst.capacity
-        if capacity is not None and capacity > self.config.family_care_capacity and _is_family(inst):
+        if event_type is EventType.MOVED_IN or event_type is EventType.MOVED_OUT:
+            move = data.get("jurisdiction")
+            if move is None or (_blank(move.get("from_county_code")) and _blank(move.get("to_county_code"))):
+                found.append(_no_move(event_type))
+        capacity = inst.get("capacity")
+        if capacity is not None and capacity > self.config.family_care_capacity and _is_family(scope, name):
             found.append(self._family(capacity))
-        capital = inst.registered_capital
+        capital = inst.get("registered_capital")
         if capital is not None and (capital < 0 or capital > self.config.capital_max_wan):
-            found.append(self._capital(capital, inst.registered_capital_currency))
+            found.append(self._capital(capital, inst.get("registered_capital_currency", "CNY")))
 
         if self.disabled:
             found = [v for v in found if v.rule_id not in self.disabled]
@@ -690,9 +741,96 @@ def _not_childcare(scope: str, name: str, verdict: childcare.ChildcareVerdict) -
     )
 
 
-def _is_family(inst: Institution) -> bool:
+def _is_family(scope: str | None, name: str | None) -> bool:
     """A 家庭托育点 by its scope or name; the legal form is not required (一般为个体工商户, not always)."""
-    return "家庭托育" in (inst.business_scope or "") or "家庭托育" in (inst.name or "")
+    return "家庭托育" in (scope or "") or "家庭托育" in (name or "")
+
+
+# --------------------------------------------------------------------------------------------------
+# The mapping's string bounds and county resolution
+
+_L = STRING_LIMITS
+
+
+def _keys(prefix: str, *names: str) -> tuple[tuple[str, str, int], ...]:
+    return tuple((name, f"{prefix}{name}", _L[f"{prefix}{name}"]) for name in names)
+
+
+_INSTITUTION_HEAD: Final = _keys("institution.", "uscc", "name")
+_REPRESENTATIVE: Final = _keys(
+    "institution.legal_representative.", "name", "id_number_masked", "phone_masked"
+)
+_INSTITUTION_TAIL: Final = _keys(
+    "institution.",
+    "address",
+    "county_code",
+    "business_scope",
+    "registered_capital_currency",
+    "stated_division_code",
+    "industry_code",
+)
+_CHANGE: Final = tuple((k, _L[f"changed_fields[].{k}"]) for k in ("field", "old", "new"))
+_MOVE: Final = _keys("jurisdiction.", "from_county_code", "to_county_code")
+_LINEAGE: Final = _keys(
+    "lineage.", "source_system", "source_record_id", "source_version", "cursor_value", "extracted_by"
+)
+_WARNING: Final = tuple(
+    (k, _L[f"quality_warnings[].{k}"]) for k in ("rule_id", "field", "message_zh", "message_en")
+)
+
+
+def _over(found: list[TooLong], record: Mapping[str, Any], keys: tuple[tuple[str, str, int], ...]) -> None:
+    for key, path, bound in keys:
+        value = record.get(key)
+        if value is not None and len(value) > bound:
+            found.append(TooLong(path, len(value), bound))
+
+
+def _too_long_avro(data: Mapping[str, Any]) -> list[TooLong]:
+    """:func:`schemas.limits.too_long` on the Avro mapping: the same findings in the same order.
+
+    Why not that function: it reads the typed model, which the gate no longer builds for every
+    record; and it makes a generator per field, which made it the costliest rule (issue 12).
+    ``tests/unit/test_record_checks_avro.py`` holds the two to the same answers.
+    """
+    found: list[TooLong] = []
+    event_id = data["event_id"]
+    if event_id is not None and len(event_id) > _L["event_id"]:
+        found.append(TooLong("event_id", len(event_id), _L["event_id"]))
+    inst = data["institution"]
+    _over(found, inst, _INSTITUTION_HEAD)
+    rep = inst.get("legal_representative")
+    if rep is not None:
+        _over(found, rep, _REPRESENTATIVE)
+    _over(found, inst, _INSTITUTION_TAIL)
+    for index, change in enumerate(data.get("changed_fields") or ()):
+        for key, bound in _CHANGE:
+            value = change.get(key)
+            if value is not None and len(value) > bound:
+                found.append(TooLong(f"changed_fields[{index}].{key}", len(value), bound))
+    move = data.get("jurisdiction")
+    if move is not None:
+        _over(found, move, _MOVE)
+    _over(found, data["lineage"], _LINEAGE)
+    for index, warning in enumerate(data.get("quality_warnings") or ()):
+        for key, bound in _WARNING:
+            value = warning.get(key)
+            if value is not None and len(value) > bound:
+                found.append(TooLong(f"quality_warnings[{index}].{key}", len(value), bound))
+    return found
+
+
+_RESOLUTION_CACHE = 256
+
+
+@lru_cache(maxsize=_RESOLUTION_CACHE)
+def _resolution_of(method: str, confidence: float) -> CountyResolution:
+    return CountyResolution.from_avro({"method": method, "confidence": confidence})
+
+
+def _resolution(data: Mapping[str, Any]) -> CountyResolution:
+    """The event's own ``county_resolution`` as the model; few distinct values, so memoised."""
+    return _resolution_of(data["method"], data["confidence"])
 
 
 # --------------------------------------------------------------------------------------------------

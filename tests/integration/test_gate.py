@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
 import textwrap
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,7 +20,9 @@ from regsync.kafka import bus, rejections
 from regsync.kafka.topics import Topics, ensure_topics
 from regsync.stages.extract import run_extract
 from regsync.stages.gate import run_gate
+from schemas import codec
 from schemas.events import RegistrationEvent, RejectedRecord
+from schemas.examples import canonical_event
 
 AS_OF = datetime(2026, 1, 31, 16, 0, tzinfo=UTC)
 CONNECT_HEADERS = (
@@ -81,6 +85,7 @@ def test_gate_routes_every_record_once_with_reasons(pipeline):
     producer.close()
 
     counts = run_gate(**pipeline, until_idle=True, max_records=16)
+    assert gc.get_freeze_count() == 0  # the run's gc.freeze() is undone when it ends
     raw = _raw_positions(pipeline)
     assert counts.consumed == len(raw) == 41
     assert counts.valid + counts.rejected == counts.consumed
@@ -130,6 +135,37 @@ def test_gate_routes_every_record_once_with_reasons(pipeline):
             )
             message = bus.header(record, "__connect.errors.exception.message")
             assert all(rule_id in message for rule_id in rule_ids)
+
+
+def test_a_valid_record_the_gate_leaves_unchanged_is_published_as_its_raw_bytes(pipeline):
+    """Issue 12's pass-through on the real registry: same Avro body, framed with valid's id."""
+    codecs = bus.load_codecs(pipeline["registry_url"], pipeline["topics"])
+    base = canonical_event()
+    clean = replace(base, quality_warnings=(), extracted_at=datetime(2025, 3, 31, 8, 0, tzinfo=UTC))
+    warned = replace(clean, event_id="00000000-0000-0000-0000-000000000002")
+    warned = replace(warned, extracted_at=datetime(2025, 5, 2, 8, 0, tzinfo=UTC))  # LATE_PUSH: changed
+    producer = KafkaProducer(**bus.security("admin"), bootstrap_servers=pipeline["bootstrap"], acks="all")
+    for event in (clean, warned):
+        producer.send(
+            pipeline["topics"].raw, key=event.kafka_key, value=codecs.raw.encode(event.to_wire())
+        ).get(30)
+    producer.close()
+
+    counts = run_gate(**pipeline, until_idle=True)
+    assert (counts.valid, counts.rejected) == (2, 0)
+    raw = _raw_positions(pipeline)
+    published = {}
+    for position, found in _outputs(pipeline).items():
+        ((kind, event, record),) = found
+        assert kind == "valid" and codec.read_header(record.value) == codecs.valid.schema_id
+        published[event.event_id] = (event, record.value, raw[position].value)
+    event, value, source = published[clean.event_id]
+    assert event == clean
+    assert value[codec.HEADER_SIZE :] == source[codec.HEADER_SIZE :]
+    event, value, source = published[warned.event_id]
+    assert [w.rule_id for w in event.quality_warnings] == ["LATE_PUSH"]
+    assert value[codec.HEADER_SIZE :] != source[codec.HEADER_SIZE :]
+    assert event.with_warnings(()) == warned
 
 
 @pytest.mark.slow

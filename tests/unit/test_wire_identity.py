@@ -21,7 +21,7 @@ from unittest import mock
 import pytest
 
 from bench.gate_rules import to_event
-from quality.record_checks import GateConfig
+from quality.record_checks import GateConfig, Verdict
 from regsync.kafka.bus import Codecs
 from regsync.kafka.topics import Topics
 from regsync.stages import gate
@@ -222,3 +222,263 @@ def test_a_decimal_that_does_not_fit_fails_alike_on_both_paths(capital: str) -> 
     with pytest.raises(RecordMismatchError) as ours:
         new.encode(event.to_wire())
     assert ours.value.field == theirs.value.field == "institution.registered_capital"
+
+
+# -- issue 12: judging on the decoded mapping, raw bytes passed through ------------------------------
+
+
+def _variants(events: list[RegistrationEvent]) -> Iterator[RegistrationEvent]:
+    """Events that take every branch of the rules and of the gate: blanks, overlong strings, odd counties."""
+    from schemas.events import (
+        CountyResolution,
+        CountyResolutionMethod,
+        EventType,
+        FieldChange,
+    )
+
+    base = canonical_event()
+    inst = base.institution
+    yield replace(base, quality_warnings=())  # nothing to change: passed through
+    yield base  # carries a warning already: the gate replaces it, so it is re-encoded
+    for field_name in ("uscc", "name", "address", "business_scope"):
+        yield replace(base, institution=replace(inst, **{field_name: " "}))
+    yield replace(base, institution=replace(inst, name="托育" * 150, address="地" * 600))
+    yield replace(base, lineage=replace(base.lineage, cursor_value="c" * 300, extracted_by="x" * 200))
+    yield replace(base, changed_fields=(FieldChange("f" * 70, "o" * 4001, None),))
+    yield replace(base, institution=replace(inst, county_code="1234567", stated_division_code="9" * 13))
+    for county in (None, "371202", "999999", "370100", "nonsense"):  # missing, abolished, unknown, city, junk
+        yield replace(base, institution=replace(inst, county_code=county))
+    yield replace(
+        base,
+        institution=replace(inst, county_resolution=CountyResolution(CountyResolutionMethod.ADDRESS, 0.1)),
+    )
+    yield replace(base, event_type=EventType.CHANGED, changed_fields=())
+    yield replace(base, event_type=EventType.MOVED_IN, jurisdiction=None)
+    yield replace(base, event_type=EventType.MOVED_OUT, jurisdiction=JurisdictionMove(" ", None))
+    yield replace(
+        base, event_type=EventType.DEREGISTERED, institution=replace(inst, business_scope="餐饮服务")
+    )
+    yield replace(
+        base,
+        institution=replace(
+            inst, legal_representative=LegalRepresentative("王五", "1101**********1234", False)
+        ),
+    )
+    yield replace(base, institution=replace(inst, capacity=40, business_scope="家庭托育服务"))
+    yield replace(base, institution=replace(inst, uscc="91ABC"))
+    yield replace(base, institution=replace(inst, name="某某餐厅", business_scope="餐饮服务；食品销售"))
+    yield replace(
+        base, institution=replace(inst, name="某托育中心", business_scope="婴幼儿照护服务（不含托育）")
+    )
+    for capital in ("-1", "9999999999"):
+        yield replace(base, institution=replace(inst, registered_capital=Decimal(capital)))
+    yield replace(base, event_date=datetime(2031, 1, 1, tzinfo=UTC).date())
+    for event in events[:200]:  # world events with their warnings already attached (a replayed record)
+        yield event.with_warnings((RuleViolation("OLD", Severity.WARN, "旧", "old", None),))
+
+
+def _model_evaluate(event: RegistrationEvent, config: GateConfig) -> object:
+    """The record rules on the typed model, exactly as ``_Gate.evaluate`` read before issue 12.
+
+    Kept here as the reference the mapping path is held to (copied, with the helpers it called).
+    """
+    from quality import record_checks as rc
+    from schemas.limits import too_long
+
+    gate = rc._gate_for(config)
+    inst = event.institution
+    found: list[RuleViolation] = []
+
+    # REQUIRED_FIELD — one finding per blank field, each naming it (inlined: this runs per event).
+    code, name, address, scope = inst.uscc, inst.name, inst.address, inst.business_scope
+    if not code or code.isspace():
+        found.append(rc._REQUIRED_VIOLATION["institution.uscc"])
+    if not name or name.isspace():
+        found.append(rc._REQUIRED_VIOLATION["institution.name"])
+    if not address or address.isspace():
+        found.append(rc._REQUIRED_VIOLATION["institution.address"])
+    if event.event_date is None:
+        found.append(rc._REQUIRED_VIOLATION["event_date"])
+    if event.registrar is None:
+        found.append(rc._REQUIRED_VIOLATION["registrar"])
+    if event.event_type is None:
+        found.append(rc._REQUIRED_VIOLATION["event_type"])
+    if not scope or scope.isspace():
+        found.append(rc._REQUIRED_VIOLATION["institution.business_scope"])
+
+    # FIELD_TOO_LONG — what the gate lets through, the filing store must hold (schemas/limits.py).
+    for over in too_long(event):
+        found.append(rc._too_long(over))
+
+    # USCC_* and USCC_REGISTRAR_PREFIX
+    if code and not code.isspace():
+        prefix, uscc_found = rc._uscc_facts(code)
+        if uscc_found:
+            found.extend(uscc_found)
+        registrar = event.registrar
+        if prefix is not None and registrar is not None and prefix not in gate.prefixes[registrar]:
+            found.append(gate._prefix_violation(code, prefix, registrar))
+
+    # DIVISION_*
+    outcome = rc._division_outcome(inst.county_code, address or "", gate.config.resolve_missing_county)
+    found.extend(outcome.violations)
+    county_code = outcome.county_code
+    resolution = outcome.resolution or inst.county_resolution
+    if county_code is not None and resolution.confidence < gate.config.min_county_confidence:
+        found.append(gate._low_confidence(county_code, resolution))
+
+    # NOT_CHILDCARE
+    if event.event_type not in rc.CHILDCARE_EXEMPT_EVENTS:
+        verdict = rc._childcare(scope or "", name or "")
+        if not verdict.is_childcare:
+            found.append(rc._not_childcare(scope or "", name or "", verdict))
+
+    # EVENT_DATE_FUTURE / LATE_PUSH (mutually exclusive)
+    event_date = event.event_date
+    if event_date is not None:
+        pushed = gate.local_date(event.extracted_at)
+        if event_date > pushed:
+            found.append(gate._future(event_date, pushed))
+        elif (event_date.year, event_date.month) < (pushed.year, pushed.month):
+            found.append(gate._late(event_date, event.extracted_at, pushed))
+
+    # The rest are cheap attribute tests.
+    rep = inst.legal_representative
+    if rep is not None and rep.id_valid is False:
+        found.append(rc._bad_id(rep.id_number_masked))
+    if event.event_type is rc.EventType.CHANGED and not event.changed_fields:
+        found.append(rc._NO_CHANGES)
+    if event.event_type in (rc.EventType.MOVED_IN, rc.EventType.MOVED_OUT):
+        move = event.jurisdiction
+        if move is None or (rc._blank(move.from_county_code) and rc._blank(move.to_county_code)):
+            found.append(rc._no_move(event.event_type))
+    capacity = inst.capacity
+    if (
+        capacity is not None
+        and capacity > gate.config.family_care_capacity
+        and rc._is_family(inst.business_scope, inst.name)
+    ):
+        found.append(gate._family(capacity))
+    capital = inst.registered_capital
+    if capital is not None and (capital < 0 or capital > gate.config.capital_max_wan):
+        found.append(gate._capital(capital, inst.registered_capital_currency))
+
+    if gate.disabled:
+        found = [v for v in found if v.rule_id not in gate.disabled]
+    accepted = not any(v.severity is Severity.REJECT for v in found)
+    return rc.Verdict(accepted, tuple(found), county_code, resolution)
+
+
+def _reference_judge(
+    records: list[_Record], codecs: Codecs, config: GateConfig, topics: Topics
+) -> list[tuple[str, int, bytes | None, bytes | None, int]]:
+    """The gate before issue 12's mapping path: decode → from_avro → evaluate → apply → to_wire → encode.
+
+    Valid records only (their bytes are compared); a rejected record is ``(topic, …, None, …)``.
+    Undecodable records come first, as the gate emits them.
+    """
+    out: list[tuple[str, int, bytes | None, bytes | None, int]] = []
+    judged: list[tuple[_Record, RegistrationEvent]] = []
+    for record in records:
+        try:
+            judged.append((record, RegistrationEvent.from_avro(codecs.raw.decode(record.value))))
+        except Exception:
+            out.append((topics.rejected, record.partition, record.key, None, record.timestamp))
+    for record, event in judged:
+        verdict = _model_evaluate(event, config)
+        assert isinstance(verdict, Verdict)
+        if verdict.accepted:
+            value = codecs.valid.encode(verdict.apply(event).to_wire())
+            out.append((topics.valid, record.partition, record.key, value, record.timestamp))
+        else:
+            out.append((topics.rejected, record.partition, record.key, None, record.timestamp))
+    return out
+
+
+@pytest.mark.parametrize("valid_id", [42, 77])  # valid's subject under raw's id, or under its own
+def test_the_mapping_path_publishes_what_the_model_round_trip_did(
+    valid_id: int, world_events: list[RegistrationEvent]
+) -> None:
+    """Same topics, same valid bytes, same DLQ values and headers as the model round trip.
+
+    Raw holds world events, the variants above, records written under contract v1 (decoded with
+    resolution, so never passed through) and garbage.
+    """
+    topics = Topics()
+    schema = get_contract(REGISTRATION_EVENT).version(2).schema_str
+    raw = AvroCodec(schema, 42)
+    raw.add_writer(41, get_contract(REGISTRATION_EVENT).version(1).schema_str)
+    codecs = Codecs(raw=raw, valid=AvroCodec(schema, valid_id), rejected=_new_codec(REJECTED_RECORD, 2))
+    v1 = _new_codec(REGISTRATION_EVENT, 1)
+    events = [*world_events, *_edge_events(), *_variants(world_events)]
+    records = [
+        _Record(topics.raw, i % 6, i, e.kafka_key, raw.encode(e.to_wire()), e.kafka_timestamp_ms, [])
+        for i, e in enumerate(events)
+    ]
+    for e in world_events[:50]:  # an older producer, contract v1
+        records.append(
+            _Record(
+                topics.raw, 1, len(records), e.kafka_key, v1.encode(e.to_avro()), e.kafka_timestamp_ms, []
+            )
+        )
+    records.append(_Record(topics.raw, 0, len(records), None, b"\x01garbage", 1_743_465_600_000, []))
+    config = GateConfig()
+    counts = gate.GateCounts()
+    ours = gate.judge_records(records, codecs, config, topics, "gate-x", counts)
+    theirs = _reference_judge(records, codecs, config, topics)
+    assert len(ours) == len(theirs) == len(records)
+    passed = 0
+    by_key_and_time = {(r.key, r.timestamp, r.partition): r for r in records}
+    for mine, reference in zip(ours, theirs, strict=True):
+        topic, partition, key, value, _headers, timestamp = mine
+        assert (topic, partition, key, timestamp) == (reference[0], reference[1], reference[2], reference[4])
+        if topic == topics.valid:
+            assert value == reference[3], (key, timestamp)
+            assert codec_module.read_header(value) == valid_id
+            source = by_key_and_time[key, timestamp, partition].value
+            passed += value[5:] == source[5:] and codec_module.read_header(source) == raw.schema_id
+    assert counts.valid > 0 and counts.rejected > 30
+    assert passed > counts.valid // 2  # most valid records are passed through, the rest re-encoded
+
+
+def test_verdicts_on_the_mapping_equal_verdicts_on_the_model(world_events: list[RegistrationEvent]) -> None:
+    """evaluate_avro on the decoded mapping (plain strings) == evaluate on the model built from it.
+
+    The model is ``from_avro`` of the same mapping, as the gate built it before: a decimal reads
+    back at the contract's scale (``-7`` → ``-7.000000``), and the messages quote what was read.
+    """
+    from quality.record_checks import evaluate, evaluate_avro
+
+    codec = _new_codec(REGISTRATION_EVENT, 2)
+    config = GateConfig(disabled_rules=frozenset({"LATE_PUSH"}))
+    seen: set[str] = set()
+    for event in [*world_events, *_edge_events(), *_variants(world_events)]:
+        decoded = codec.decode(codec.encode(event.to_wire()))
+        for cfg in (GateConfig(), config):
+            model = RegistrationEvent.from_avro(decoded)
+            assert evaluate_avro(decoded, config=cfg) == _model_evaluate(model, cfg), event.event_id
+            assert evaluate(model, config=cfg) == _model_evaluate(model, cfg)
+            assert evaluate(event, config=cfg) == _model_evaluate(event, cfg)  # a model built in Python
+            seen.update(evaluate_avro(decoded, config=cfg).rule_ids)
+    from quality import rules
+
+    assert {r.id for r in rules.RECORD_RULES} - seen <= {
+        "USCC_LEGACY_PILOT",
+        "USCC_ORG_CHECK_DIGIT",
+        "SCHEMA_INVALID",  # decode failures, not judged by the rules
+        "SOURCE_UNREADABLE",  # extract's, not the gate's
+    }, seen
+
+
+def test_string_bounds_on_the_mapping_equal_schemas_limits(world_events: list[RegistrationEvent]) -> None:
+    from quality.record_checks import _too_long_avro
+    from schemas.limits import too_long
+
+    codec = _new_codec(REGISTRATION_EVENT, 2)
+    found = 0
+    for event in [*world_events, *_edge_events(), *_variants(world_events)]:
+        expected = too_long(event)
+        found += len(expected)
+        assert _too_long_avro(codec.decode(codec.encode(event.to_wire()))) == expected
+        assert _too_long_avro(event.to_avro()) == expected
+    assert found >= 8  # the overlong variants were seen
