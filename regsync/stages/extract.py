@@ -19,6 +19,7 @@ import contextlib
 import gc
 import json
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -296,14 +297,25 @@ def _startup_objects_frozen() -> Iterator[None]:
     die by reference count before that). Both are restored afterwards. Issue 12: the collector's
     CPU fell from ≈ 13 to ≈ 2 µs an event on the bench (bench/README.md, "extract").
     """
-    threshold = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(10_000, 10, 10)
+    with _GC_LOCK:  # runs in threads of one process: the first in sets, the last out restores
+        if not _GC_RUNS:
+            _GC_SAVED[:] = gc.get_threshold()
+            gc.freeze()
+            gc.set_threshold(10_000, 10, 10)
+        _GC_RUNS.append(None)
     try:
         yield
     finally:
-        gc.set_threshold(*threshold)
-        gc.unfreeze()
+        with _GC_LOCK:
+            _GC_RUNS.pop()
+            if not _GC_RUNS:
+                gc.set_threshold(*_GC_SAVED)
+                gc.unfreeze()
+
+
+_GC_LOCK = threading.Lock()
+_GC_RUNS: list[None] = []  # one entry per batch loop running in this process
+_GC_SAVED: list[int] = []  # the collector's thresholds before the first of them
 
 
 def run_extract(

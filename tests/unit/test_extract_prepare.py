@@ -89,3 +89,33 @@ def test_a_change_time_still_stamps_its_own_event():
         int(surfaced.timestamp() * 1000),
         push_stamp(None, PREVIOUS, AS_OF),
     ]
+
+
+def test_the_collector_settings_hold_for_the_loop_and_come_back_after_it():
+    """Frozen start-up objects and a larger young generation only while batch loops run (issue 12)."""
+    import gc
+
+    from regsync.stages.extract import _startup_objects_frozen
+
+    before, frozen_before = gc.get_threshold(), gc.get_freeze_count()
+    with _startup_objects_frozen():
+        assert gc.get_threshold()[0] == 10_000
+        assert gc.get_freeze_count() > frozen_before
+        with _startup_objects_frozen():  # a second run in another thread of the same process
+            pass
+        assert gc.get_threshold()[0] == 10_000  # the first run still has its settings
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == frozen_before
+
+
+def test_the_collector_settings_come_back_when_the_loop_fails():
+    import gc
+
+    import pytest
+
+    from regsync.stages.extract import _startup_objects_frozen
+
+    before = gc.get_threshold()
+    with pytest.raises(RuntimeError), _startup_objects_frozen():
+        raise RuntimeError("source failed")
+    assert gc.get_threshold() == before
