@@ -380,3 +380,28 @@ def test_an_oversized_value_round_trips():
     event = replace(sample_event(), institution=replace(sample_event().institution, business_scope=scope))
     codec = v1_codec()
     assert RegistrationEvent.from_avro(codec.decode(codec.encode(event.to_wire()))) == event
+
+
+@pytest.mark.parametrize("core", ["compiled", "public"])
+def test_every_corrupted_byte_gives_a_decode_error_or_a_record(core):
+    """Overwrite each body byte of the golden payload with 0x00, 0x7f, 0x80 and 0xff: every decode
+    either returns a record or raises a DecodeError subclass (the gate's DLQ path) — never another
+    exception, a hang or a huge allocation; the same on fastavro's public calls."""
+    golden = bytes.fromhex("".join(GOLDEN.read_text().split()))
+    with mock.patch.object(codec_module, "_CORE", None if core == "public" else codec_module._CORE):
+        codec = v1_codec()
+    outcomes: dict[str, int] = {}
+    for position in range(HEADER_SIZE, len(golden)):
+        for value in (0x00, 0x7F, 0x80, 0xFF):
+            corrupted = bytearray(golden)
+            corrupted[position] = value
+            try:
+                decoded = codec.decode(bytes(corrupted))
+            except DecodeError as exc:
+                outcomes[type(exc).__name__] = outcomes.get(type(exc).__name__, 0) + 1
+            else:
+                assert isinstance(decoded, dict)
+                outcomes["decoded"] = outcomes.get("decoded", 0) + 1
+    # the corruption is seen: most overwrites are errors, of more than one kind
+    assert outcomes.get("decoded", 0) < sum(outcomes.values()) / 2
+    assert {"TruncatedPayloadError", "MalformedPayloadError"} <= set(outcomes)
