@@ -175,6 +175,9 @@ def _instructions(path: str, events: int) -> int:
             text=True,
             check=True,
             cwd=Path(__file__).resolve().parent.parent,
+            # String hashes are randomised per process, and with them every dict and set probe
+            # fastavro makes: one seed for every run, or the Ir of one path moves by ~10 %.
+            env={**os.environ, "PYTHONHASHSEED": "0"},
         )
     found = _COLLECTED.search(done.stderr)
     if found is None:
