@@ -9,8 +9,13 @@ rates are a lower bound for the events connectors actually produce. Prints a tab
 Paths timed, because the pipeline uses both ends: the codec alone (Avro dict ↔ bytes) and with the
 typed model (``to_wire()``/``to_avro()`` before encoding, ``from_avro`` after decoding). Each is
 also timed on a *baseline* codec built the way the codec was before issue 12 (schema strings not
-interned, plain ``to_avro`` dicts whose unions fastavro must try branch by branch), in the same run,
-so the A/B does not depend on what else the machine was doing. Rates are per CPU second
+interned, fastavro's public ``schemaless_writer``/``schemaless_reader``, plain ``to_avro`` dicts
+whose unions fastavro must try branch by branch), and ``*_public_api`` on the codec as it was
+before it called fastavro's compiled core directly, in the same run, so the A/B does not depend on
+what else the machine was doing. Batches: ``decode_many``/``encode_many`` in batches of 1, 100,
+500 and 2,000, and ``decode_array_N``, an experiment kept here because it did not earn its place
+in the codec: N bodies concatenated into one Avro array (count + items + 0) read by one fastavro
+call. Rates are per CPU second
 (``time.process_time``, best of ``--repeat``): the machine is shared, and CPU time is what a busy
 neighbour disturbs least. ``--callgrind N`` also counts instructions per event under valgrind
 (repeatable under load; slow, so N is small).
@@ -19,6 +24,7 @@ neighbour disturbs least. ``--callgrind N`` also counts instructions per event u
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import platform
@@ -37,7 +43,7 @@ from unittest import mock
 import fastavro
 
 from schemas import codec as codec_module
-from schemas.codec import AvroCodec
+from schemas.codec import HEADER_SIZE, AvroCodec
 from schemas.contracts import REGISTRATION_EVENT, get_contract
 from schemas.events import RegistrationEvent
 from schemas.examples import canonical_event
@@ -46,27 +52,74 @@ RESULTS = Path(__file__).parent / "results"
 TARGET = 60_000  # events/s per core, each direction (issue 12)
 
 
+BATCH_SIZES = (1, 100, 500, 2000)
+
+
 def _baseline_codec(schema: str, schema_id: int) -> AvroCodec:
-    """The codec as it was before issue 12: schema strings as ``json.loads`` made them."""
-    with mock.patch.object(codec_module, "_interned", lambda node: node):
+    """The codec as it was before issue 12: schema strings as ``json.loads`` made them, and
+    fastavro's public calls."""
+    with (
+        mock.patch.object(codec_module, "_interned", lambda node: node),
+        mock.patch.object(codec_module, "_CORE", None),
+    ):
         return AvroCodec(schema, schema_id)
+
+
+def _public_api_codec(schema: str, schema_id: int) -> AvroCodec:
+    """The codec before it called fastavro's compiled core directly (interned, public calls)."""
+    with mock.patch.object(codec_module, "_CORE", None):
+        return AvroCodec(schema, schema_id)
+
+
+def _zigzag(value: int) -> bytes:
+    """Avro's long encoding (zig-zag varint) — three lines, so not worth a dependency."""
+    value, out = (value << 1) ^ (value >> 63), bytearray()
+    while value & ~0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _array_decoder(schema: dict[str, Any]) -> Callable[[list[bytes]], list[Any]]:
+    """The batch-as-one-Avro-array experiment: N bodies → count + bodies + 0 → one fastavro read."""
+    array = {"type": "array", "items": schema}
+
+    def decode(batch: list[bytes]) -> list[Any]:
+        body = b"".join([_zigzag(len(batch)), *[p[HEADER_SIZE:] for p in batch], b"\x00"])
+        stream = io.BytesIO(body)
+        records: list[Any] = fastavro.schemaless_reader(stream, array, None)
+        if stream.tell() != len(body):  # the only whole-batch check it has (see bench/README.md)
+            raise ValueError("array read did not end at the end of the batch")
+        return records
+
+    return decode
+
+
+def _batched(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def paths(events: int) -> dict[str, Callable[[], Any]]:
     """Every timed path over ``events`` copies of the canonical event, baseline and current."""
     schema = get_contract(REGISTRATION_EVENT).version(1).schema_str
     new, old = AvroCodec(schema, 7), _baseline_codec(schema, 7)
+    public = _public_api_codec(schema, 7)
     event = canonical_event()
     payload = new.encode(event.to_wire())
-    # The paths are real round trips, and both codecs write the same bytes.
+    # The paths are real round trips, and every codec writes the same bytes.
     assert RegistrationEvent.from_avro(new.decode(payload)) == event
-    assert old.encode(event.to_avro()) == payload
+    assert old.encode(event.to_avro()) == payload == public.encode(event.to_wire())
+    as_array = _array_decoder(new.schema)
+    assert as_array([payload, payload]) == [new.decode(payload)] * 2
     records, wires = [event.to_avro()] * events, [event.to_wire()] * events
     models, payloads = [event] * events, [payload] * events
-    return {
+    timed: dict[str, Callable[[], Any]] = {
         "encode": lambda: [new.encode(w) for w in wires],
+        "encode_public_api": lambda: [public.encode(w) for w in wires],
         "encode_baseline": lambda: [old.encode(r) for r in records],
         "decode": lambda: [new.decode(p) for p in payloads],
+        "decode_public_api": lambda: [public.decode(p) for p in payloads],
         "decode_baseline": lambda: [old.decode(p) for p in payloads],
         "encode_model": lambda: [new.encode(m.to_wire()) for m in models],
         "encode_model_baseline": lambda: [old.encode(m.to_avro()) for m in models],
@@ -74,6 +127,12 @@ def paths(events: int) -> dict[str, Callable[[], Any]]:
         "decode_model_baseline": lambda: [RegistrationEvent.from_avro(old.decode(p)) for p in payloads],
         "encode_plain_dict": lambda: [new.encode(r) for r in records],  # interning alone, no hints
     }
+    for size in BATCH_SIZES:
+        wire_batches, payload_batches = _batched(wires, size), _batched(payloads, size)
+        timed[f"encode_many_{size}"] = lambda b=wire_batches: [new.encode_many(batch) for batch in b]
+        timed[f"decode_many_{size}"] = lambda b=payload_batches: [new.decode_many(batch) for batch in b]
+        timed[f"decode_array_{size}"] = lambda b=payload_batches: [as_array(batch) for batch in b]
+    return timed
 
 
 def measure(events: int, repeat: int) -> dict[str, Any]:
@@ -116,6 +175,9 @@ def _instructions(path: str, events: int) -> int:
             text=True,
             check=True,
             cwd=Path(__file__).resolve().parent.parent,
+            # String hashes are randomised per process, and with them every dict and set probe
+            # fastavro makes: one seed for every run, or the Ir of one path moves by ~10 %.
+            env={**os.environ, "PYTHONHASHSEED": "0"},
         )
     found = _COLLECTED.search(done.stderr)
     if found is None:
@@ -124,9 +186,14 @@ def _instructions(path: str, events: int) -> int:
 
 
 def instructions_per_event(events: int) -> dict[str, int]:
-    """Ir per event of each path: (run of ``events`` − run of 0 events) ÷ ``events``."""
+    """Ir per event of each path: (run of ``events`` − run of 0 events) ÷ ``events``.
+
+    The batch paths only at 500 per batch: two valgrind runs per path are slow on a shared machine.
+    """
     counts = {}
     for path in paths(1):
+        if path[-1].isdigit() and not path.endswith("_500"):
+            continue
         counts[path] = round((_instructions(path, events) - _instructions(path, 0)) / events)
     return counts
 

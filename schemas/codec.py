@@ -10,8 +10,10 @@ Fast path: schemas are parsed once and their strings interned (:func:`_interned`
 their union branch with fastavro's tuple notation (``to_wire`` of :mod:`schemas.events`), so the
 writer does not validate a whole nested record to choose a branch; a writer id seen once is cached
 forever (registry ids are immutable); a payload written with the reader's own schema skips
-resolution. The slow path — working
-out *which field* of a record does not fit — only runs after an encode has already failed.
+resolution; each encode and decode calls fastavro's compiled core directly (:func:`_fastavro_core`),
+so the per-call set-up of ``schemaless_writer``/``schemaless_reader`` is done once per codec. The slow
+path — working out *which field* of a record does not fit — only runs after an encode has already
+failed.
 
 fastavro's writer is lenient in ways the codec does not second-guess (that would cost every encode):
 it accepts ISO strings and even floats for ``date``, and a ``Decimal`` with a positive exponent
@@ -21,11 +23,12 @@ have the right types; bounds on amounts belong to the quality rules.
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import struct
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -40,6 +43,7 @@ HEADER_SIZE = 5
 _HEADER = struct.Struct(">bI")
 
 _INT_RANGE = (-(2**31), 2**31 - 1)
+_Core = Callable[..., Any]
 _LONG_RANGE = (-(2**63), 2**63 - 1)
 
 
@@ -142,6 +146,29 @@ def _interned(node: Any) -> Any:
     return node
 
 
+def _fastavro_core() -> tuple[_Core, _Core] | None:
+    """Return fastavro's compiled ``write_data`` and ``_read_data``, or ``None`` on a pure-Python build.
+
+    Why not the public ``schemaless_writer``/``schemaless_reader``: each call of those re-runs
+    ``parse_schema`` on the already parsed schema, builds a fresh named-schemas table and an options
+    dict, and the reader deep-compares writer and reader schema (``writer == reader``) — fixed work
+    that is about 5 % of a whole encode or decode of the canonical event (bench/README.md, issue
+    12). The codec does that work once, in ``__init__``, and calls the functions the public ones
+    call. They are module-level ``cpdef`` functions of fastavro's Cython modules (1.13, as locked),
+    not part of its documented API: the golden-bytes and round-trip tests pin their behaviour, and
+    a build without the compiled modules falls back to the public calls.
+    """
+    try:
+        write = getattr(importlib.import_module("fastavro._write"), "write_data", None)
+        read = getattr(importlib.import_module("fastavro._read"), "_read_data", None)
+    except ImportError:  # fastavro built without its Cython extensions
+        return None
+    return (write, read) if callable(write) and callable(read) else None
+
+
+_CORE = _fastavro_core()
+
+
 class AvroCodec:
     """Encode with one registered schema; decode any registered writer into the reader schema.
 
@@ -162,6 +189,15 @@ class AvroCodec:
         self._schemas = schemas
         # writer id -> parsed writer schema, or None when it is the reader schema itself (no resolution)
         self._writers: dict[int, dict[str, Any] | None] = {schema_id: None}
+        # What schemaless_writer/reader build on every call, built once (see _fastavro_core):
+        # the named types of each schema, and empty options, which mean fastavro's defaults
+        # (tuple notation on, not strict, strict UTF-8, no record names in the output).
+        self._core = _CORE
+        self._write_named: dict[str, Any] = {}
+        fastavro.parse_schema(self._reader, self._write_named)
+        self._options: dict[str, Any] = {}
+        # writer id -> {"writer": named types, "reader": named types} for _read_data
+        self._read_named: dict[int, dict[str, dict[str, Any]]] = {schema_id: self._named_for(None)}
 
     @property
     def schema_id(self) -> int:
@@ -176,14 +212,30 @@ class AvroCodec:
     def add_writer(self, schema_id: int, schema: str | Mapping[str, Any]) -> None:
         """Make a writer schema known without asking the registry (ids are immutable, so cache it)."""
         parsed = _parse(schema)
-        self._writers[schema_id] = None if _same_schema(parsed, self._reader) else parsed
+        writer = None if _same_schema(parsed, self._reader) else parsed
+        self._read_named[schema_id] = self._named_for(writer)
+        self._writers[schema_id] = writer
+
+    def _named_for(self, writer: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+        """The named-types table fastavro's reader resolves name references through."""
+        named: dict[str, dict[str, Any]] = {"writer": {}, "reader": {}}
+        if writer is None:
+            fastavro.parse_schema(self._reader, named["writer"])
+        else:
+            fastavro.parse_schema(writer, named["writer"])
+            fastavro.parse_schema(self._reader, named["reader"])
+        return named
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
         """Encode ``record`` (an Avro dict: ``event.to_wire()``, or ``event.to_avro()``) as a Confluent-framed value."""
-        buf = io.BytesIO()
-        buf.write(self._header)
+        buf = bytearray(self._header)
         try:
-            fastavro.schemaless_writer(buf, self._reader, record)
+            if self._core is not None:
+                self._core[0](buf, record, self._reader, self._write_named, "", self._options)
+            else:
+                out = io.BytesIO()
+                fastavro.schemaless_writer(out, self._reader, record)
+                buf += out.getbuffer()
         except Exception as exc:  # fastavro raises TypeError/ValueError/KeyError/... — say which field
             field, reason = _locate_mismatch(self._reader, record) or (None, str(exc))
             where = f"field {field!r}" if field else "record"
@@ -192,7 +244,7 @@ class AvroCodec:
                 field=field,
                 schema_id=self._schema_id,
             ) from exc
-        return buf.getvalue()
+        return bytes(buf)
 
     def encode_many(self, records: Iterable[Mapping[str, Any]]) -> list[bytes]:
         """Encode a batch; fails on the first bad record."""
@@ -208,10 +260,12 @@ class AvroCodec:
         fo = io.BytesIO(payload)
         fo.seek(HEADER_SIZE)
         try:
-            if writer is None:
-                record = fastavro.schemaless_reader(fo, self._reader, None)
+            if self._core is None:
+                record = fastavro.schemaless_reader(fo, writer or self._reader, writer and self._reader)
+            elif writer is None:
+                record = self._core[1](fo, self._reader, self._read_named[schema_id], None, self._options)
             else:
-                record = fastavro.schemaless_reader(fo, writer, self._reader)
+                record = self._core[1](fo, writer, self._read_named[schema_id], self._reader, self._options)
         except EOFError as exc:
             raise TruncatedPayloadError(
                 f"Avro body ends early for writer schema id {schema_id} ({len(payload)} bytes)",

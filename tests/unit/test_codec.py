@@ -8,9 +8,11 @@ import struct
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
+from schemas import codec as codec_module
 from schemas.codec import (
     HEADER_SIZE,
     AvroCodec,
@@ -31,6 +33,7 @@ from schemas.events import (
     RegistrationEvent,
 )
 from schemas.examples import canonical_event
+from schemas.limits import limit
 
 GOLDEN = Path(__file__).parent / "golden" / "registration_event_v1_schema_id_7.hex"
 GOLDEN_V2 = Path(__file__).parent / "golden" / "registration_event_v2_schema_id_8.hex"
@@ -307,3 +310,98 @@ def test_same_schema_under_another_id_skips_resolution():
     codec.add_writer(70, V1.schema_str)
     payload = frame(70, v1_codec().encode(sample_event().to_avro())[HEADER_SIZE:])
     assert RegistrationEvent.from_avro(codec.decode(payload)) == sample_event()
+
+
+# -- fastavro's compiled core, called directly ------------------------------------------------------
+
+
+def test_core_and_public_api_write_and_read_the_same():
+    """The codec calls fastavro's compiled write_data/_read_data; the public calls it falls back to
+    (a build without the Cython modules) give the same bytes, values and errors."""
+    golden = bytes.fromhex("".join(GOLDEN.read_text().split()))
+    golden_v2 = bytes.fromhex("".join(GOLDEN_V2.read_text().split()))
+    with mock.patch.object(codec_module, "_CORE", None):
+        public = v1_codec()
+        public.add_writer(8, V2.schema_str)
+    direct = v1_codec()
+    direct.add_writer(8, V2.schema_str)
+    assert codec_module._CORE is not None  # the locked fastavro ships its compiled modules
+    for codec in (direct, public):
+        assert codec.encode(sample_event().to_wire()) == golden
+        assert codec.encode(sample_event().to_avro()) == golden
+        assert RegistrationEvent.from_avro(codec.decode(golden)) == sample_event()
+        assert RegistrationEvent.from_avro(codec.decode(golden_v2)) == sample_event()  # resolved
+        with pytest.raises(TruncatedPayloadError):
+            codec.decode(golden[:-3])
+        with pytest.raises(MalformedPayloadError, match="trailing"):
+            codec.decode(golden + b"\x02")
+        with pytest.raises(RecordMismatchError) as info:
+            codec.encode({**sample_event().to_avro(), "event_date": "not a date"})
+        assert info.value.field == "event_date"
+
+
+def test_one_codec_carries_nothing_from_one_call_to_the_next():
+    """Named types and options are built once per codec: a failed call leaves nothing behind, so an
+    interleaving of good and bad payloads gives what a fresh codec gives for each."""
+    codec = v1_codec()
+    codec.add_writer(8, V2.schema_str)
+    good = codec.encode(sample_event().to_wire())
+    v2 = bytes.fromhex("".join(GOLDEN_V2.read_text().split()))
+    bad = [good[:-1], good + b"\x00", b"\x01" + good[1:], good[:HEADER_SIZE] + b"\x81"]
+    expected = codec.decode(good)
+    for round_ in range(3):
+        for payload in bad:
+            with pytest.raises(DecodeError):
+                codec.decode(payload)
+            with pytest.raises(RecordMismatchError):
+                codec.encode({**sample_event().to_avro(), "event_id": 5})
+            assert codec.decode(good) == expected == v1_codec().decode(good), round_
+            assert codec.decode(v2) == expected
+            assert codec.encode(sample_event().to_wire()) == good
+
+
+def test_a_length_beyond_the_payload_is_truncated_not_allocated():
+    """A corrupt string length of 2**40 bytes reads what is there and stops: TruncatedPayloadError."""
+    payload = v1_codec().encode(sample_event().to_avro())
+    huge = bytearray(payload[:HEADER_SIZE])
+    value = (2**40) << 1  # zig-zag of a positive length
+    while value & ~0x7F:
+        huge.append((value & 0x7F) | 0x80)
+        value >>= 7
+    huge.append(value)
+    with pytest.raises(TruncatedPayloadError):
+        v1_codec().decode(bytes(huge) + b"x" * 10)
+
+
+def test_an_oversized_value_round_trips():
+    """The codec has no size limit of its own (schemas.limits is the gate's): a value 1,000 times the
+    business-scope bound is carried exactly, for the gate to reject by rule rather than by crash."""
+    scope = "托育服务；" * (limit("institution.business_scope") * 200)
+    event = replace(sample_event(), institution=replace(sample_event().institution, business_scope=scope))
+    codec = v1_codec()
+    assert RegistrationEvent.from_avro(codec.decode(codec.encode(event.to_wire()))) == event
+
+
+@pytest.mark.parametrize("core", ["compiled", "public"])
+def test_every_corrupted_byte_gives_a_decode_error_or_a_record(core):
+    """Overwrite each body byte of the golden payload with 0x00, 0x7f, 0x80 and 0xff: every decode
+    either returns a record or raises a DecodeError subclass (the gate's DLQ path) — never another
+    exception, a hang or a huge allocation; the same on fastavro's public calls."""
+    golden = bytes.fromhex("".join(GOLDEN.read_text().split()))
+    with mock.patch.object(codec_module, "_CORE", None if core == "public" else codec_module._CORE):
+        codec = v1_codec()
+    outcomes: dict[str, int] = {}
+    for position in range(HEADER_SIZE, len(golden)):
+        for value in (0x00, 0x7F, 0x80, 0xFF):
+            corrupted = bytearray(golden)
+            corrupted[position] = value
+            try:
+                decoded = codec.decode(bytes(corrupted))
+            except DecodeError as exc:
+                outcomes[type(exc).__name__] = outcomes.get(type(exc).__name__, 0) + 1
+            else:
+                assert isinstance(decoded, dict)
+                outcomes["decoded"] = outcomes.get("decoded", 0) + 1
+    # the corruption is seen: most overwrites are errors, of more than one kind
+    assert outcomes.get("decoded", 0) < sum(outcomes.values()) / 2
+    assert {"TruncatedPayloadError", "MalformedPayloadError"} <= set(outcomes)
