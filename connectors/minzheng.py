@@ -19,7 +19,8 @@ import json
 import logging
 import operator
 import re
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any, ClassVar, Final
 
@@ -113,12 +114,14 @@ class MinzhengConnector(base.Connector):
         backoff_max: float = 30.0,
         jitter: float = 0.5,
         max_retry_after: float = 120.0,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._token = SecretStr(token) if isinstance(token, str) else token
         self.timeout = timeout
         self.max_attempts = max_attempts
         self.max_retry_after = max_retry_after
+        self._sleep = sleep  # tests share a fake clock with the simulator's rate limit
         backoff = tenacity.wait_exponential(multiplier=backoff_initial, max=backoff_max)
         self._backoff = backoff + tenacity.wait_random(0, jitter)
 
@@ -154,6 +157,7 @@ class MinzhengConnector(base.Connector):
             wait=self._wait,
             retry=tenacity.retry_if_exception_type((_Transient, *_RETRIED)),
             before_sleep=tenacity.before_sleep_log(log, logging.WARNING),
+            sleep=self._sleep,
         )
         try:
             return retrying(self._get_once, client, request)

@@ -281,11 +281,26 @@ def test_rows_inserted_between_page_reads_are_not_lost(sim):
 # Retries, failures and the committed state
 
 
+class _SleepClock:
+    """Time that passes only when the client sleeps: the rate limit sees every request at the same
+    instant until the client waits, however slowly a loaded machine runs the test."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def test_rate_limited_requests_are_retried_after_retry_after(sim):
     sim.publish_until(END)
-    sim.quirks = ApiQuirks(rate_limit=3, rate_window=0.1)
+    clock = _SleepClock()
+    sim.quirks = ApiQuirks(rate_limit=3, rate_window=0.1, clock=clock)
     # Retry-After says 1 s (whole seconds); the cap keeps the test fast and still outlasts the window.
-    pipeline = Pipeline(for_simulator(sim, **{**FAST, "max_retry_after": 0.15}))
+    pipeline = Pipeline(for_simulator(sim, **{**FAST, "max_retry_after": 0.15, "sleep": clock.sleep}))
     pipeline.run()
     assert ids(pipeline.events) == childcare_ids(sim.ground_truth())
     assert sim.stats.statuses[429] >= 1
@@ -295,10 +310,12 @@ def test_rate_limited_requests_are_retried_after_retry_after(sim):
 def test_the_rate_limit_refuses_a_client_that_ignores_retry_after(sim):
     """Control for the test above: retrying sooner than Retry-After is refused again."""
     sim.publish_until(END)
-    sim.quirks = ApiQuirks(rate_limit=3, rate_window=0.1)
-    impatient = {**FAST, "max_attempts": 500, "max_retry_after": 0.0}
-    Pipeline(for_simulator(sim, **impatient)).run()
-    assert sim.stats.max_consecutive_429 > 1
+    clock = _SleepClock()
+    sim.quirks = ApiQuirks(rate_limit=3, rate_window=0.1, clock=clock)
+    impatient = {**FAST, "max_retry_after": 0.0, "sleep": clock.sleep}
+    with pytest.raises(RetriableSourceError, match="429"):
+        Pipeline(for_simulator(sim, **impatient)).run()
+    assert sim.stats.max_consecutive_429 == FAST["max_attempts"]
 
 
 def test_server_errors_and_dropped_connections_are_retried(sim):
