@@ -505,9 +505,9 @@ def _historical_names_by_county() -> dict[str, tuple[tuple[str, tuple[str, ...] 
             outer = {e.code[:2] + "0000", e.code[:4] + "00", e.code}
             usable = [c for c in outer if not any(f == c or _within(f, c) for f in current)]
             needed = {context for c in usable for context in names_of.get(c, ())}
-            if not needed or readings.get(name, set()) is None:
-                continue
-            readings.setdefault(name, set()).update(needed)  # type: ignore[union-attr]
+            if not needed or (name in readings and readings[name] is None):
+                continue  # never read as old here, or already readable with no context at all
+            readings[name] = (readings.get(name) or set()) | needed
     return {
         county: tuple((n, None if c is None else tuple(sorted(c))) for n, c in sorted(readings.items()))
         for county, readings in found.items()
