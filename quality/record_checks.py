@@ -598,7 +598,7 @@ def _historical_address(
     if _blank(address):
         return ()
     if resolved is None:
-        if not divisions.mentions_historical_name(address):
+        if not divisions.may_name_historically(address, county):
             return ()  # the usual case, found without resolving the whole address (the gate's hot path)
         resolved = divisions.resolve_address(address)
     if resolved.county_code != county or not resolved.history or "historical_name" not in resolved.notes:

@@ -47,6 +47,8 @@ __all__ = [
     "is_routing_unit",
     "level_of_code",
     "lookup",
+    "may_name_historically",
+    "mentions_historical_name",
     "normalize_code",
     "parent",
     "resolve_address",
@@ -438,6 +440,79 @@ def mentions_historical_name(text: str | None) -> bool:
     return any(
         norm[i : i + size] in names for i in range(n) for size in range(shortest, min(longest, n - i) + 1)
     )
+
+
+def may_name_historically(text: str | None, county: str) -> bool:
+    """Whether ``text`` may name ``county`` by an old name, i.e. whether resolving it is worth it.
+
+    The gate's pre-check for ``DIVISION_ABOLISHED_MAPPED`` on an address whose county is already
+    known. :func:`mentions_historical_name` lets ~70 % of addresses through (many old names are
+    current names too: 同名改码 gave 平阴县 a new code under the same name); this one is scoped to the
+    county and to the readings :func:`_match_at` can actually take. No false negatives, derived
+    from the resolver (``tests/unit/test_divisions_precheck.py`` checks it name by name):
+
+    * :func:`_conclude` gives a county with a non-empty ``history`` only when a reading's *final*
+      token is an old county-level name: current names carry no history, and an old prefecture name
+      (莱芜市) followed by a current county ends in that county with no history. That final token's
+      text is a substring of the NFKC text and its entry's target is the county reported.
+    * If the same name is also a current *full* name (not dropped before a street word), the old
+      entry wins in :func:`_match_at` only when the previous token (the context) holds a code that
+      contains or equals the old code but neither contains nor equals any current code of that name
+      — with no context the current name always wins. So a name of such a unit must end before the
+      old name's last occurrence (连南瑶族自治县 as old 440231 needs 韶关 before it, not 清远).
+    """
+    if not text:
+        return False
+    readings = _historical_names_by_county().get(county)
+    if not readings:
+        return False  # the usual case: most counties have no old name that maps to them
+    norm = unicodedata.normalize("NFKC", text)
+    for name, contexts in readings:
+        at = norm.rfind(name)
+        if at < 0:
+            continue
+        if contexts is None:
+            return True
+        for context in contexts:
+            found = norm.find(context)
+            if found >= 0 and found + len(context) <= at:
+                return True
+    return False
+
+
+@cache
+def _historical_names_by_county() -> dict[str, tuple[tuple[str, tuple[str, ...] | None], ...]]:
+    """County code → (old name, names a context before it must have, or ``None``: none needed).
+
+    See :func:`may_name_historically` for why this is exactly the set of readings that can end at
+    the county with a history.
+    """
+    tables = _tables()
+    names_of: dict[str, set[str]] = defaultdict(set)
+    for name, entries in tables.variants.items():
+        for e in entries:
+            names_of[e.code].add(name)
+    found: dict[str, dict[str, set[str] | None]] = defaultdict(dict)
+    for name, entries in tables.variants.items():
+        current = [e.code for e in entries if e.kind == _KIND_FULL]
+        for e in entries:
+            if not (e.kind == _KIND_HIST and e.terminal and e.target and e.history):
+                continue
+            readings = found[e.target]
+            if not current:
+                readings[name] = None
+                continue
+            outer = {e.code[:2] + "0000", e.code[:4] + "00", e.code}
+            usable = [c for c in outer if not any(f == c or _within(f, c) for f in current)]
+            needed = {context for c in usable for context in names_of.get(c, ())}
+            if not needed or (name in readings and readings[name] is None):
+                continue  # never read as old here, or already readable with no context at all
+            readings[name] = (readings.get(name) or set()) | needed
+    return {
+        county: tuple((n, None if c is None else tuple(sorted(c))) for n, c in sorted(readings.items()))
+        for county, readings in found.items()
+        if readings
+    }
 
 
 @cache
