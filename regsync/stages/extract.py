@@ -15,11 +15,8 @@ leaves the next one the same knowledge (issue 13 item 1).
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import json
 import logging
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,6 +27,7 @@ from connectors.base import Batch, Connector, ExtractContext, InvalidRecord, dlq
 from regsync import logs, metrics
 from regsync.bookkeeping.lock import source_lock
 from regsync.bookkeeping.state import RunCounts, StateStore
+from regsync.collector import startup_objects_frozen
 from regsync.faults import crash_point
 from regsync.kafka import bus, rejections
 from regsync.kafka.topics import Topics
@@ -284,40 +282,6 @@ class _Run:
             progress(batch, counts)
 
 
-@contextlib.contextmanager
-def _startup_objects_frozen() -> Iterator[None]:
-    """Keep what the process holds before the batch loop out of the garbage collector's scans.
-
-    The loop allocates millions of short-lived containers (wire dicts, futures, header lists); each
-    older-generation collection they trigger would also walk the hundreds of thousands of objects
-    that imports, the codecs and the clients left behind, none of which is garbage. ``gc.freeze``
-    moves those to the permanent generation for the run (and ``gc.unfreeze`` returns them after),
-    which is what the CPython docs recommend for a long-lived steady state. The youngest generation
-    is also collected every 10,000 net allocations instead of every 700 (a batch's objects mostly
-    die by reference count before that). Both are restored afterwards. Issue 12: the collector's
-    CPU fell from ≈ 13 to ≈ 2 µs an event on the bench (bench/README.md, "extract").
-    """
-    with _GC_LOCK:  # runs in threads of one process: the first in sets, the last out restores
-        if not _GC_RUNS:
-            _GC_SAVED[:] = gc.get_threshold()
-            gc.freeze()
-            gc.set_threshold(10_000, 10, 10)
-        _GC_RUNS.append(None)
-    try:
-        yield
-    finally:
-        with _GC_LOCK:
-            _GC_RUNS.pop()
-            if not _GC_RUNS:
-                gc.set_threshold(*_GC_SAVED)
-                gc.unfreeze()
-
-
-_GC_LOCK = threading.Lock()
-_GC_RUNS: list[None] = []  # one entry per batch loop running in this process
-_GC_SAVED: list[int] = []  # the collector's thresholds before the first of them
-
-
 def run_extract(
     connector: Connector,
     *,
@@ -373,7 +337,7 @@ def _run(
         ctx = ExtractContext(extracted_at=as_of, run_id=run_id, batch_size=batch_size)
         run = _Run(source, run_id, topics, as_of, previous_as_of, codecs, producer, connector)
         batches = iter(connector.batches(saved.state, ctx))
-        with _startup_objects_frozen():
+        with startup_objects_frozen():
             _loop(run, batches, store, offsets, counts, already, waiting, progress)
     except BaseException as exc:
         bus.close_bounded(producer, timeout_s=5)

@@ -14,7 +14,7 @@ the same as-of clock as the record's own timestamp — and the wall clock goes t
 
 from __future__ import annotations
 
-import gc
+import contextlib
 import logging
 import time
 import uuid
@@ -30,6 +30,7 @@ from kafka.structs import OffsetAndMetadata
 from quality.record_checks import GateConfig, evaluate_many, evaluate_many_avro, schema_violation
 from regsync import logs, metrics
 from regsync.bookkeeping.state import StateStore
+from regsync.collector import startup_objects_frozen
 from regsync.faults import crash_point
 from regsync.kafka import bus, headers, rejections
 from regsync.kafka.topics import Topics
@@ -202,13 +203,13 @@ def run_gate(
         bootstrap, COMPONENT, transactional_id=gate_transactional_id(topics, instance)
     )
     retries_left = TXN_RETRIES
-    thawed = gc.get_freeze_count() == 0
+    frozen = contextlib.ExitStack()
     try:
         producer.init_transactions()
         same_partitions = _same_partitioning(producer, consumer, topics)
         # What start-up made (division tables, codecs, clients) lives as long as the run: out of the
         # collector's way, so its full collections walk only the batches' objects (issue 12).
-        gc.freeze()
+        frozen.enter_context(startup_objects_frozen())
         idle_polls = 0
         last_progress = time.monotonic()
         while True:
@@ -259,8 +260,7 @@ def run_gate(
             if progress is not None:
                 progress(counts)
     except BaseException as exc:
-        if thawed:
-            gc.unfreeze()
+        frozen.close()
         try:
             store.finish_gate_run(run_id, counts, error=f"{type(exc).__name__}: {exc}")
             store.dispose()
@@ -268,8 +268,7 @@ def run_gate(
             bus.close_bounded(consumer)
             bus.close_bounded(producer, timeout_s=5)
         raise
-    if thawed:  # a caller that froze before us keeps its own freeze
-        gc.unfreeze()
+    frozen.close()
     store.finish_gate_run(run_id, counts)
     store.dispose()
     bus.close_bounded(consumer)

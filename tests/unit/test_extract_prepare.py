@@ -95,13 +95,13 @@ def test_the_collector_settings_hold_for_the_loop_and_come_back_after_it():
     """Frozen start-up objects and a larger young generation only while batch loops run (issue 12)."""
     import gc
 
-    from regsync.stages.extract import _startup_objects_frozen
+    from regsync.collector import startup_objects_frozen
 
     before, frozen_before = gc.get_threshold(), gc.get_freeze_count()
-    with _startup_objects_frozen():
+    with startup_objects_frozen():
         assert gc.get_threshold()[0] == 10_000
         assert gc.get_freeze_count() > frozen_before
-        with _startup_objects_frozen():  # a second run in another thread of the same process
+        with startup_objects_frozen():  # a second run in another thread of the same process
             pass
         assert gc.get_threshold()[0] == 10_000  # the first run still has its settings
     assert gc.get_threshold() == before
@@ -113,9 +113,25 @@ def test_the_collector_settings_come_back_when_the_loop_fails():
 
     import pytest
 
-    from regsync.stages.extract import _startup_objects_frozen
+    from regsync.collector import startup_objects_frozen
 
     before = gc.get_threshold()
-    with pytest.raises(RuntimeError), _startup_objects_frozen():
+    with pytest.raises(RuntimeError), startup_objects_frozen():
         raise RuntimeError("source failed")
     assert gc.get_threshold() == before
+
+
+def test_a_freeze_made_before_the_first_loop_is_kept():
+    """The gate's caller (or an embedding process) may have frozen its own objects: not undone here."""
+    import gc
+
+    from regsync.collector import startup_objects_frozen
+
+    gc.freeze()
+    try:
+        frozen_before = gc.get_freeze_count()
+        with startup_objects_frozen():
+            pass
+        assert gc.get_freeze_count() >= frozen_before > 0
+    finally:
+        gc.unfreeze()
