@@ -35,9 +35,8 @@ from regsync.kafka.bus import KafkaRecord
 from regsync.kafka.topics import Topics
 from regsync.stages.gate import gate_group_id
 from schemas.errors import ConfigurationError, FatalError, RetriableError
-from schemas.events import RegistrationEvent
 from schemas.month import DEFAULT_TIMEZONE, Month
-from sink.loader import LoadResult, PositionedEvent
+from sink.loader import LoadResult, PositionedRecord
 
 #: The Kafka principal the load logs in as (its ACLs: read valid and rejected, read raw's windows).
 COMPONENT = "loader"
@@ -45,12 +44,15 @@ COMPONENT = "loader"
 
 def positioned_events(
     registry_url: str, topics: Topics, records: Iterable[KafkaRecord]
-) -> Generator[PositionedEvent, None, None]:
-    """Decode the selected records lazily (memory stays flat however large the month)."""
-    codecs = bus.load_codecs(registry_url, topics)
+) -> Generator[PositionedRecord, None, None]:
+    """Decode the selected records lazily (memory stays flat however large the month).
+
+    Into the Avro mapping, not the typed model: the sink reads the mapping (see
+    :class:`sink.loader.PositionedRecord`).
+    """
+    decode = bus.load_codecs(registry_url, topics).valid.decode
     for record in records:
-        event = RegistrationEvent.from_avro(codecs.valid.decode(record.value))
-        yield PositionedEvent(record.partition, record.offset, record.timestamp, event)
+        yield PositionedRecord(record.partition, record.offset, record.timestamp, decode(record.value))
 
 
 class LateRecordError(FatalError):
