@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 __all__ = [
     "VERSION_TABLE",
     "alembic_config",
+    "copies",
     "copy_rows",
     "create_engine",
     "include_object",
@@ -248,6 +249,11 @@ def upsert_rows(
     if rows:
         _merge_staged(conn, driver, table, names, rows, tuple(key))
     return True
+
+
+def copies(conn: sa.Connection) -> bool:
+    """Whether :func:`copy_rows` and :func:`upsert_rows` work on ``conn`` (PostgreSQL through psycopg)."""
+    return _psycopg(conn) is not None
 
 
 def _psycopg(conn: sa.Connection) -> Any | None:
