@@ -102,6 +102,8 @@ class ReadAhead(Generic[T]):
         items: list[T] = []
         try:
             for item in self._source:
+                if self._stop.is_set():  # the caller closed early: stop at once, not at the next full batch
+                    return
                 items.append(item)
                 if len(items) >= self._batch:
                     if not self._put(items):
