@@ -1,7 +1,8 @@
 """An institution's roster state as the fold of its events, in order — a pure function.
 
-``fold(state, event)`` is the single definition of how an event changes the roster, kept free of I/O
-so it can be tested table-driven and reused both by the monthly load and by the recompute after a
+``fold(state, event)`` is the single definition of how an event changes the roster (it is
+``fold_record(state, event.to_avro())``: the load folds the decoded Avro mapping directly, the same
+rules on the same values), kept free of I/O so it can be tested table-driven and reused both by the monthly load and by the recompute after a
 month is replaced. Every event carries the full institution snapshot *after* the event (see
 ``schemas.events.Institution``), so most events simply take the snapshot; the event type decides
 what the snapshot cannot say on its own:

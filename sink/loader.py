@@ -15,7 +15,8 @@ the manifest — commits together or not at all, so:
 
 Memory stays flat as the month grows: records are consumed in chunks of ``chunk_size``; per chunk
 one query finds ids already stored, one ``SELECT`` fetches the touched institutions, the events are
-folded in memory (:func:`sink.fold.fold`), then one bulk insert stores the events (a ``COPY`` on
+folded in memory from their decoded Avro mappings (:func:`sink.fold.fold_record`; typed events are
+turned into theirs first), then one bulk insert stores the events (a ``COPY`` of tuples on
 PostgreSQL, an executemany on SQLite) and one upsert the roster. Running counts and one SHA-256 per
 partition are all that outlive a chunk.
 
