@@ -13,6 +13,7 @@ full ID in the filing store.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -21,7 +22,15 @@ from typing import Any
 from schemas.events import LegalRepresentative, RegistrationEvent
 from schemas.masking import mask_phone, mask_resident_id, mask_text
 
-__all__ = ["FREE_TEXT", "event_from_json", "event_to_json", "masked_rep", "masked_text"]
+__all__ = [
+    "FREE_TEXT",
+    "event_from_json",
+    "event_to_json",
+    "masked_ids",
+    "masked_rep",
+    "masked_text",
+    "record_to_json",
+]
 
 FREE_TEXT = ("name", "address", "business_scope")
 """Institution fields typed by a clerk, where an ID or phone may be embedded; masked at rest."""
@@ -39,12 +48,16 @@ def masked_text(text: str | None) -> str:
 
 
 @lru_cache(maxsize=_MASK_CACHE)
+def masked_ids(id_number: str | None, phone: str | None) -> tuple[str | None, str | None]:
+    """A legal representative's ID and phone masked (idempotent on masked values; memoised)."""
+    return mask_resident_id(id_number) or None, mask_phone(phone) or None
+
+
 def masked_rep(rep: LegalRepresentative | None) -> LegalRepresentative | None:
-    """The legal representative with ID and phone masked (idempotent on masked values; memoised)."""
+    """The legal representative with ID and phone masked (see :func:`masked_ids`)."""
     if rep is None:
         return None
-    id_masked = mask_resident_id(rep.id_number_masked) or None
-    phone_masked = mask_phone(rep.phone_masked) or None
+    id_masked, phone_masked = masked_ids(rep.id_number_masked, rep.phone_masked)
     if id_masked == rep.id_number_masked and phone_masked == rep.phone_masked:
         return rep
     return LegalRepresentative(rep.name, id_masked, rep.id_valid, phone_masked)
@@ -52,19 +65,31 @@ def masked_rep(rep: LegalRepresentative | None) -> LegalRepresentative | None:
 
 def event_to_json(event: RegistrationEvent) -> dict[str, Any]:
     """A JSON-safe document of the event, personal data masked."""
-    doc = event.to_avro()
-    doc["event_date"] = event.event_date.isoformat()
-    doc["extracted_at"] = event.extracted_at.isoformat()
-    inst = doc["institution"]
+    return record_to_json(event.to_avro())
+
+
+def record_to_json(record: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`event_to_json` of the event's Avro mapping (decoded, or ``to_avro()``); ``record`` is not changed.
+
+    The load builds the document straight from the decoded mapping: the typed model in between
+    cost a fifth of its Python time (issue 12), and :func:`event_to_json` goes through here too.
+    """
+    doc = dict(record)
+    doc["event_date"] = record["event_date"].isoformat()
+    doc["extracted_at"] = record["extracted_at"].isoformat()
+    inst = doc["institution"] = dict(record["institution"])
     capital = inst["registered_capital"]
     inst["registered_capital"] = None if capital is None else str(capital)
     for key in FREE_TEXT:
         inst[key] = masked_text(inst[key])
-    rep = masked_rep(event.institution.legal_representative)
-    inst["legal_representative"] = None if rep is None else rep.to_avro()
-    for change in doc["changed_fields"]:
-        change["old"] = _mask_value(change["old"])
-        change["new"] = _mask_value(change["new"])
+    rep = inst["legal_representative"]
+    if rep is not None:
+        id_masked, phone_masked = masked_ids(rep["id_number_masked"], rep["phone_masked"])
+        inst["legal_representative"] = {**rep, "id_number_masked": id_masked, "phone_masked": phone_masked}
+    doc["changed_fields"] = [
+        {**change, "old": _mask_value(change["old"]), "new": _mask_value(change["new"])}
+        for change in record["changed_fields"]
+    ]
     return doc
 
 

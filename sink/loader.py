@@ -15,7 +15,8 @@ the manifest — commits together or not at all, so:
 
 Memory stays flat as the month grows: records are consumed in chunks of ``chunk_size``; per chunk
 one query finds ids already stored, one ``SELECT`` fetches the touched institutions, the events are
-folded in memory (:func:`sink.fold.fold`), then one bulk insert stores the events (a ``COPY`` on
+folded in memory from their decoded Avro mappings (:func:`sink.fold.fold_record`; typed events are
+turned into theirs first), then one bulk insert stores the events (a ``COPY`` of tuples on
 PostgreSQL, an executemany on SQLite) and one upsert the roster. Running counts and one SHA-256 per
 partition are all that outlive a chunk.
 
@@ -41,19 +42,21 @@ from itertools import islice
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from schemas.events import RegistrationEvent
 from schemas.month import DEFAULT_TIMEZONE
 from sink.errors import MonthConflictError, PositionError
-from sink.eventjson import event_to_json
-from sink.fold import InstitutionState, Position, event_county, fold, is_behind
+from sink.eventjson import record_to_json
+from sink.fold import STATE_COLUMNS as _STATE_COLUMNS
+from sink.fold import InstitutionState, Position, fold_record, is_behind, record_county
 from sink.models import institution_events, institutions, load_manifests
 from sink.rebuild import delete_month, refold
-from sink.store import insert_rows, upsert
+from sink.store import copies, copy_rows, insert_rows, upsert, upsert_rows
 
-__all__ = ["LoadResult", "PositionedEvent", "find_manifest", "load_month"]
+__all__ = ["LoadResult", "PositionedEvent", "PositionedRecord", "find_manifest", "load_month"]
 
 _MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 _LOCK_KEY = 0x7265_6773_796E_63  # "regsync": serialises loads on PostgreSQL
@@ -66,6 +69,20 @@ class PositionedEvent(NamedTuple):
     offset: int
     timestamp_ms: int | None
     event: RegistrationEvent
+
+
+class PositionedRecord(NamedTuple):
+    """:class:`PositionedEvent` with the event as the codec decodes it (the Avro mapping).
+
+    What the monthly load hands over: building the typed model only for the loader to read it back
+    was a fifth of the load's Python time (issue 12); the fold and the history document read the
+    mapping directly (:func:`sink.fold.fold_record`, :func:`sink.eventjson.record_to_json`).
+    """
+
+    partition: int
+    offset: int
+    timestamp_ms: int | None
+    record: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +126,7 @@ def load_month(
     *,
     month: str,
     topic: str,
-    positioned: Iterable[PositionedEvent],
+    positioned: Iterable[PositionedEvent | PositionedRecord],
     offset_ranges: Mapping[int, tuple[int, int]],
     run_id: str,
     tz: str = DEFAULT_TIMEZONE,
@@ -211,10 +228,18 @@ def _noop(manifest: Mapping[str, Any], ranges: dict[int, tuple[int, int]]) -> Lo
     )
 
 
-def _chunks(items: Iterable[PositionedEvent], size: int) -> Iterator[list[PositionedEvent]]:
+def _chunks(
+    items: Iterable[PositionedEvent | PositionedRecord], size: int
+) -> Iterator[list[PositionedRecord]]:
+    """Chunks of ``size`` records, typed events turned into their Avro mapping (one path below)."""
     it = iter(items)
     while chunk := list(islice(it, size)):
-        yield chunk
+        yield [
+            PositionedRecord(r.partition, r.offset, r.timestamp_ms, r.event.to_avro())
+            if isinstance(r, PositionedEvent)
+            else r
+            for r in chunk
+        ]
 
 
 class _Run:
@@ -232,6 +257,7 @@ class _Run:
         end = datetime(year + mon // 12, mon % 12 + 1, 1, tzinfo=tz)
         self._month_ms = (int(start.timestamp() * 1000), int(end.timestamp() * 1000))
         self._lock_rows = conn.dialect.name == "postgresql"
+        self._copy = copies(conn)  # COPY tuples (JSON as text); else an executemany of mappings
 
     def checksum(self) -> str:
         """SHA-256 over the per-partition SHA-256s of the event ids in offset order.
@@ -244,19 +270,25 @@ class _Run:
             outer.update(f"{partition}:{self._hashes[partition].hexdigest()}\n".encode())
         return outer.hexdigest()
 
-    def _observe(self, rec: PositionedEvent) -> None:
+    def _observe(self, rec: PositionedRecord) -> str:
+        event_id: str = rec.record["event_id"]
         bounds = self.ranges.get(rec.partition)
-        where = f"{self.topic}[{rec.partition}]@{rec.offset} (event {rec.event.event_id})"
-        if bounds is None:
-            raise PositionError(f"{where}: partition not in the declared offset ranges {self.ranges}")
-        if not bounds[0] <= rec.offset < bounds[1]:
-            raise PositionError(f"{where}: offset outside the declared range [{bounds[0]}, {bounds[1]})")
-        last = self._last.get(rec.partition)
-        if last is not None and rec.offset <= last:
+        if (
+            bounds is None
+            or not bounds[0] <= rec.offset < bounds[1]
+            or rec.offset <= self._last.get(rec.partition, -1)
+        ):
+            where = f"{self.topic}[{rec.partition}]@{rec.offset} (event {event_id})"
+            if bounds is None:
+                raise PositionError(f"{where}: partition not in the declared offset ranges {self.ranges}")
+            if not bounds[0] <= rec.offset < bounds[1]:
+                raise PositionError(f"{where}: offset outside the declared range [{bounds[0]}, {bounds[1]})")
+            last = self._last[rec.partition]
             raise PositionError(f"{where}: offsets must increase within a partition (previous {last})")
         self._last[rec.partition] = rec.offset
-        self._hashes[rec.partition].update(rec.event.event_id.encode() + b"\n")
+        self._hashes[rec.partition].update(event_id.encode() + b"\n")
         self.records += 1
+        return event_id
 
     def _pushed_month(self, timestamp_ms: int | None) -> str:
         if timestamp_ms is None or timestamp_ms < 0:
@@ -276,63 +308,98 @@ class _Run:
             return column == sa.any_(sa.bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
         return column.in_(values)
 
-    def load_chunk(self, chunk: list[PositionedEvent]) -> None:
+    def load_chunk(self, chunk: list[PositionedRecord]) -> None:
         """Insert the chunk's new events (one COPY on PostgreSQL) and fold them into the roster (one upsert)."""
-        for rec in chunk:
-            self._observe(rec)
-        ids = [rec.event.event_id for rec in chunk]
+        ids = [self._observe(rec) for rec in chunk]
         ev = institution_events
         seen = set(self.conn.scalars(sa.select(ev.c.event_id).where(self._among(ev.c.event_id, ids))))
-        fresh: list[PositionedEvent] = []
-        for rec in chunk:
-            if rec.event.event_id in seen:
+        fresh: list[PositionedRecord] = []
+        for event_id, rec in zip(ids, chunk, strict=True):
+            if event_id in seen:
                 self.duplicates += 1
                 continue
-            seen.add(rec.event.event_id)
+            seen.add(event_id)
             fresh.append(rec)
         if not fresh:
             return
-        usccs = {rec.event.institution.uscc for rec in fresh}
+        usccs = {rec.record["institution"]["uscc"] for rec in fresh}
         query = sa.select(institutions).where(self._among(institutions.c.uscc, usccs))
         if self._lock_rows:
             query = query.with_for_update()
         states = {r["uscc"]: InstitutionState.from_row(r) for r in self.conn.execute(query).mappings()}
         rows = []
         behind: set[str] = set()
+        month, topic = self.month, self.topic
         for rec in fresh:
-            event = rec.event
-            uscc = event.institution.uscc
-            position = Position(self.topic, rec.partition, rec.offset)
+            record = rec.record
+            uscc = record["institution"]["uscc"]
+            position = Position(topic, rec.partition, rec.offset)
             if uscc in behind or is_behind(states.get(uscc), position):
                 behind.add(uscc)  # a backfill: re-fold the whole history below, in order
             else:
-                states[uscc] = fold(states.get(uscc), event, position=position, load_month=self.month)
-            late = event.event_date.strftime("%Y-%m") < self._pushed_month(rec.timestamp_ms)
+                states[uscc] = fold_record(states.get(uscc), record, position=position, load_month=month)
+            event_date = record["event_date"]
+            late = event_date.strftime("%Y-%m") < self._pushed_month(rec.timestamp_ms)
             self.late += late
+            timestamp_ms = rec.timestamp_ms
             rows.append(
-                {
-                    "event_id": event.event_id,
-                    "uscc": uscc,
-                    "event_type": event.event_type.value,
-                    "registrar": event.registrar.value,
-                    "event_date": event.event_date,
-                    "extracted_at": event.extracted_at,
-                    "pushed_at": None
-                    if rec.timestamp_ms is None or rec.timestamp_ms < 0
-                    else datetime.fromtimestamp(rec.timestamp_ms / 1000, UTC),
-                    "county_code": event_county(event),
-                    "load_month": self.month,
-                    "kafka_topic": self.topic,
-                    "kafka_partition": rec.partition,
-                    "kafka_offset": rec.offset,
-                    "late": late,
-                    "event_json": event_to_json(event),
-                }
+                (
+                    record["event_id"],
+                    uscc,
+                    str(record["event_type"]),
+                    str(record["registrar"]),
+                    event_date,
+                    record["extracted_at"],
+                    None
+                    if timestamp_ms is None or timestamp_ms < 0
+                    else datetime.fromtimestamp(timestamp_ms / 1000, UTC),
+                    record_county(record),
+                    month,
+                    topic,
+                    rec.partition,
+                    rec.offset,
+                    late,
+                    _dumps(record_to_json(record)) if self._copy else record_to_json(record),
+                )
             )
-        insert_rows(self.conn, ev, rows)
-        upsert(
-            self.conn, institutions, [s.to_row() for u, s in states.items() if u not in behind], key=["uscc"]
-        )
+        folded = [s for u, s in states.items() if u not in behind]
+        if self._copy:
+            copy_rows(self.conn, ev, _EVENT_COLUMNS, rows)
+            upsert_rows(self.conn, institutions, _STATE_COLUMNS, [s.to_tuple() for s in folded], key=["uscc"])
+        else:  # SQLite: executemany of mappings
+            insert_rows(self.conn, ev, [dict(zip(_EVENT_COLUMNS, row, strict=True)) for row in rows])
+            upsert(self.conn, institutions, [s.to_row() for s in folded], key=["uscc"])
         if behind:
             refold(self.conn, behind)
         self.inserted += len(rows)
+
+
+_EVENT_COLUMNS: tuple[str, ...] = (
+    "event_id",
+    "uscc",
+    "event_type",
+    "registrar",
+    "event_date",
+    "extracted_at",
+    "pushed_at",
+    "county_code",
+    "load_month",
+    "kafka_topic",
+    "kafka_partition",
+    "kafka_offset",
+    "late",
+    "event_json",
+)
+"""The order :meth:`_Run.load_chunk` builds an event row in (every column of ``institution_events``)."""
+
+_ENCODER = msgspec.json.Encoder()
+
+
+def _dumps(doc: Mapping[str, Any]) -> str:
+    """The history document as JSON text, written by COPY as is (``jsonb`` parses it; Chinese kept as is).
+
+    msgspec rather than the standard library's encoder: about 5 µs a document instead of 24 here,
+    the largest single cost left in the load's own code (issue 12). The document is already made of
+    JSON types (:func:`sink.eventjson.record_to_json`), so both encoders give the same JSON value.
+    """
+    return _ENCODER.encode(doc).decode()

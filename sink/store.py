@@ -9,7 +9,7 @@ can keep their own migration history beside it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 __all__ = [
     "VERSION_TABLE",
     "alembic_config",
+    "copies",
+    "copy_rows",
     "create_engine",
     "include_object",
     "insert_rows",
@@ -29,6 +31,7 @@ __all__ = [
     "schema_diff",
     "upgrade",
     "upsert",
+    "upsert_rows",
 ]
 
 VERSION_TABLE = "alembic_version_sink"
@@ -198,44 +201,113 @@ def insert_rows(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str
     if driver is None:
         conn.execute(table.insert(), list(rows))  # SQLite, another PostgreSQL driver, partial rows
         return
-    _copy_into(conn, driver, table, conn.dialect.identifier_preparer.format_table(table), rows)
+    names = list(rows[0])
+    target = conn.dialect.identifier_preparer.format_table(table)
+    _copy_into(conn, driver, target, names, _processed(conn, table, names, rows))
 
 
 def _copy_driver(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> Any | None:
     """The psycopg connection under ``conn`` when ``rows`` can be COPY'd into ``table``, else None."""
+    if set(rows[0]) != set(table.columns.keys()):
+        return None
+    return _psycopg(conn)
+
+
+def copy_rows(
+    conn: sa.Connection, table: sa.Table, names: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> bool:
+    """``COPY table (names) FROM STDIN`` rows already in the driver's types; False when not PostgreSQL/psycopg.
+
+    For the load's hot path: each row is a tuple in ``names`` order, with values psycopg writes as
+    they are (``str`` for a JSON document, dates, decimals) — no per-value bind processors, no
+    mapping per row. The caller falls back to :func:`insert_rows` when this answers False.
+    """
+    driver = _psycopg(conn)
+    if driver is None:
+        return False
+    _copy_into(conn, driver, conn.dialect.identifier_preparer.format_table(table), names, rows)
+    return True
+
+
+def upsert_rows(
+    conn: sa.Connection,
+    table: sa.Table,
+    names: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    key: Iterable[str],
+) -> bool:
+    """:func:`upsert` of tuples in ``names`` order (every column), as :func:`copy_rows` takes them.
+
+    False (nothing done) when the connection is not PostgreSQL through psycopg.
+    """
+    if set(names) != set(table.columns.keys()):
+        raise ValueError(f"upsert_rows needs every column of {table.name}")
+    driver = _psycopg(conn)
+    if driver is None:
+        return False
+    if rows:
+        _merge_staged(conn, driver, table, names, rows, tuple(key))
+    return True
+
+
+def copies(conn: sa.Connection) -> bool:
+    """Whether :func:`copy_rows` and :func:`upsert_rows` work on ``conn`` (PostgreSQL through psycopg)."""
+    return _psycopg(conn) is not None
+
+
+def _psycopg(conn: sa.Connection) -> Any | None:
+    """The psycopg connection under ``conn`` on PostgreSQL, else None."""
     if conn.dialect.name != "postgresql":
         return None
     import psycopg
 
     driver = conn.connection.driver_connection
-    if not isinstance(driver, psycopg.Connection) or set(rows[0]) != set(table.columns.keys()):
-        return None
-    return driver
+    return driver if isinstance(driver, psycopg.Connection) else None
+
+
+def _processed(
+    conn: sa.Connection, table: sa.Table, names: Sequence[str], rows: Iterable[Mapping[str, Any]]
+) -> Iterator[list[Any]]:
+    """Mapping rows as lists in ``names`` order, through the columns' bind processors."""
+    dialect = conn.dialect
+    processors = [table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names]
+    for row in rows:
+        yield [row[n] if p is None else p(row[n]) for n, p in zip(names, processors, strict=True)]
 
 
 def _copy_into(
-    conn: sa.Connection, driver: Any, table: sa.Table, target: str, rows: Sequence[Mapping[str, Any]]
+    conn: sa.Connection, driver: Any, target: str, names: Sequence[str], rows: Iterable[Sequence[Any]]
 ) -> None:
-    """``COPY target (columns of table) FROM STDIN`` the rows, through the columns' bind processors."""
+    """``COPY target (names) FROM STDIN`` the rows (sequences in ``names`` order)."""
     import psycopg
 
-    names = list(rows[0])
-    dialect = conn.dialect
-    processors = [table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names]
-    quote = dialect.identifier_preparer
+    quote = conn.dialect.identifier_preparer
     statement = f"COPY {target} ({', '.join(quote.quote(n) for n in names)}) FROM STDIN"
     try:
         with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            write = copy.write_row
             for row in rows:
-                copy.write_row(
-                    [row[n] if p is None else p(row[n]) for n, p in zip(names, processors, strict=True)]
-                )
+                write(row)
     except psycopg.Error as exc:
-        raise sa.exc.DBAPIError.instance(statement, None, exc, psycopg.Error, dialect=dialect) from exc
+        raise sa.exc.DBAPIError.instance(statement, None, exc, psycopg.Error, dialect=conn.dialect) from exc
 
 
 def _upsert_staged(
     conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]], key: tuple[str, ...]
+) -> None:
+    names = list(rows[0])
+    driver = conn.connection.driver_connection
+    _merge_staged(conn, driver, table, names, list(_processed(conn, table, names, rows)), key)
+
+
+def _merge_staged(
+    conn: sa.Connection,
+    driver: Any,
+    table: sa.Table,
+    names: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    key: tuple[str, ...],
 ) -> None:
     """COPY into a temporary twin of ``table`` (dropped at commit), then one set-based upsert.
 
@@ -250,7 +322,7 @@ def _upsert_staged(
         f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} (LIKE {target} INCLUDING DEFAULTS) ON COMMIT DROP"
     )
     conn.exec_driver_sql(f"TRUNCATE {stage}")
-    _copy_into(conn, conn.connection.driver_connection, table, stage, rows)
+    _copy_into(conn, driver, stage, names, rows)
     columns = [quote.quote(c.name) for c in table.columns]
     keys = ", ".join(quote.quote(k) for k in key)
     updates = ", ".join(

@@ -23,9 +23,13 @@ load cannot interleave with another load.
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import queue
+import threading
 import uuid
 from collections.abc import Generator, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
+from typing import Generic, TypeVar, cast
 
 from regsync import logs, metrics
 from regsync.bookkeeping.locks import advisory_lock
@@ -35,22 +39,107 @@ from regsync.kafka.bus import KafkaRecord
 from regsync.kafka.topics import Topics
 from regsync.stages.gate import gate_group_id
 from schemas.errors import ConfigurationError, FatalError, RetriableError
-from schemas.events import RegistrationEvent
 from schemas.month import DEFAULT_TIMEZONE, Month
-from sink.loader import LoadResult, PositionedEvent
+from sink.loader import LoadResult, PositionedRecord
 
 #: The Kafka principal the load logs in as (its ACLs: read valid and rejected, read raw's windows).
 COMPONENT = "loader"
 
+T = TypeVar("T")
+
 
 def positioned_events(
     registry_url: str, topics: Topics, records: Iterable[KafkaRecord]
-) -> Generator[PositionedEvent, None, None]:
-    """Decode the selected records lazily (memory stays flat however large the month)."""
-    codecs = bus.load_codecs(registry_url, topics)
+) -> Generator[PositionedRecord, None, None]:
+    """Decode the selected records lazily (memory stays flat however large the month).
+
+    Into the Avro mapping, not the typed model: the sink reads the mapping (see
+    :class:`sink.loader.PositionedRecord`).
+    """
+    decode = bus.load_codecs(registry_url, topics).valid.decode
     for record in records:
-        event = RegistrationEvent.from_avro(codecs.valid.decode(record.value))
-        yield PositionedEvent(record.partition, record.offset, record.timestamp, event)
+        yield PositionedRecord(record.partition, record.offset, record.timestamp, decode(record.value))
+
+
+class ReadAhead(Generic[T]):
+    """Run a generator in a worker thread, ``depth`` batches of ``batch`` items ahead of the caller.
+
+    Why: the load's main thread waits on PostgreSQL for about a quarter of its time (a chunk's COPY
+    being processed, the roster upsert) and reading the next records from Kafka and decoding them
+    is CPU work that can happen meanwhile (the server runs on the other core; psycopg and
+    kafka-python's socket waits release the GIL). Memory stays bounded: at most ``depth + 2``
+    batches exist at once. An exception in the worker (a late record, a gap, a broker that went
+    away) is raised in the caller as the same object, once the items before it have been handed on;
+    closing this generator stops the worker and closes the source in that thread, and returns only
+    when the worker has finished, so the caller may then close what the source read from.
+    ``queue.Queue`` plus one thread is all it needs: ``concurrent.futures`` has no bounded
+    read-ahead of a generator.
+    """
+
+    _END = object()
+
+    def __init__(self, source: Generator[T, None, None], *, batch: int = 500, depth: int = 4) -> None:
+        self._source, self._batch = source, batch
+        self._queue: queue.Queue[list[T] | BaseException | object] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        # in a copy of the caller's context, so the worker's log lines carry the run id too
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(
+            target=context.run, args=(self._work,), name="load-read-ahead", daemon=True
+        )
+        self._thread.start()
+
+    def _put(self, item: list[T] | BaseException | object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _work(self) -> None:
+        items: list[T] = []
+        try:
+            for item in self._source:
+                if self._stop.is_set():  # the caller closed early: stop at once, not at the next full batch
+                    return
+                items.append(item)
+                if len(items) >= self._batch:
+                    if not self._put(items):
+                        return
+                    items = []
+            end: BaseException | object = self._END
+        except BaseException as exc:  # handed to the caller, raised there after the items before it
+            end = exc
+        finally:
+            self._source.close()
+        if items and not self._put(items):
+            return
+        self._put(end)
+
+    def __iter__(self) -> Iterator[T]:
+        return self._items()
+
+    def _items(self) -> Generator[T, None, None]:
+        try:
+            while True:
+                got = self._queue.get()
+                if got is self._END:
+                    return
+                if isinstance(got, BaseException):
+                    raise got
+                yield from cast("list[T]", got)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the worker and wait for it (it closes the source); idempotent."""
+        self._stop.set()
+        while self._thread.is_alive():
+            with contextlib.suppress(queue.Empty):  # unblock a worker waiting to put
+                self._queue.get_nowait()
+            self._thread.join(timeout=0.05)
 
 
 class LateRecordError(FatalError):
@@ -417,15 +506,19 @@ def _load_locked(
         scan = bus.scan(bootstrap, topics.valid, start, ends, component=COMPONENT)
         # closing(): if the store fails mid-month, the scan's consumer is closed here and now, not by
         # the garbage collector (where its close hung for minutes: issue 13 item 7).
+        # The read and decode run in a worker thread ahead of the store (ReadAhead); closing it
+        # joins the worker before the scan is closed below it.
         with (
             contextlib.closing(scan),
-            contextlib.closing(positioned_events(registry_url, topics, selection.select(scan))) as positioned,
+            contextlib.closing(
+                ReadAhead(positioned_events(registry_url, topics, selection.select(scan)))
+            ) as ahead,
         ):
             result = load_month(
                 engine,
                 month=month,
                 topic=topics.valid,
-                positioned=positioned,
+                positioned=ahead,
                 offset_ranges={p: (start.get(p, end), end) for p, end in ends.items()},
                 run_id=run_id,
                 tz=tz,

@@ -133,3 +133,22 @@ def test_a_month_the_gate_has_not_judged_is_refused_until_it_has(stack, uid, dat
     assert unjudged(stack.bootstrap_servers, topics, "2026-01", "Asia/Shanghai") == {}
     full = run_load(**p, month="2026-01", as_of=LOAD_AT, replace=True)
     assert full.records == 12
+
+
+def test_a_malformed_record_of_the_month_fails_the_load_loudly_and_stores_nothing(pipeline):
+    """Decoding runs in the read-ahead thread: its error still reaches the caller, and no thread is left."""
+    import threading
+
+    from schemas.codec import DecodeError
+
+    p = pipeline
+    producer = bus.idempotent_producer(p["bootstrap"])
+    try:
+        stamp = int(LAST_OF_JAN.timestamp() * 1000)
+        producer.send(p["topics"].valid, key=b"x", value=b"not avro", partition=0, timestamp_ms=stamp).get(30)
+    finally:
+        producer.close()
+    with pytest.raises(DecodeError):
+        run_load(**p, month="2026-01", as_of=LOAD_AT)
+    assert _store(p) == ({}, 0, [])
+    assert not [t for t in threading.enumerate() if t.name == "load-read-ahead"]
