@@ -18,14 +18,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from kafka_auth import kafka_env, kafka_login
+from kafka import KafkaAdminClient
+from kafka_auth import components_env, kafka_env, kafka_login, secure_wanted
 
+from regsync.kafka.topics import Topics
 from regsync.settings import StackSettings
 from regsync.stack.launcher import Endpoints, Stack
-
-
-def _secure_wanted() -> bool:
-    return os.environ.get("REGSYNC_TEST_SECURE", "") not in ("", "0")
 
 
 def _start(state_dir: Path, reuse: bool, secure: bool) -> tuple[Stack, Endpoints]:
@@ -47,7 +45,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
 
     reuse = os.environ.get("REGSYNC_TEST_STATE_DIR")
     state_dir = Path(reuse) if reuse else tmp_path_factory.mktemp("stack")
-    launcher, endpoints = _start(state_dir, bool(reuse), _secure_wanted())
+    launcher, endpoints = _start(state_dir, bool(reuse), secure_wanted())
     _SESSION_STATE_DIR.append(state_dir)
     # A secure stack: every client of the session (and every `regsync` subprocess) is the admin.
     env = kafka_env(endpoints)
@@ -79,7 +77,7 @@ def secure_stack(
 ) -> Iterator[Endpoints]:
     """A stack started ``--secure``: the session's when it is secure, else one of its own."""
     reuse = os.environ.get("REGSYNC_TEST_SECURE_STATE_DIR")
-    if _secure_wanted() and not reuse:
+    if secure_wanted() and not reuse:
         yield request.getfixturevalue("stack")
         return
     state_dir = Path(reuse) if reuse else tmp_path_factory.mktemp("secure-stack")
@@ -95,6 +93,35 @@ def secure_stack(
 def kafka_security(stack: Endpoints) -> dict[str, object]:
     """kafka-python arguments for a test's own clients: the admin on a secure stack, {} on a plain one."""
     return kafka_login(stack, "admin")
+
+
+@pytest.fixture
+def as_components(stack: Endpoints, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Topics], None]]:
+    """Run the product under each component's own principal, so the ACL table is what the test exercises.
+
+    ``as_components(topics)`` on a secure session: the admin applies the table to ``topics``' prefix
+    and the connector, gate, loader and reports log in as themselves (``REGSYNC_KAFKA__PRINCIPALS__…``,
+    which subprocesses inherit); the test's own clients stay the admin. On a plain session: nothing.
+    """
+    from regsync.settings import get_settings
+    from regsync.stack import kafka_acls
+
+    def login(topics: Topics) -> None:
+        env = components_env(stack)
+        if not env:
+            return
+        admin = KafkaAdminClient(**kafka_login(stack, "admin"), bootstrap_servers=stack.bootstrap_servers)
+        try:
+            kafka_acls.apply(admin, kafka_acls.grants(topics.prefix))
+        finally:
+            admin.close()
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        get_settings.cache_clear()
+
+    yield login
+    monkeypatch.undo()
+    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 from pipeline_setup import pipeline_params
 
+from regsync.kafka.topics import Topics
 from schemas.uscc import make_uscc
 
 COUNTY = "440305"  # 南山区
@@ -28,13 +29,18 @@ NOWHERE = "127.0.0.1:9"  # discard port: nothing listens
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REGSYNC_")}
+    # The Kafka login stays (a secure session stack, REGSYNC_TEST_SECURE=1); everything else is explicit.
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("REGSYNC_") or k.startswith("REGSYNC_KAFKA__")
+    }
     env.update(extra)
     return env
 
 
 @pytest.fixture
-def cli_env(stack, uid, database_url, tmp_path) -> dict[str, str]:
+def cli_env(stack, uid, database_url, tmp_path, as_components) -> dict[str, str]:
+    """Each verb as an operator runs it; on a secure session each component logs in as itself."""
+    as_components(Topics(prefix=f"test.{uid}."))
     return _env(
         REGSYNC_KAFKA_BOOTSTRAP=stack.bootstrap_servers,
         REGSYNC_REGISTRY_URL=stack.registry_url,
@@ -318,7 +324,6 @@ def test_piped_dlq_table_keeps_every_uscc_whole_and_json_agrees(stack, uid, data
 
     from listsource import FaultyListConnector, rows
 
-    from regsync.kafka.topics import Topics
     from regsync.stages.extract import run_extract
     from regsync.stages.gate import run_gate
 
