@@ -18,8 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from kafka import KafkaAdminClient
-from kafka_auth import components_env, kafka_env, kafka_login, secure_wanted
+from kafka_auth import kafka_env, kafka_login, login_components, secure_wanted, use_stack
 
 from regsync.kafka.topics import Topics
 from regsync.settings import StackSettings
@@ -104,24 +103,36 @@ def as_components(stack: Endpoints, monkeypatch: pytest.MonkeyPatch) -> Iterator
     which subprocesses inherit); the test's own clients stay the admin. On a plain session: nothing.
     """
     from regsync.settings import get_settings
-    from regsync.stack import kafka_acls
 
     def login(topics: Topics) -> None:
-        env = components_env(stack)
-        if not env:
-            return
-        admin = KafkaAdminClient(**kafka_login(stack, "admin"), bootstrap_servers=stack.bootstrap_servers)
-        try:
-            kafka_acls.apply(admin, kafka_acls.grants(topics.prefix))
-        finally:
-            admin.close()
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
-        get_settings.cache_clear()
+        login_components(monkeypatch, stack, topics)
 
     yield login
     monkeypatch.undo()
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def own_stack(
+    stack: Endpoints, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Stack]:
+    """Kafka and a registry of this test's own, which it may kill (PostgreSQL is the session's).
+
+    ``--secure`` on a secure session; every client of the test then logs in to this stack (its own
+    CA and passwords), not to the session's. :func:`kafka_auth.login_components` adds the per-component
+    logins and the ACL table for the test's topics.
+    """
+    from regsync.settings import get_settings
+    from regsync.stack.watchdog import spawn_watchdog
+
+    state_dir = tmp_path_factory.mktemp("own-stack")
+    launcher = Stack(StackSettings(state_dir=state_dir, with_postgres=False, secure=secure_wanted()))
+    spawn_watchdog(os.getpid(), state_dir, purge=True)
+    use_stack(monkeypatch, launcher.up())
+    yield launcher
+    monkeypatch.undo()
+    get_settings.cache_clear()
+    launcher.down(purge=True)
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from regsync.kafka.topics import Topics
 from regsync.stack.launcher import Endpoints
 
 #: The pipeline's components that log in as a principal of their own on a secure stack (the ACL table).
@@ -63,16 +64,40 @@ def components_env(endpoints: Endpoints) -> dict[str, str]:
     return env
 
 
-def use_stack(monkeypatch: pytest.MonkeyPatch, endpoints: Endpoints) -> None:
-    """Point every client of this process (and its subprocesses) at ``endpoints``' own login.
+def use_stack(monkeypatch: pytest.MonkeyPatch, endpoints: Endpoints | None) -> None:
+    """Point every client of this process (and its subprocesses) at ``endpoints``' own admin login.
 
     For a stack a test starts itself: on a secure session the environment holds the session stack's
-    CA and passwords, which a stack of the test's own does not know; a plain stack needs none.
+    CA and passwords, which a stack of the test's own does not know. ``None`` (or a plain stack):
+    no login at all.
     """
     from regsync.settings import get_settings
 
     for key in [k for k in os.environ if k.startswith("REGSYNC_KAFKA__")]:
         monkeypatch.delenv(key)
-    for key, value in kafka_env(endpoints).items():
+    for key, value in (kafka_env(endpoints) if endpoints is not None else {}).items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+
+
+def login_components(monkeypatch: pytest.MonkeyPatch, endpoints: Endpoints, topics: Topics) -> None:
+    """On a secure stack: the admin applies the ACL table to ``topics``' prefix, and the connector,
+    gate, loader and reports log in as themselves from now on (``REGSYNC_KAFKA__PRINCIPALS__…``,
+    which subprocesses inherit). The admin stays the fallback login, for a test's own set-up. Plain: nothing.
+    """
+    from kafka import KafkaAdminClient
+
+    from regsync.settings import get_settings
+    from regsync.stack import kafka_acls
+
+    env = components_env(endpoints)
+    if not env:
+        return
+    admin = KafkaAdminClient(**kafka_login(endpoints, "admin"), bootstrap_servers=endpoints.bootstrap_servers)
+    try:
+        kafka_acls.apply(admin, kafka_acls.grants(topics.prefix))
+    finally:
+        admin.close()
+    for key, value in env.items():
         monkeypatch.setenv(key, value)
     get_settings.cache_clear()

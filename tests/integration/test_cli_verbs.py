@@ -318,7 +318,9 @@ def test_stack_status_json(stack_state_dir):
     assert {s["name"] for s in body["services"]} == {"kafka", "schema-registry", "postgres"}
 
 
-def test_piped_dlq_table_keeps_every_uscc_whole_and_json_agrees(stack, uid, database_url, cli_env):
+def test_piped_dlq_table_keeps_every_uscc_whole_and_json_agrees(
+    stack, uid, database_url, cli_env, as_components
+):
     """Records in the DLQ (made with the library: setup, not the subject), then read as a script does."""
     from datetime import UTC, datetime
 
@@ -328,7 +330,7 @@ def test_piped_dlq_table_keeps_every_uscc_whole_and_json_agrees(stack, uid, data
     from regsync.stages.gate import run_gate
 
     topics = Topics(prefix=f"test.{uid}.")
-    p = pipeline_params(stack, database_url, topics)
+    p = pipeline_params(stack, database_url, topics, as_components)
     as_of = datetime(2026, 1, 31, 8, 0, tzinfo=UTC)
     run_extract(FaultyListConnector(rows(40)), as_of=as_of, batch_size=10, **p)
     run_gate(**p, until_idle=True)
