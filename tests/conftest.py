@@ -18,14 +18,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from kafka_auth import kafka_env, kafka_login
+from kafka_auth import kafka_env, kafka_login, login_components, secure_wanted, use_stack
 
+from regsync.kafka.topics import Topics
 from regsync.settings import StackSettings
 from regsync.stack.launcher import Endpoints, Stack
-
-
-def _secure_wanted() -> bool:
-    return os.environ.get("REGSYNC_TEST_SECURE", "") not in ("", "0")
 
 
 def _start(state_dir: Path, reuse: bool, secure: bool) -> tuple[Stack, Endpoints]:
@@ -47,7 +44,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
 
     reuse = os.environ.get("REGSYNC_TEST_STATE_DIR")
     state_dir = Path(reuse) if reuse else tmp_path_factory.mktemp("stack")
-    launcher, endpoints = _start(state_dir, bool(reuse), _secure_wanted())
+    launcher, endpoints = _start(state_dir, bool(reuse), secure_wanted())
     _SESSION_STATE_DIR.append(state_dir)
     # A secure stack: every client of the session (and every `regsync` subprocess) is the admin.
     env = kafka_env(endpoints)
@@ -79,7 +76,7 @@ def secure_stack(
 ) -> Iterator[Endpoints]:
     """A stack started ``--secure``: the session's when it is secure, else one of its own."""
     reuse = os.environ.get("REGSYNC_TEST_SECURE_STATE_DIR")
-    if _secure_wanted() and not reuse:
+    if secure_wanted() and not reuse:
         yield request.getfixturevalue("stack")
         return
     state_dir = Path(reuse) if reuse else tmp_path_factory.mktemp("secure-stack")
@@ -95,6 +92,47 @@ def secure_stack(
 def kafka_security(stack: Endpoints) -> dict[str, object]:
     """kafka-python arguments for a test's own clients: the admin on a secure stack, {} on a plain one."""
     return kafka_login(stack, "admin")
+
+
+@pytest.fixture
+def as_components(stack: Endpoints, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Topics], None]]:
+    """Run the product under each component's own principal, so the ACL table is what the test exercises.
+
+    ``as_components(topics)`` on a secure session: the admin applies the table to ``topics``' prefix
+    and the connector, gate, loader and reports log in as themselves (``REGSYNC_KAFKA__PRINCIPALS__…``,
+    which subprocesses inherit); the test's own clients stay the admin. On a plain session: nothing.
+    """
+    from regsync.settings import get_settings
+
+    def login(topics: Topics) -> None:
+        login_components(monkeypatch, stack, topics)
+
+    yield login
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def own_stack(
+    stack: Endpoints, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Stack]:
+    """Kafka and a registry of this test's own, which it may kill (PostgreSQL is the session's).
+
+    ``--secure`` on a secure session; every client of the test then logs in to this stack (its own
+    CA and passwords), not to the session's. :func:`kafka_auth.login_components` adds the per-component
+    logins and the ACL table for the test's topics.
+    """
+    from regsync.settings import get_settings
+    from regsync.stack.watchdog import spawn_watchdog
+
+    state_dir = tmp_path_factory.mktemp("own-stack")
+    launcher = Stack(StackSettings(state_dir=state_dir, with_postgres=False, secure=secure_wanted()))
+    spawn_watchdog(os.getpid(), state_dir, purge=True)
+    use_stack(monkeypatch, launcher.up())
+    yield launcher
+    monkeypatch.undo()
+    get_settings.cache_clear()
+    launcher.down(purge=True)
 
 
 @pytest.fixture(scope="session")

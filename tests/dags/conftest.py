@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,12 +71,24 @@ def airflow_db(airflow_home: Path) -> Path:
 
 @pytest.fixture
 def regsync_env(
-    stack: Any, database_url: str, uid: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    stack: Any,
+    database_url: str,
+    uid: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    as_components: Callable[[Any], None],
 ) -> Iterator[dict[str, str]]:
-    """regsync configured for this test through ``REGSYNC_*`` only, as an Airflow worker would be."""
+    """regsync configured for this test through ``REGSYNC_*`` only, as an Airflow worker would be.
+
+    On a secure session (REGSYNC_TEST_SECURE=1) that includes each component's own Kafka login.
+    """
+    from regsync.kafka.topics import Topics
     from regsync.settings import get_settings
 
+    as_components(Topics(prefix=f"t{uid}."))
+    logins = {k: v for k, v in os.environ.items() if k.startswith("REGSYNC_KAFKA__")}
     env = {
+        **logins,
         "REGSYNC_KAFKA_BOOTSTRAP": stack.bootstrap_servers,
         "REGSYNC_REGISTRY_URL": stack.registry_url,
         "REGSYNC_DATABASE_URL": database_url,

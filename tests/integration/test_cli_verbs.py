@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 from pipeline_setup import pipeline_params
 
+from regsync.kafka.topics import Topics
 from schemas.uscc import make_uscc
 
 COUNTY = "440305"  # 南山区
@@ -28,13 +29,18 @@ NOWHERE = "127.0.0.1:9"  # discard port: nothing listens
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REGSYNC_")}
+    # The Kafka login stays (a secure session stack, REGSYNC_TEST_SECURE=1); everything else is explicit.
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("REGSYNC_") or k.startswith("REGSYNC_KAFKA__")
+    }
     env.update(extra)
     return env
 
 
 @pytest.fixture
-def cli_env(stack, uid, database_url, tmp_path) -> dict[str, str]:
+def cli_env(stack, uid, database_url, tmp_path, as_components) -> dict[str, str]:
+    """Each verb as an operator runs it; on a secure session each component logs in as itself."""
+    as_components(Topics(prefix=f"test.{uid}."))
     return _env(
         REGSYNC_KAFKA_BOOTSTRAP=stack.bootstrap_servers,
         REGSYNC_REGISTRY_URL=stack.registry_url,
@@ -312,18 +318,19 @@ def test_stack_status_json(stack_state_dir):
     assert {s["name"] for s in body["services"]} == {"kafka", "schema-registry", "postgres"}
 
 
-def test_piped_dlq_table_keeps_every_uscc_whole_and_json_agrees(stack, uid, database_url, cli_env):
+def test_piped_dlq_table_keeps_every_uscc_whole_and_json_agrees(
+    stack, uid, database_url, cli_env, as_components
+):
     """Records in the DLQ (made with the library: setup, not the subject), then read as a script does."""
     from datetime import UTC, datetime
 
     from listsource import FaultyListConnector, rows
 
-    from regsync.kafka.topics import Topics
     from regsync.stages.extract import run_extract
     from regsync.stages.gate import run_gate
 
     topics = Topics(prefix=f"test.{uid}.")
-    p = pipeline_params(stack, database_url, topics)
+    p = pipeline_params(stack, database_url, topics, as_components)
     as_of = datetime(2026, 1, 31, 8, 0, tzinfo=UTC)
     run_extract(FaultyListConnector(rows(40)), as_of=as_of, batch_size=10, **p)
     run_gate(**p, until_idle=True)

@@ -52,11 +52,11 @@ def _month_ends(months: tuple[str, ...], extra: int = 2) -> list[datetime]:
 
 
 @pytest.mark.parametrize("source", list(KITS))
-def test_connector_contract(source, stack, uid, database_url, tmp_path):
+def test_connector_contract(source, stack, uid, database_url, tmp_path, as_components):
     world = build_world(WorldConfig(institutions_per_month=25))
     sim = _simulator_class(KITS[source])(world, tmp_path / source)
     topics = Topics(prefix=f"t{uid}.")
-    common = pipeline_params(stack, database_url, topics)
+    common = pipeline_params(stack, database_url, topics, as_components)
     try:
         pushed_at: dict[str, int] = {}
         previous: dict[int, int | None] = {}  # as-of (ms) of a run → the as-of of the run before it

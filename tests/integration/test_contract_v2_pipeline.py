@@ -65,15 +65,16 @@ def _event(record_id: str, county_code: str, phone: str, division: str) -> Regis
 
 
 def test_v2_fields_survive_the_gate_and_an_over_long_phone_no_longer_blocks_the_month(
-    stack, uid, database_url
+    stack, uid, database_url, kafka_security, as_components
 ):
     topics = Topics(prefix=f"t{uid}.")
+    as_components(topics)
     ensure_topics(stack.bootstrap_servers, topics)
     bus.register_schemas(stack.registry_url, topics)
     codecs = bus.load_codecs(stack.registry_url, topics)
     abolished = _event("MZ-1001", "371202", "138****5678", "371202")  # 莱城区, abolished 2019 → 莱芜区
     too_long = _event("MZ-1002", "370116", "138****5678" + "0" * 30, "370116")
-    producer = KafkaProducer(bootstrap_servers=stack.bootstrap_servers, acks="all")
+    producer = KafkaProducer(**kafka_security, bootstrap_servers=stack.bootstrap_servers, acks="all")
     for event in (abolished, too_long):
         producer.send(
             topics.raw,

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import psutil
 import pytest
+from kafka_auth import secure_wanted
 
 from regsync.demo import run_demo
 from regsync.settings import StackSettings
 from regsync.stack.launcher import Stack
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        secure_wanted(),
+        reason="regsync demo starts a plain stack of its own (run_demo has no --secure); it runs in the plain suite",
+    ),
+]
 
 
 def test_demo_runs_end_to_end_and_stops_its_stack(tmp_path):

@@ -26,8 +26,9 @@ AS_OF = datetime(2026, 3, 31, 15, 59, 59, 999000, tzinfo=UTC)  # 2026-03-31 23:5
 TZ = "Asia/Shanghai"
 
 
-def test_connector_and_gate_rejections_of_one_push_fall_in_its_month(stack, uid, database_url):
+def test_connector_and_gate_rejections_of_one_push_fall_in_its_month(stack, uid, database_url, as_components):
     topics = Topics(prefix=f"t{uid}.")
+    as_components(topics)
     ensure_topics(stack.bootstrap_servers, topics)
     bus.register_schemas(stack.registry_url, topics)
     codecs = bus.load_codecs(stack.registry_url, topics)

@@ -20,9 +20,9 @@ AS_OF = datetime(2026, 1, 31, 8, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def judged(stack, uid, database_url):
+def judged(stack, uid, database_url, as_components):
     topics = Topics(prefix=f"t{uid}.")
-    p = pipeline_params(stack, database_url, topics)
+    p = pipeline_params(stack, database_url, topics, as_components)
     run_extract(FaultyListConnector(rows(40)), as_of=AS_OF, batch_size=10, **p)
     run_gate(**p, until_idle=True)
     return p

@@ -78,7 +78,9 @@ def _progress(raw_end: _RawEnd, database_url: str, *, grow: bool) -> Callable[[]
 
 
 @pytest.mark.slow
-def test_random_sigkills_of_the_extract_cli_lose_and_double_nothing(stack, uid, database_url, tmp_path):
+def test_random_sigkills_of_the_extract_cli_lose_and_double_nothing(
+    stack, uid, database_url, tmp_path, as_components
+):
     world = build_world(WorldConfig(institutions_per_month=800))
     sim = BianzhiDb(world, tmp_path / "bianzhi")
     last = world.config.months[-1]
@@ -86,6 +88,7 @@ def test_random_sigkills_of_the_extract_cli_lose_and_double_nothing(stack, uid, 
     as_of = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=TZ) + timedelta(days=40)
     sim.publish_until(as_of)
     topics = Topics(prefix=f"t{uid}.")
+    as_components(topics)
     ensure_topics(stack.bootstrap_servers, topics)
     bus.register_schemas(stack.registry_url, topics)
     env = _env(stack, topics, database_url, sim.url)

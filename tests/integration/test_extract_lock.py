@@ -20,8 +20,9 @@ HERE = Path(__file__).parent
 
 
 @pytest.fixture
-def pipeline(stack, uid, database_url):
+def pipeline(stack, uid, database_url, as_components):
     topics = Topics(prefix=f"t{uid}.")
+    as_components(topics)
     ensure_topics(stack.bootstrap_servers, topics)
     bus.register_schemas(stack.registry_url, topics)
     return {"stack": stack, "database_url": database_url, "topics": topics}

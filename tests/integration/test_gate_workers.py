@@ -49,9 +49,11 @@ def _worker(env, instance):
 
 
 @pytest.mark.slow
-def test_two_workers_one_killed_and_restarted_judge_every_record_exactly_once(stack, uid, database_url):
+def test_two_workers_one_killed_and_restarted_judge_every_record_exactly_once(
+    stack, uid, database_url, as_components
+):
     topics = Topics(prefix=f"w{uid}.", partitions=6)
-    p = pipeline_params(stack, database_url, topics)
+    p = pipeline_params(stack, database_url, topics, as_components)
     run_extract(FaultyListConnector(rows(240)), as_of=AS_OF, batch_size=40, **p)
     raw = _raw_positions(p)
     assert len({part for part, _ in raw}) >= 4  # keys spread over the partitions
@@ -75,9 +77,9 @@ def test_two_workers_one_killed_and_restarted_judge_every_record_exactly_once(st
 
 
 @pytest.mark.slow
-def test_gate_workers_option_runs_n_processes_that_finish_together(stack, uid, database_url):
+def test_gate_workers_option_runs_n_processes_that_finish_together(stack, uid, database_url, as_components):
     topics = Topics(prefix=f"n{uid}.", partitions=6)
-    p = pipeline_params(stack, database_url, topics)
+    p = pipeline_params(stack, database_url, topics, as_components)
     run_extract(FaultyListConnector(rows(120)), as_of=AS_OF, batch_size=40, **p)
     began = time.monotonic()
     done = subprocess.run(
@@ -131,13 +133,13 @@ def test_claim_instance_hands_out_distinct_slots_and_refuses_when_all_are_held(d
 
 @pytest.mark.slow
 def test_replicas_claiming_slots_one_killed_and_restarted_judge_every_record_exactly_once(
-    stack, uid, database_url
+    stack, uid, database_url, as_components
 ):
     """The compose deployment: identical replicas (``--slots``), one SIGKILLed mid-transaction."""
     from regsync.stages.gate import gate_group_id
 
     topics = Topics(prefix=f"s{uid}.", partitions=6)
-    p = pipeline_params(stack, database_url, topics)
+    p = pipeline_params(stack, database_url, topics, as_components)
     run_extract(FaultyListConnector(rows(240)), as_of=AS_OF, batch_size=40, **p)
     raw = _raw_positions(p)
     env = _env(stack, database_url, topics)
@@ -164,13 +166,13 @@ def test_replicas_claiming_slots_one_killed_and_restarted_judge_every_record_exa
 
 
 @pytest.mark.slow
-def test_the_gate_job_runs_n_workers_and_sums_their_counts(stack, uid, database_url):
+def test_the_gate_job_runs_n_workers_and_sums_their_counts(stack, uid, database_url, as_components):
     """What the Airflow gate task calls: settings built in code reach the worker processes."""
     from regsync import jobs
     from regsync.settings import Settings
 
     topics = Topics(prefix=f"j{uid}.", partitions=6)
-    p = pipeline_params(stack, database_url, topics)
+    p = pipeline_params(stack, database_url, topics, as_components)
     run_extract(FaultyListConnector(rows(120)), as_of=AS_OF, batch_size=40, **p)
     settings = Settings(
         kafka_bootstrap=stack.bootstrap_servers,

@@ -16,9 +16,11 @@ def _consume_all(consumer: KafkaConsumer, expected: int, max_polls: int = 40) ->
     return got
 
 
-def test_group_commit_close_reopen_resumes_from_committed_offset(kafka_bootstrap, new_topic, uid):
+def test_group_commit_close_reopen_resumes_from_committed_offset(
+    kafka_bootstrap, kafka_security, new_topic, uid
+):
     topic = new_topic("group")
-    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    producer = KafkaProducer(**kafka_security, bootstrap_servers=kafka_bootstrap, acks="all")
     for i in range(10):
         producer.send(topic, key=b"k", value=f"m{i}".encode()).get(timeout=30)
     producer.close()
@@ -26,6 +28,7 @@ def test_group_commit_close_reopen_resumes_from_committed_offset(kafka_bootstrap
     group = f"g.{uid}"
     first = KafkaConsumer(
         topic,
+        **kafka_security,
         bootstrap_servers=kafka_bootstrap,
         group_id=group,
         auto_offset_reset="earliest",
@@ -42,6 +45,7 @@ def test_group_commit_close_reopen_resumes_from_committed_offset(kafka_bootstrap
 
     second = KafkaConsumer(
         topic,
+        **kafka_security,
         bootstrap_servers=kafka_bootstrap,
         group_id=group,
         auto_offset_reset="earliest",
@@ -53,15 +57,17 @@ def test_group_commit_close_reopen_resumes_from_committed_offset(kafka_bootstrap
     assert rest[0].offset == 4
 
 
-def test_idempotent_producer_is_registered_with_the_broker(kafka_bootstrap, new_topic):
+def test_idempotent_producer_is_registered_with_the_broker(kafka_bootstrap, kafka_security, new_topic):
     topic = new_topic("idem")
-    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=True)
+    producer = KafkaProducer(
+        **kafka_security, bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=True
+    )
     offsets = [producer.send(topic, value=f"v{i}".encode()).get(timeout=30).offset for i in range(50)]
     producer.close()
     assert offsets == list(range(50))
 
     # The broker keeps producer state (id, epoch, last sequence) only for idempotent producers.
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin = KafkaAdminClient(**kafka_security, bootstrap_servers=kafka_bootstrap)
     try:
         described = admin.describe_producers([TopicPartition(topic, 0)])
     finally:
@@ -72,10 +78,14 @@ def test_idempotent_producer_is_registered_with_the_broker(kafka_bootstrap, new_
     assert "49" in text, f"last sequence 49 expected in {text}"
 
 
-def test_read_committed_sees_only_committed_transactions(kafka_bootstrap, new_topic, uid):
+def test_read_committed_sees_only_committed_transactions(kafka_bootstrap, kafka_security, new_topic, uid):
     topic = new_topic("txn")
     producer = KafkaProducer(
-        bootstrap_servers=kafka_bootstrap, transactional_id=f"tx.{uid}", enable_idempotence=True, acks="all"
+        **kafka_security,
+        bootstrap_servers=kafka_bootstrap,
+        transactional_id=f"tx.{uid}",
+        enable_idempotence=True,
+        acks="all",
     )
     producer.init_transactions()
     producer.begin_transaction()
@@ -93,6 +103,7 @@ def test_read_committed_sees_only_committed_transactions(kafka_bootstrap, new_to
 
     def read(isolation: str) -> list[bytes]:
         consumer = KafkaConsumer(
+            **kafka_security,
             bootstrap_servers=kafka_bootstrap,
             isolation_level=isolation,
             auto_offset_reset="earliest",
@@ -116,13 +127,19 @@ def test_read_committed_sees_only_committed_transactions(kafka_bootstrap, new_to
     assert b"aborted" in read("read_uncommitted")
 
 
-def test_scan_stops_at_the_last_stable_offset_while_a_transaction_is_open(kafka_bootstrap, new_topic, uid):
+def test_scan_stops_at_the_last_stable_offset_while_a_transaction_is_open(
+    kafka_bootstrap, kafka_security, new_topic, uid
+):
     """A writer killed mid-transaction leaves records above the LSO; a scan must end, not wait on them."""
     from regsync.kafka import bus
 
     topic = new_topic("open-txn")
     producer = KafkaProducer(
-        bootstrap_servers=kafka_bootstrap, transactional_id=f"open.{uid}", enable_idempotence=True, acks="all"
+        **kafka_security,
+        bootstrap_servers=kafka_bootstrap,
+        transactional_id=f"open.{uid}",
+        enable_idempotence=True,
+        acks="all",
     )
     producer.init_transactions()
     producer.begin_transaction()

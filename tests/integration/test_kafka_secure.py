@@ -20,13 +20,12 @@ from kafka.errors import (
     TopicAuthorizationFailedError,
     TransactionalIdAuthorizationFailedError,
 )
-from kafka_auth import kafka_env, kafka_login
+from kafka_auth import kafka_login, login_components, use_stack
 from listsource import FaultyListConnector, rows
 
 from regsync.kafka import bus
 from regsync.kafka.topics import Topics, ensure_topics
 from regsync.settings import get_settings
-from regsync.stack import kafka_acls
 from regsync.stack.launcher import Endpoints
 from regsync.stages.extract import run_extract
 from regsync.stages.gate import gate_group_id, gate_transactional_id, run_gate
@@ -39,21 +38,10 @@ REFUSED_MS = 5000
 @pytest.fixture
 def secured(secure_stack: Endpoints, uid: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
     """This test's topics on the secure stack, the ACL table applied to them, each component its principal."""
-    env = kafka_env(secure_stack, "admin", "admin")
-    for component in ("connector", "gate", "loader", "reports"):
-        env.update(kafka_env(secure_stack, component, component))
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    get_settings.cache_clear()
+    use_stack(monkeypatch, secure_stack)  # the session's stack may be a plain one
     topics = Topics(prefix=f"t{uid}.")
+    login_components(monkeypatch, secure_stack, topics)
     ensure_topics(secure_stack.bootstrap_servers, topics)
-    admin = KafkaAdminClient(
-        **kafka_login(secure_stack, "admin"), bootstrap_servers=secure_stack.bootstrap_servers
-    )
-    try:
-        kafka_acls.apply(admin, kafka_acls.grants(topics.prefix))
-    finally:
-        admin.close()
     yield {"stack": secure_stack, "topics": topics, "bootstrap": secure_stack.bootstrap_servers}
     get_settings.cache_clear()
 

@@ -29,8 +29,9 @@ LOAD_AT = datetime(2026, 3, 1, 1, 0, tzinfo=UTC)
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
-def pipeline(request, stack, uid, database_url, tmp_path):
+def pipeline(request, stack, uid, database_url, tmp_path, as_components):
     topics = Topics(prefix=f"t{uid}.")
+    as_components(topics)
     ensure_topics(stack.bootstrap_servers, topics)
     bus.register_schemas(stack.registry_url, topics)
     db = database_url if request.param == "postgresql" else f"sqlite:///{tmp_path / 'store.db'}"
@@ -115,12 +116,12 @@ def test_load_killed_mid_transaction_leaves_nothing_and_rerun_is_exact(pipeline)
     assert len(manifests) == 1
 
 
-def test_a_month_the_gate_has_not_judged_is_refused_until_it_has(stack, uid, database_url):
+def test_a_month_the_gate_has_not_judged_is_refused_until_it_has(stack, uid, database_url, as_components):
     """Issue: loading while the gate was still judging exited 0 with a partial month and no warning."""
     from regsync.stages.load import UnjudgedMonthError, unjudged
 
     topics = Topics(prefix=f"u{uid}.")
-    p = pipeline_params(stack, database_url, topics)
+    p = pipeline_params(stack, database_url, topics, as_components)
     run_extract(ListConnector(rows(12)), as_of=LAST_OF_JAN, batch_size=4, **p)
     waiting = unjudged(stack.bootstrap_servers, topics, "2026-01", "Asia/Shanghai")
     assert sum(waiting.values()) == 12

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from kafka_auth import login_components
 from listsource import ListConnector, rows
 
 from regsync.kafka import bus
@@ -26,21 +27,6 @@ from schemas.errors import EXIT_TEMPFAIL, EXIT_UNAVAILABLE
 
 IN_JAN = datetime(2026, 1, 20, 4, tzinfo=UTC)
 REGSYNC = Path(os.environ.get("VIRTUAL_ENV", ".venv")) / "bin" / "regsync"
-
-
-@pytest.fixture
-def own_stack(tmp_path_factory):
-    """Kafka and a registry this test may kill (PostgreSQL comes from the session's stack)."""
-    from regsync.settings import StackSettings
-    from regsync.stack.launcher import Stack
-    from regsync.stack.watchdog import spawn_watchdog
-
-    state_dir = tmp_path_factory.mktemp("own-stack")
-    launcher = Stack(StackSettings(state_dir=state_dir, with_postgres=False))
-    spawn_watchdog(os.getpid(), state_dir, purge=True)
-    launcher.up()
-    yield launcher
-    launcher.down(purge=True)
 
 
 def _load(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -57,10 +43,11 @@ def _load(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.slow
 def test_a_load_while_the_broker_is_down_exits_retriable_and_loads_once_it_is_back(
-    own_stack, uid, database_url
+    own_stack, uid, database_url, monkeypatch
 ):
     ends = own_stack.endpoints()
     topics = Topics(prefix=f"b{uid}.")
+    login_components(monkeypatch, ends, topics)
     ensure_topics(ends.bootstrap_servers, topics)
     bus.register_schemas(ends.registry_url, topics)
     p = {
@@ -72,7 +59,12 @@ def test_a_load_while_the_broker_is_down_exits_retriable_and_loads_once_it_is_ba
     run_extract(ListConnector(rows(9)), as_of=IN_JAN, **p)
     run_gate(**p, until_idle=True)
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("REGSYNC_")},
+        # The Kafka login stays (this stack's, the loader as itself when secure); the rest is explicit.
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("REGSYNC_") or k.startswith("REGSYNC_KAFKA__")
+        },
         "REGSYNC_KAFKA_BOOTSTRAP": ends.bootstrap_servers,
         "REGSYNC_REGISTRY_URL": ends.registry_url,
         "REGSYNC_DATABASE_URL": database_url,

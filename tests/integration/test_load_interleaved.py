@@ -34,10 +34,10 @@ def _events(n: int):
 
 
 @pytest.fixture
-def valid(stack, uid, database_url):
+def valid(stack, uid, database_url, as_components):
     """An empty pipeline whose valid topic the test writes itself, with the timestamps it chooses."""
     topics = Topics(prefix=f"i{uid}.")
-    p = pipeline_params(stack, database_url, topics)
+    p = pipeline_params(stack, database_url, topics, as_components)
     codec = bus.load_codecs(stack.registry_url, topics).valid
     producer = bus.idempotent_producer(stack.bootstrap_servers)
 

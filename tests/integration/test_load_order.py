@@ -27,10 +27,10 @@ TZ = "Asia/Shanghai"
 
 
 @pytest.fixture
-def pushed(stack, uid, database_url):
+def pushed(stack, uid, database_url, as_components):
     """Records pushed in January and in March, none in February; all judged."""
     topics = Topics(prefix=f"o{uid}.")
-    p = pipeline_params(stack, database_url, topics)
+    p = pipeline_params(stack, database_url, topics, as_components)
     data = rows(20)
     run_extract(ListConnector(data[:8]), as_of=IN_JAN, **p)
     run_extract(ListConnector(data), as_of=IN_MAR, **p)

@@ -124,7 +124,8 @@ def _dated_registrations(settings: Settings, topics: Topics) -> dict[str, tuple[
 
 
 @pytest.fixture
-def settings(stack, uid, database_url, tmp_path) -> Settings:
+def settings(stack, uid, database_url, tmp_path, as_components) -> Settings:
+    as_components(Topics(prefix=f"t{uid}."))
     return Settings(
         kafka_bootstrap=stack.bootstrap_servers,
         registry_url=stack.registry_url,

@@ -21,6 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 import sqlalchemy as sa
+from kafka_auth import login_components
 from listsource import ListConnector, rows
 
 from regsync.kafka import bus
@@ -121,10 +122,11 @@ main()
 
 @pytest.mark.slow
 def test_postgres_killed_mid_load_exits_nonzero_promptly_and_rerun_completes(
-    stack, uid, own_postgres, tmp_path
+    stack, uid, own_postgres, tmp_path, as_components
 ):
     """Was: a traceback, then ≥150 s in KafkaConsumer.close() (2 of 2)."""
     topics = Topics(prefix=f"t{uid}.")
+    as_components(topics)
     ensure_topics(stack.bootstrap_servers, topics)
     bus.register_schemas(stack.registry_url, topics)
     p = {
@@ -190,21 +192,6 @@ def test_postgres_killed_mid_load_exits_nonzero_promptly_and_rerun_completes(
     assert stored == 40
 
 
-@pytest.fixture
-def own_stack(tmp_path_factory):
-    """Kafka and a registry this test may kill (PostgreSQL comes from the session's stack)."""
-    from regsync.settings import StackSettings
-    from regsync.stack.launcher import Stack
-    from regsync.stack.watchdog import spawn_watchdog
-
-    state_dir = tmp_path_factory.mktemp("own-stack")
-    launcher = Stack(StackSettings(state_dir=state_dir, with_postgres=False))
-    spawn_watchdog(os.getpid(), state_dir, purge=True)
-    launcher.up()
-    yield launcher
-    launcher.down(purge=True)
-
-
 def _kill_service(launcher, name: str) -> None:
     rec = launcher._load()[name]
     proc = psutil.Process(rec.pid)
@@ -243,11 +230,12 @@ gate.run_gate(
 
 @pytest.mark.slow
 def test_broker_killed_under_the_gate_exits_nonzero_promptly_and_rerun_is_exactly_once(
-    own_stack, stack, uid, database_url, tmp_path
+    own_stack, stack, uid, database_url, tmp_path, monkeypatch
 ):
     """Was: the gate hung ≥120 s after a broker SIGKILL (1 in 3); with the broker gone for good, always."""
     ends = own_stack.endpoints()
     topics = Topics(prefix=f"t{uid}.")
+    login_components(monkeypatch, ends, topics)
     ensure_topics(ends.bootstrap_servers, topics)
     bus.register_schemas(ends.registry_url, topics)
     p = {

@@ -42,15 +42,18 @@ def _env(stack, database_url, topics):
     return env
 
 
-def _topics(stack, uid):
+def _topics(stack, uid, as_components):
     topics = Topics(prefix=f"t{uid}.")
+    as_components(topics)
     ensure_topics(stack.bootstrap_servers, topics)
     bus.register_schemas(stack.registry_url, topics)
     return topics
 
 
-def test_a_batch_gate_writes_its_metrics_and_json_logs_with_its_run_id(stack, uid, database_url, tmp_path):
-    topics = _topics(stack, uid)
+def test_a_batch_gate_writes_its_metrics_and_json_logs_with_its_run_id(
+    stack, uid, database_url, tmp_path, as_components
+):
+    topics = _topics(stack, uid, as_components)
     p = {"bootstrap": stack.bootstrap_servers, "registry_url": stack.registry_url}
     run_extract(
         FaultyListConnector(rows(40)),
@@ -91,8 +94,8 @@ def test_a_batch_gate_writes_its_metrics_and_json_logs_with_its_run_id(stack, ui
     assert any(x["msg"].startswith("gate run gate-") for x in lines)
 
 
-def test_gate_forever_serves_metrics_with_lag_per_partition(stack, uid, database_url):
-    topics = _topics(stack, uid)
+def test_gate_forever_serves_metrics_with_lag_per_partition(stack, uid, database_url, as_components):
+    topics = _topics(stack, uid, as_components)
     p = {"bootstrap": stack.bootstrap_servers, "registry_url": stack.registry_url}
     run_extract(
         FaultyListConnector(rows(30)),

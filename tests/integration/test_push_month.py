@@ -36,8 +36,9 @@ MIDNIGHT = datetime(2026, 2, 1, tzinfo=BEIJING)
 
 
 @pytest.fixture
-def pipeline(stack, uid, database_url):
+def pipeline(stack, uid, database_url, as_components):
     topics = Topics(prefix=f"m{uid}.")
+    as_components(topics)
     ensure_topics(stack.bootstrap_servers, topics)
     bus.register_schemas(stack.registry_url, topics)
     return {

@@ -11,8 +11,12 @@ from pathlib import Path
 
 import psutil
 import pytest
+from kafka_auth import secure_wanted
 
 pytestmark = pytest.mark.slow
+
+#: ``stack up`` as the session's stack was started: ``--secure`` on a secure session (REGSYNC_TEST_SECURE=1).
+UP = ("up", "--secure") if secure_wanted() else ("up",)
 
 
 def _regsync(state_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -51,13 +55,13 @@ def _processes_under(state_dir: Path) -> list[psutil.Process]:
 def test_up_twice_recover_status_down(tmp_path):
     state_dir = tmp_path / "stack"
     try:
-        up = _regsync(state_dir, "up")
+        up = _regsync(state_dir, *UP)
         assert "kafka" in up.stdout and "schema-registry" in up.stdout and "postgres" in up.stdout
         first = _pids(state_dir)
         assert set(first) == {"postgres", "kafka", "schema-registry"}
 
         # up twice is harmless: the same processes keep running.
-        _regsync(state_dir, "up")
+        _regsync(state_dir, *UP)
         assert _pids(state_dir) == first
 
         status = _regsync(state_dir, "status")
@@ -69,7 +73,7 @@ def test_up_twice_recover_status_down(tmp_path):
         psutil.Process(first["kafka"]).wait(30)
         stale = _regsync(state_dir, "status", check=False)
         assert stale.returncode == 1
-        recovered = _regsync(state_dir, "up")
+        recovered = _regsync(state_dir, *UP)
         assert "recovering" in recovered.stderr
         second = _pids(state_dir)
         assert second["kafka"] != first["kafka"]
@@ -94,7 +98,7 @@ def test_watchdog_stops_the_stack_when_its_owner_is_killed(tmp_path):
     state_dir = tmp_path / "stack"
     owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     try:
-        _regsync(state_dir, "up")
+        _regsync(state_dir, *UP)
         services = [psutil.Process(pid) for pid in _pids(state_dir).values()]
         watchdog = psutil.Process(spawn_watchdog(owner.pid, state_dir, purge=False))
         assert all(p.is_running() for p in services)

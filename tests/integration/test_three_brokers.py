@@ -15,11 +15,12 @@ from datetime import UTC, datetime
 import psutil
 import pytest
 from kafka import KafkaAdminClient
+from kafka_auth import kafka_login, login_components, secure_wanted, use_stack
 from listsource import FaultyListConnector, rows
 
 from regsync.kafka import bus
 from regsync.kafka.topics import Topics, ensure_topics
-from regsync.settings import StackSettings
+from regsync.settings import StackSettings, get_settings
 from regsync.stack.launcher import Stack
 from regsync.stages.extract import run_extract
 from regsync.stages.gate import run_gate
@@ -31,11 +32,14 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def cluster(tmp_path_factory, stack):
+    """Three nodes of its own (``--secure`` too on a secure session); PostgreSQL is the session's."""
     from regsync.stack.watchdog import spawn_watchdog
 
     state_dir = tmp_path_factory.mktemp("three-brokers")
-    launcher = Stack(StackSettings(state_dir=state_dir, with_postgres=False, brokers=3))
+    launcher = Stack(
+        StackSettings(state_dir=state_dir, with_postgres=False, brokers=3, secure=secure_wanted())
+    )
     spawn_watchdog(os.getpid(), state_dir, purge=True)
     launcher.up()
     yield launcher
@@ -62,12 +66,21 @@ class KillingConnector(FaultyListConnector):
             yield batch
 
 
-def test_topics_get_replication_three_and_min_isr_two(cluster, uid):
-    ends = cluster.endpoints()
+@pytest.fixture
+def ends(cluster, monkeypatch):
+    """The cluster's endpoints, every client of the test logged in to it (not to the session's stack)."""
+    found = cluster.endpoints()
+    use_stack(monkeypatch, found)
+    yield found
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def test_topics_get_replication_three_and_min_isr_two(ends, uid):
     assert len(ends.bootstrap_servers.split(",")) == 3
     topics = Topics(prefix=f"t{uid}.")
     ensure_topics(ends.bootstrap_servers, topics)
-    admin = KafkaAdminClient(bootstrap_servers=ends.bootstrap_servers)
+    admin = KafkaAdminClient(**kafka_login(ends, "admin"), bootstrap_servers=ends.bootstrap_servers)
     try:
         described = admin.describe_topics([topics.raw])
         assert [len(p["replica_nodes"]) for p in described[0]["partitions"]] == [3, 3, 3]
@@ -82,10 +95,10 @@ def test_topics_get_replication_three_and_min_isr_two(cluster, uid):
 
 
 def test_a_broker_killed_during_extract_and_during_the_gate_loses_and_doubles_nothing(
-    cluster, uid, database_url
+    cluster, ends, uid, database_url, monkeypatch
 ):
-    ends = cluster.endpoints()
     topics = Topics(prefix=f"t{uid}.")
+    login_components(monkeypatch, ends, topics)
     ensure_topics(ends.bootstrap_servers, topics)
     bus.register_schemas(ends.registry_url, topics)
     p = {
