@@ -16,7 +16,7 @@ import pytest
 TESTS = Path(__file__).resolve().parents[1]
 CLIENTS = {"KafkaProducer", "KafkaConsumer", "KafkaAdminClient"}
 #: Builds unauthenticated clients on purpose: they must be refused.
-REFUSALS = {"integration/test_kafka_secure.py"}
+REFUSALS = {"integration/test_kafka_secure.py", "integration/test_compose_kafka_run.py"}
 
 
 def _bare_clients(source: str) -> list[int]:
