@@ -1038,7 +1038,7 @@ def _load_history(
         if etype == "码位改派":  # a code handed to another place: not a mapping, not an alias
             continue
         step = ChangeStep(int(event["year"]), etype, old_code, old.get("name"), new_code, new.get("name"))
-        if old_code and new_code and old_code != new_code:
+        if old_code and new_code and old_code != new_code and _plausible_successor(event, old_code, new_code):
             edges[old_code].append(step)
         for side, code in ((old, old_code), (new, new_code)):
             name = side.get("name")
@@ -1047,6 +1047,25 @@ def _load_history(
     for steps in edges.values():
         steps.sort(key=lambda s: s.year)  # stable: file order breaks ties
     return dict(edges), historical, names
+
+
+#: Province-level reorganizations that moved counties into another province: Hainan split from
+#: Guangdong (1988), Chongqing from Sichuan (1997). Only these carry a successor across provinces.
+PROVINCE_REORGANIZATIONS: frozenset[tuple[str, str]] = frozenset({("44", "46"), ("51", "50")})
+
+
+def _plausible_successor(event: dict[str, Any], old_code: str, new_code: str) -> bool:
+    """Whether a change event's successor can be followed.
+
+    The snapshot diff behind the change table pairs an abolished code with a same-named division
+    anywhere in the country, so 成都市东城区 (510102, abolished 1990) "became" Beijing's 东城区 and
+    a 郊区 in 锦州 "became" one in 焦作 — 21 such links. Followed, they route a Chengdu address to a
+    Beijing bureau. A successor in another province is kept only for the reorganizations above (or
+    when a person curated the event); otherwise the old code has no known successor.
+    """
+    if old_code[:2] == new_code[:2] or event.get("curated"):
+        return True
+    return (old_code[:2], new_code[:2]) in PROVINCE_REORGANIZATIONS
 
 
 def _clean_name(name: object) -> bool:

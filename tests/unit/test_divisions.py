@@ -440,3 +440,49 @@ def test_stated_prefecture_that_does_not_contain_the_address_county_is_flagged()
 def test_blank_stated_code_is_ignored():
     r = dv.resolve_address("广东省深圳市南山区", stated_code="  ")
     assert r.stated is None
+
+
+# --- successors across provinces -------------------------------------------------------------------
+
+
+def _change_events() -> list[dict]:
+    return json.loads(
+        resources.files("schemas.data").joinpath("historical_changes_v1.json").read_text("utf-8")
+    )["events"]
+
+
+def test_an_abolished_chengdu_district_is_not_routed_to_beijing():
+    """510102 成都市东城区 (abolished 1990) shares only its name with Beijing's 东城区 (110101)."""
+    assert dv.check_code("510102").status is DivisionStatus.ABOLISHED_UNMAPPED
+    assert dv.check_code("510102").county_code is None
+    for address in ("成都市东城区人民路1号", "四川省成都市西城区人民路1号"):
+        assert dv.resolve_address(address).county_code not in {"110101", "110102"}
+    assert dv.resolve_address("北京市东城区人民路1号").county_code == "110101"
+
+
+def test_successors_cross_provinces_only_in_the_province_reorganizations():
+    """Every followed edge stays in its province, except Hainan (1988) and Chongqing (1997)."""
+    crossing = {
+        (old, step.to_code)
+        for old, steps in dv._tables().edges.items()
+        for step in steps
+        if step.to_code and old[:2] != step.to_code[:2]
+    }
+    assert crossing, "the Hainan and Chongqing moves are still followed"
+    assert {(o[:2], n[:2]) for o, n in crossing} <= dv.PROVINCE_REORGANIZATIONS
+    assert ("442121", "460021") in crossing  # 琼山县 moved with Hainan
+    assert ("511221", "500234") in crossing  # 开县 moved with Chongqing
+
+
+def test_the_change_table_still_holds_the_name_matches_we_refuse():
+    """Guards the test above: the data does pair codes across provinces by name alone."""
+    refused = [
+        e
+        for e in _change_events()
+        if (e.get("old") or {}).get("code")
+        and (e.get("new") or {}).get("code")
+        and e["old"]["code"][:2] != e["new"]["code"][:2]
+        and (e["old"]["code"][:2], e["new"]["code"][:2]) not in dv.PROVINCE_REORGANIZATIONS
+    ]
+    assert any(e["old"]["code"].startswith("510102") for e in refused)
+    assert all(not e.get("curated") for e in refused)
