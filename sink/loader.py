@@ -14,10 +14,12 @@ the manifest — commits together or not at all, so:
   :class:`~sink.errors.MonthConflictError` unless ``replace=True`` — see :mod:`sink.rebuild`.
 
 Memory stays flat as the month grows: records are consumed in chunks of ``chunk_size``; per chunk
-one query finds ids already stored, one ``SELECT`` fetches the touched institutions, the events are
-folded in memory from their decoded Avro mappings (:func:`sink.fold.fold_record`; typed events are
-turned into theirs first), then one bulk insert stores the events (a ``COPY`` of tuples on
-PostgreSQL, an executemany on SQLite) and one upsert the roster. Running counts and one SHA-256 per
+one query finds ids already stored, one bulk insert stores the new events (a ``COPY`` of tuples on
+PostgreSQL, an executemany on SQLite), then the roster is folded: on PostgreSQL one statement
+(:mod:`sink.fold_sql`) folds and upserts the institutions whose events all take the snapshot; the
+rest (all of them on SQLite) are fetched with one ``SELECT``, folded in memory from their decoded
+Avro mappings (:func:`sink.fold.fold_record`; typed events are turned into theirs first) and
+upserted at once. Running counts and one SHA-256 per
 partition are all that outlive a chunk.
 
 Concurrency: loads are serialised — on PostgreSQL by a transaction-level advisory lock (a second
