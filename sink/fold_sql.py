@@ -71,7 +71,7 @@ agg AS (
     FROM e GROUP BY uscc
 ),
 lst AS (
-    SELECT DISTINCT ON (uscc) * FROM e ORDER BY uscc, o DESC
+    SELECT DISTINCT ON (uscc) *, j->'institution' AS ins FROM e ORDER BY uscc, o DESC
 ),
 cty AS (
     SELECT DISTINCT ON (uscc) uscc, stated,
@@ -91,35 +91,35 @@ st AS (
 ),
 nw AS (
     SELECT st.uscc,
-           l.j->'institution'->>'name' AS name,
-           l.j->'institution'->>'legal_form' AS legal_form,
-           l.j->'institution'->>'profit_nature' AS profit_nature,
-           l.j->'institution'->>'address' AS address,
+           l.ins->>'name' AS name,
+           l.ins->>'legal_form' AS legal_form,
+           l.ins->>'profit_nature' AS profit_nature,
+           l.ins->>'address' AS address,
            CASE WHEN c.uscc IS NOT NULL THEN c.stated
                 WHEN coalesce(st.s_county, '') <> '' THEN st.s_county END AS county_code,
            CASE WHEN c.uscc IS NOT NULL THEN c.res
                 WHEN coalesce(st.s_county, '') <> '' THEN st.s_res
-                ELSE l.j->'institution'->'county_resolution'->>'method' END AS county_resolution,
-           CASE l.k {_STATUS} ELSE l.j->'institution'->>'status' END AS status,
+                ELSE l.ins->'county_resolution'->>'method' END AS county_resolution,
+           CASE l.k {_STATUS} ELSE l.ins->>'status' END AS status,
            (st.s_uscc IS NULL OR st.s_cc OR st.anyon) AS childcare,
            CASE WHEN st.s_uscc IS NULL THEN st.d1
                 WHEN st.s_cc THEN st.s_since
                 ELSE st.don END AS childcare_since,
-           l.j->'institution'->>'business_scope' AS business_scope,
-           (l.j->'institution'->>'registered_capital')::numeric AS registered_capital,
-           l.j->'institution'->>'registered_capital_currency' AS capital_currency,
+           l.ins->>'business_scope' AS business_scope,
+           (l.ins->>'registered_capital')::numeric AS registered_capital,
+           l.ins->>'registered_capital_currency' AS capital_currency,
            (SELECT string_agg(f.v, ',' ORDER BY f.n) FROM (
                 SELECT v, min(n) AS n
                 FROM jsonb_array_elements_text(
-                    CASE jsonb_typeof(l.j->'institution'->'service_forms')
-                    WHEN 'array' THEN l.j->'institution'->'service_forms' ELSE '[]'::jsonb END
+                    CASE jsonb_typeof(l.ins->'service_forms')
+                    WHEN 'array' THEN l.ins->'service_forms' ELSE '[]'::jsonb END
                 ) WITH ORDINALITY AS x(v, n) GROUP BY v) f) AS service_forms,
-           (l.j->'institution'->>'capacity')::integer AS capacity,
-           l.j->'institution'->'legal_representative'->>'name' AS legal_rep_name,
-           l.j->'institution'->'legal_representative'->>'id_number_masked' AS legal_rep_id_masked,
-           l.j->'institution'->'legal_representative'->>'phone_masked' AS legal_rep_phone_masked,
-           l.j->'institution'->>'stated_division_code' AS stated_division_code,
-           l.j->'institution'->>'industry_code' AS industry_code,
+           (l.ins->>'capacity')::integer AS capacity,
+           l.ins->'legal_representative'->>'name' AS legal_rep_name,
+           l.ins->'legal_representative'->>'id_number_masked' AS legal_rep_id_masked,
+           l.ins->'legal_representative'->>'phone_masked' AS legal_rep_phone_masked,
+           l.ins->>'stated_division_code' AS stated_division_code,
+           l.ins->>'industry_code' AS industry_code,
            CASE WHEN st.s_uscc IS NOT NULL
                      AND st.regs <@ string_to_array(nullif(st.s_regs, ''), ',') THEN st.s_regs
                 ELSE (SELECT string_agg(DISTINCT x.r COLLATE "C", ',' ORDER BY x.r COLLATE "C") FROM unnest(
