@@ -14,10 +14,12 @@ the manifest — commits together or not at all, so:
   :class:`~sink.errors.MonthConflictError` unless ``replace=True`` — see :mod:`sink.rebuild`.
 
 Memory stays flat as the month grows: records are consumed in chunks of ``chunk_size``; per chunk
-one query finds ids already stored, one ``SELECT`` fetches the touched institutions, the events are
-folded in memory from their decoded Avro mappings (:func:`sink.fold.fold_record`; typed events are
-turned into theirs first), then one bulk insert stores the events (a ``COPY`` of tuples on
-PostgreSQL, an executemany on SQLite) and one upsert the roster. Running counts and one SHA-256 per
+one query finds ids already stored, one bulk insert stores the new events (a ``COPY`` of tuples on
+PostgreSQL, an executemany on SQLite), then the roster is folded: on PostgreSQL one statement
+(:mod:`sink.fold_sql`) folds and upserts the institutions whose events all take the snapshot; the
+rest (all of them on SQLite) are fetched with one ``SELECT``, folded in memory from their decoded
+Avro mappings (:func:`sink.fold.fold_record`; typed events are turned into theirs first) and
+upserted at once. Running counts and one SHA-256 per
 partition are all that outlive a chunk.
 
 Concurrency: loads are serialised — on PostgreSQL by a transaction-level advisory lock (a second
@@ -52,6 +54,7 @@ from sink.errors import MonthConflictError, PositionError
 from sink.eventjson import record_to_json
 from sink.fold import STATE_COLUMNS as _STATE_COLUMNS
 from sink.fold import InstitutionState, Position, fold_record, is_behind, record_county
+from sink.fold_sql import FOLD_CHUNK_SQL
 from sink.models import institution_events, institutions, load_manifests
 from sink.rebuild import delete_month, refold
 from sink.store import copies, copy_rows, insert_rows, upsert, upsert_rows
@@ -133,6 +136,7 @@ def load_month(
     chunk_size: int = 1000,
     on_chunk: Callable[[int], None] | None = None,
     replace: bool = False,
+    sql_fold: bool = True,
 ) -> LoadResult:
     """Load ``month`` (``YYYY-MM``) of ``topic`` in one transaction; see the module docstring.
 
@@ -142,7 +146,8 @@ def load_month(
     itself whenever the ranges come from the time index (``month`` if the timestamp is missing).
     ``on_chunk(i)`` is called with the 0-based chunk index after each chunk, inside the transaction
     (a hook for fault tests and progress bars). ``replace`` reloads a month whose manifest has other
-    offset ranges (:mod:`sink.rebuild` says how the roster is recomputed).
+    offset ranges (:mod:`sink.rebuild` says how the roster is recomputed). ``sql_fold=False`` folds
+    every institution in Python on PostgreSQL too (:mod:`sink.fold_sql` is checked against it).
     """
     if _MONTH.fullmatch(month) is None:
         raise ValueError(f"month must be YYYY-MM, got {month!r}")
@@ -167,6 +172,7 @@ def load_month(
                 )
             delete_month(conn, month=month, topic=topic, page_size=chunk_size)
         run = _Run(conn, month, topic, ranges, ZoneInfo(tz))
+        run.sql_fold = sql_fold
         for index, chunk in enumerate(_chunks(positioned, chunk_size)):
             run.load_chunk(chunk)
             run.chunks += 1
@@ -258,6 +264,7 @@ class _Run:
         self._month_ms = (int(start.timestamp() * 1000), int(end.timestamp() * 1000))
         self._lock_rows = conn.dialect.name == "postgresql"
         self._copy = copies(conn)  # COPY tuples (JSON as text); else an executemany of mappings
+        self.sql_fold = True  # on PostgreSQL, the plain institutions folded set-based (sink.fold_sql)
 
     def checksum(self) -> str:
         """SHA-256 over the per-partition SHA-256s of the event ids in offset order.
@@ -322,22 +329,11 @@ class _Run:
             fresh.append(rec)
         if not fresh:
             return
-        usccs = {rec.record["institution"]["uscc"] for rec in fresh}
-        query = sa.select(institutions).where(self._among(institutions.c.uscc, usccs))
-        if self._lock_rows:
-            query = query.with_for_update()
-        states = {r["uscc"]: InstitutionState.from_row(r) for r in self.conn.execute(query).mappings()}
         rows = []
-        behind: set[str] = set()
         month, topic = self.month, self.topic
         for rec in fresh:
             record = rec.record
             uscc = record["institution"]["uscc"]
-            position = Position(topic, rec.partition, rec.offset)
-            if uscc in behind or is_behind(states.get(uscc), position):
-                behind.add(uscc)  # a backfill: re-fold the whole history below, in order
-            else:
-                states[uscc] = fold_record(states.get(uscc), record, position=position, load_month=month)
             event_date = record["event_date"]
             late = event_date.strftime("%Y-%m") < self._pushed_month(rec.timestamp_ms)
             self.late += late
@@ -362,16 +358,43 @@ class _Run:
                     _dumps(record_to_json(record)) if self._copy else record_to_json(record),
                 )
             )
-        folded = [s for u, s in states.items() if u not in behind]
         if self._copy:
             copy_rows(self.conn, ev, _EVENT_COLUMNS, rows)
-            upsert_rows(self.conn, institutions, _STATE_COLUMNS, [s.to_tuple() for s in folded], key=["uscc"])
         else:  # SQLite: executemany of mappings
             insert_rows(self.conn, ev, [dict(zip(_EVENT_COLUMNS, row, strict=True)) for row in rows])
+        self.inserted += len(rows)
+        if self._copy and self.sql_fold:
+            # the plain institutions folded and upserted by one statement; the rest come back here
+            params = {"ids": [row[0] for row in rows], "topic": topic, "month": month}
+            left = {uscc for (uscc,) in self.conn.exec_driver_sql(FOLD_CHUNK_SQL, params)}
+            if not left:
+                return
+            fresh = [rec for rec in fresh if rec.record["institution"]["uscc"] in left]
+        self._fold(fresh)
+
+    def _fold(self, fresh: list[PositionedRecord]) -> None:
+        """The Python fold of ``fresh`` (stored already) into the roster: one locked read, one upsert."""
+        usccs = {rec.record["institution"]["uscc"] for rec in fresh}
+        query = sa.select(institutions).where(self._among(institutions.c.uscc, usccs))
+        if self._lock_rows:
+            query = query.with_for_update()
+        states = {r["uscc"]: InstitutionState.from_row(r) for r in self.conn.execute(query).mappings()}
+        behind: set[str] = set()
+        month, topic = self.month, self.topic
+        for rec in fresh:
+            uscc = rec.record["institution"]["uscc"]
+            position = Position(topic, rec.partition, rec.offset)
+            if uscc in behind or is_behind(states.get(uscc), position):
+                behind.add(uscc)  # a backfill: re-fold the whole history below, in order
+            else:
+                states[uscc] = fold_record(states.get(uscc), rec.record, position=position, load_month=month)
+        folded = [s for u, s in states.items() if u not in behind]
+        if self._copy:
+            upsert_rows(self.conn, institutions, _STATE_COLUMNS, [s.to_tuple() for s in folded], key=["uscc"])
+        else:
             upsert(self.conn, institutions, [s.to_row() for s in folded], key=["uscc"])
         if behind:
             refold(self.conn, behind)
-        self.inserted += len(rows)
 
 
 _EVENT_COLUMNS: tuple[str, ...] = (
