@@ -28,11 +28,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.run import AS_OF, MONTH, ROOT, machine, prepare
+from bench.run import AS_OF, MONTH, ROOT, machine, prepare, save_result
 from regsync.settings import StackSettings
 from regsync.stack.launcher import Stack
-
-RESULTS = ROOT / "bench" / "results"
 
 
 def stage(tree: Path, cfg: dict[str, Any], workdir: Path) -> dict[str, Any]:
@@ -149,10 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             "trials": rows,
             "median": summary,
         }
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        path = RESULTS / "extract_ab.json"
-        path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        print(f"written {path.relative_to(ROOT)}")
+        save_result("extract_ab.json", payload)
     return 0
 
 

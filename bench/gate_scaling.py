@@ -35,11 +35,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.run import AS_OF, MONTH, ROOT, machine, run_stage, service_cpu, stop_watchdog
+from bench.run import AS_OF, MONTH, ROOT, machine, run_stage, save_result, service_cpu, stop_watchdog
 from regsync.settings import StackSettings
 from regsync.stack.launcher import Endpoints, Stack
 
-RESULTS = ROOT / "bench" / "results"
 PARTITIONS = 6
 
 
@@ -254,10 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(json.dumps(summary, indent=2))
     if not args.no_save:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        out = RESULTS / "gate_scaling.json"
-        out.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        print(f"written {out.relative_to(ROOT)}")
+        save_result("gate_scaling.json", payload)
     return 0
 
 

@@ -597,6 +597,15 @@ def prepare_peer(cache_dir: Path, args: argparse.Namespace) -> tuple[dict[str, A
     return settings, about
 
 
+def save_result(name: str, payload: Any) -> Path:
+    """Write a bench's figures to ``bench/results/<name>`` (UTF-8 JSON, one trailing newline)."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / name
+    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"written {path.relative_to(ROOT)}")
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", type=parse_events, default=parse_events("all"), help="100k, 1m or all")

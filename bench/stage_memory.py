@@ -15,7 +15,6 @@ Writes ``bench/results/stage_memory.json`` unless ``--no-save``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -23,11 +22,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.run import AS_OF, MONTH, PIPELINE, ROOT, machine, prepare, run_stage, stop_watchdog
+from bench.run import AS_OF, MONTH, PIPELINE, machine, prepare, run_stage, save_result, stop_watchdog
 from regsync.settings import StackSettings
 from regsync.stack.launcher import Stack
-
-RESULTS = ROOT / "bench" / "results"
 
 
 def sizes(stack: Stack, endpoints: Any, label: str, events: int, workdir: Path) -> dict[str, Any]:
@@ -111,10 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         also = "  ".join(f"× {r[stage]:.2f} at {int(size):,}" for size, r in ratios.items())
         print(f"  {stage:<8} peak RSS {line}   ({also})", flush=True)
     if not args.no_save:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        path = RESULTS / "stage_memory.json"
-        path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        print(f"written {path.relative_to(ROOT)}")
+        save_result("stage_memory.json", payload)
     return 0
 
 

@@ -48,7 +48,6 @@ __all__ = [
     "level_of_code",
     "lookup",
     "may_name_historically",
-    "mentions_historical_name",
     "normalize_code",
     "parent",
     "resolve_address",
@@ -425,28 +424,11 @@ def resolve_address(text: str | None, *, stated_code: object = None) -> AddressR
     )
 
 
-def mentions_historical_name(text: str | None) -> bool:
-    """Whether ``text`` contains a name some division had before a change (莱城区, 苍山县…).
-
-    A cheap pre-check (set lookups over the text's substrings) for callers that only want to know
-    whether an address uses an old name: most addresses do not, and :func:`resolve_address` costs
-    about thirty times more. No false negatives: a historical reading needs the name in the text.
-    """
-    if not text:
-        return False
-    names, shortest, longest = _historical_names()
-    norm = unicodedata.normalize("NFKC", text)
-    n = len(norm)
-    return any(
-        norm[i : i + size] in names for i in range(n) for size in range(shortest, min(longest, n - i) + 1)
-    )
-
-
 def may_name_historically(text: str | None, county: str) -> bool:
     """Whether ``text`` may name ``county`` by an old name, i.e. whether resolving it is worth it.
 
     The gate's pre-check for ``DIVISION_ABOLISHED_MAPPED`` on an address whose county is already
-    known. :func:`mentions_historical_name` lets ~70 % of addresses through (many old names are
+    known. A check for any old name in the text let ~70 % of addresses through (many old names are
     current names too: 同名改码 gave 平阴县 a new code under the same name); this one is scoped to the
     county and to the readings :func:`_match_at` can actually take. No false negatives, derived
     from the resolver (``tests/unit/test_divisions_precheck.py`` checks it name by name):
@@ -513,15 +495,6 @@ def _historical_names_by_county() -> dict[str, tuple[tuple[str, tuple[str, ...] 
         for county, readings in found.items()
         if readings
     }
-
-
-@cache
-def _historical_names() -> tuple[frozenset[str], int, int]:
-    names = frozenset(
-        name for name, entries in _tables().variants.items() if any(e.kind == _KIND_HIST for e in entries)
-    )
-    sizes = [len(name) for name in names] or [1]
-    return names, min(sizes), max(sizes)
 
 
 @dataclass(slots=True)

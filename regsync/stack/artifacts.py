@@ -34,10 +34,14 @@ class Fetched:
 
 
 @contextmanager
-def _locked(cache_dir: Path) -> Iterator[None]:
-    """Two processes (pytest-xdist, a CLI beside a test run) must not fetch into one folder at once."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    with open(cache_dir / ".fetch.lock", "w") as handle:
+def folder_lock(folder: Path, name: str, *, mode: int = 0o777) -> Iterator[None]:
+    """One process at a time in ``folder`` (an advisory ``flock`` on ``folder/name``, made if missing).
+
+    Two processes (pytest-xdist, a CLI beside a test run, two compose init containers) must not fill
+    one folder at once.
+    """
+    folder.mkdir(parents=True, exist_ok=True, mode=mode)
+    with open(folder / name, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -63,7 +67,7 @@ def kafka_libs(cache_dir: Path, kafka_version: str, log4j_version: str, kafka_ho
             )
         return Fetched(libs, 0.0)
     target = cache_dir / f"kafka-{kafka_version}" / "libs"
-    with _locked(cache_dir):
+    with folder_lock(cache_dir, ".fetch.lock"):
         if (target / MARKER).exists():
             return Fetched(target, 0.0)
         started = time.monotonic()
@@ -101,7 +105,7 @@ def _apicurio_entrypoint(root: Path) -> Path | None:
 def apicurio_app(cache_dir: Path, version: str) -> Fetched:
     """The runnable jar of Apicurio Registry ``version`` (its ``tar.gz:all`` distribution, unpacked)."""
     target = cache_dir / f"apicurio-{version}"
-    with _locked(cache_dir):
+    with folder_lock(cache_dir, ".fetch.lock"):
         if (target / MARKER).exists():
             entry = _apicurio_entrypoint(target)
             if entry is not None:

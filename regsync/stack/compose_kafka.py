@@ -10,15 +10,14 @@ in docker/.env, made by scripts/secrets_init.py), so compose hands each service 
 
 from __future__ import annotations
 
-import fcntl
 import re
 import shutil
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from regsync.stack import kafka_broker, kafka_secrets
+from regsync.stack.artifacts import folder_lock
 from regsync.stack.kafka_secrets import MECHANISM, PRINCIPALS, KafkaSecrets, scram_arguments, write_private
 from schemas.errors import ConfigurationError
 
@@ -79,22 +78,6 @@ def passwords_from(env: Mapping[str, str]) -> dict[str, str]:
     return {p: env[password_variable(p)] for p in PRINCIPALS}
 
 
-@contextmanager
-def _exclusive(out: Path) -> Iterator[None]:
-    """One render at a time per folder.
-
-    Two ``kafka-secrets`` runs on an empty volume would otherwise each make a CA and could leave
-    one's CA beside the other's node certificate.
-    """
-    out.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with open(out / ".render.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def admin_properties(secrets: KafkaSecrets) -> str:
     """A Kafka tool's ``--command-config`` logging in as ``admin`` (the brokers' health check)."""
     return "\n".join(
@@ -148,7 +131,9 @@ def render(
     bad = [h for h in hosts if not re.fullmatch(_HOST, h)]
     if bad:
         raise ConfigurationError(f"not a host name for the certificate: {', '.join(map(repr, bad))}")
-    with _exclusive(out):
+    # One render at a time per folder: two kafka-secrets runs on an empty volume would otherwise each
+    # make a CA and could leave one's CA beside the other's node certificate.
+    with folder_lock(out, ".render.lock", mode=0o700):
         done = _render(
             out, nodes, voters, passwords, host_port, ca_out, hosts, client_port, host_listener_port, data_dir
         )

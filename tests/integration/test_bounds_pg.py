@@ -25,14 +25,6 @@ pytestmark = pytest.mark.integration
 TOPIC = "registrations.valid"
 
 
-@pytest.fixture
-def pg(database_url):
-    upgrade(database_url)
-    engine = create_engine(database_url)
-    yield engine
-    engine.dispose()
-
-
 def _load(engine, events, month="2025-04"):
     positioned = [PositionedEvent(0, i, e.kafka_timestamp_ms, e) for i, e in enumerate(events)]
     return load_month(

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 from listsource import ListConnector, rows
+from pipeline_setup import pipeline_params
 
 from connectors.base import RetriableSourceError
 from regsync.bookkeeping.state import StateStore
 from regsync.kafka import bus
-from regsync.kafka.topics import Topics, ensure_topics
+from regsync.kafka.topics import Topics
 from regsync.stages.extract import run_extract
 from schemas.events import RegistrationEvent, RejectedRecord
 
@@ -26,16 +27,7 @@ HERE = Path(__file__).parent
 
 @pytest.fixture
 def pipeline(stack, uid, database_url, as_components):
-    topics = Topics(prefix=f"t{uid}.")
-    as_components(topics)
-    ensure_topics(stack.bootstrap_servers, topics)
-    bus.register_schemas(stack.registry_url, topics)
-    return {
-        "bootstrap": stack.bootstrap_servers,
-        "registry_url": stack.registry_url,
-        "database_url": database_url,
-        "topics": topics,
-    }
+    return pipeline_params(stack, database_url, Topics(prefix=f"t{uid}."), login=as_components)
 
 
 def _raw_events(p) -> list:

@@ -20,7 +20,6 @@ from schemas.events import EventType, InstitutionStatus, JurisdictionMove, Legal
 from sink import loader
 from sink.loader import PositionedEvent, load_month
 from sink.models import institutions
-from sink.store import create_engine, upgrade
 from sink.synthetic import make_event, uscc_for
 
 TOPIC = "registrations.valid"
@@ -90,23 +89,6 @@ def ranges_of(records):
 def roster(engine):
     with engine.connect() as conn:
         return [tuple(r) for r in conn.execute(sa.select(institutions).order_by(institutions.c.uscc))]
-
-
-@pytest.fixture
-def pg(database_url):
-    upgrade(database_url)
-    engine = create_engine(database_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def lite(tmp_path):
-    url = f"sqlite:///{tmp_path / 'store.db'}"
-    upgrade(url)
-    engine = create_engine(url)
-    yield engine
-    engine.dispose()
 
 
 def load_all(engine, months, order, **kw):

@@ -17,10 +17,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from listsource import ListConnector, rows
+from pipeline_setup import pipeline_params
 
 from connectors.base import Batch, ExtractContext
 from regsync.kafka import bus
-from regsync.kafka.topics import Topics, ensure_topics
+from regsync.kafka.topics import Topics
 from regsync.sources import for_simulator
 from regsync.stages.extract import run_extract
 from schemas.events import Registrar, make_event_id
@@ -37,16 +38,7 @@ MIDNIGHT = datetime(2026, 2, 1, tzinfo=BEIJING)
 
 @pytest.fixture
 def pipeline(stack, uid, database_url, as_components):
-    topics = Topics(prefix=f"m{uid}.")
-    as_components(topics)
-    ensure_topics(stack.bootstrap_servers, topics)
-    bus.register_schemas(stack.registry_url, topics)
-    return {
-        "bootstrap": stack.bootstrap_servers,
-        "registry_url": stack.registry_url,
-        "database_url": database_url,
-        "topics": topics,
-    }
+    return pipeline_params(stack, database_url, Topics(prefix=f"m{uid}."), login=as_components)
 
 
 def _months(p) -> dict[str, str]:

@@ -17,27 +17,10 @@ from sink.exports import export_month
 from sink.filing import filing_gap, import_filings
 from sink.loader import PositionedEvent, load_month
 from sink.models import institutions, load_manifests, metadata
-from sink.store import VERSION_TABLE, create_engine, schema_diff, upgrade
+from sink.store import VERSION_TABLE, schema_diff, upgrade
 from sink.synthetic import make_event, synthetic_month, uscc_for
 
 TOPIC = "registrations.valid"
-
-
-@pytest.fixture
-def pg(database_url):
-    upgrade(database_url)
-    engine = create_engine(database_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def lite(tmp_path):
-    url = f"sqlite:///{tmp_path / 'store.db'}"
-    upgrade(url)
-    engine = create_engine(url)
-    yield engine
-    engine.dispose()
 
 
 def ranges_of(records):

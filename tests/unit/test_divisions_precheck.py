@@ -1,8 +1,8 @@
 """The county-scoped old-name pre-check (``may_name_historically``) changes no gate verdict.
 
 The reference is the path without any pre-check: ``_historical_address`` given the full resolution
-(``mentions_historical_name`` never skipped an address with an old-name reading, see
-``test_historical_precheck.py``, so this is also the path before the scoped pre-check). The new path
+(the unscoped old-name check this replaced had no false negatives either, so this is also the path
+before the scoped pre-check). The new path
 is ``_historical_address`` without a resolution, as the gate's hot path calls it. Both must give the
 same violations for the county the resolver picks and for the county a record states.
 """
