@@ -259,10 +259,9 @@ def start(
             raise ServiceStartError(name, "storage format failed", (fmt.stdout + fmt.stderr)[-3000:])
     log = home / "stdout.log"
     proc = spawn([*jvm, "kafka.Kafka", str(props)], log)
-    return ServiceRecord(
+    return ServiceRecord.of(
+        proc,
         name=name,
-        pid=proc.pid,
-        create_time=proc.create_time(),
         log=str(home / "server.log"),
         endpoints={"bootstrap": f"127.0.0.1:{broker_port}"},
         ports={"broker": broker_port, "controller": controller_port},

@@ -129,10 +129,9 @@ def start(state_dir: Path, bins: PostgresBinaries, port: int, timeout: float) ->
     pid = int((data / "postmaster.pid").read_text().split()[0])
     _ensure_database(port)
     proc = psutil.Process(pid)
-    return ServiceRecord(
+    return ServiceRecord.of(
+        proc,
         name=NAME,
-        pid=pid,
-        create_time=proc.create_time(),
         log=str(log),
         endpoints={"url": f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{port}/{DATABASE}"},
         ports={"port": port},

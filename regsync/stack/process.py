@@ -1,7 +1,12 @@
 """Start detached service processes and stop exactly those we started.
 
-A PID alone is not an identity (PIDs are reused), so each record keeps the process's creation time;
-``down`` only signals a process whose PID *and* creation time still match.
+A PID alone is not an identity (PIDs are reused), so each record keeps the process's start time;
+``down`` only signals a process whose PID *and* start time still match.
+
+The start time compared is the kernel's, in clock ticks since boot (``/proc/<pid>/stat``), not
+psutil's ``create_time()``: psutil 7 adds a fresh ``boot_time()`` to it on every call, and ``btime``
+moves whenever NTP adjusts the wall clock, so a live service looked "gone" and ``up`` started a
+second registry beside it (psutil issues 2526 and 2541).
 """
 
 from __future__ import annotations
@@ -33,6 +38,13 @@ class ServiceRecord:
     endpoints: dict[str, str] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Start in clock ticks since boot (Linux); None on other systems and in older state files.
+    start_ticks: int | None = None
+
+    @classmethod
+    def of(cls, proc: psutil.Process, **fields: Any) -> ServiceRecord:
+        """A record of ``proc`` with both of its start times taken now."""
+        return cls(pid=proc.pid, create_time=proc.create_time(), start_ticks=start_ticks(proc.pid), **fields)
 
     def to_json(self) -> dict[str, Any]:
         """Plain dict for the state file."""
@@ -91,11 +103,34 @@ def spawn(
     return psutil.Process(proc.pid)
 
 
+#: How far two wall-clock readings of one process's creation time may drift apart (clock steps),
+#: used only where the kernel's tick count is not available.
+CLOCK_SLACK_S = 2.0
+
+
+def start_ticks(pid: int) -> int | None:
+    """Field 22 of ``/proc/<pid>/stat``: when the process started, in ticks since boot.
+
+    Read by hand because psutil exposes it only through a private argument; None off Linux.
+    """
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
+    fields = raw[raw.rindex(b")") + 2 :].split()
+    return int(fields[19])
+
+
 def find(record: ServiceRecord) -> psutil.Process | None:
     """The live process a record describes, or None if it is gone (or its PID was reused)."""
     try:
         proc = psutil.Process(record.pid)
-        if abs(proc.create_time() - record.create_time) > 0.01:
+        ticks = start_ticks(record.pid) if record.start_ticks is not None else None
+        if ticks is not None:
+            if ticks != record.start_ticks:
+                return None
+        elif abs(proc.create_time() - record.create_time) > CLOCK_SLACK_S:
             return None
         if proc.status() == psutil.STATUS_ZOMBIE:
             return None

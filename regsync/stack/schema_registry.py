@@ -110,10 +110,9 @@ def start(
     # Quarkus reads ./config/application.properties: run in the registry's own folder.
     proc = spawn(cmd, log, cwd=home)
     base = f"http://127.0.0.1:{port}"
-    return ServiceRecord(
+    return ServiceRecord.of(
+        proc,
         name=NAME,
-        pid=proc.pid,
-        create_time=proc.create_time(),
         log=str(log),
         endpoints={"url": base + CCOMPAT, "ui_api": base + "/apis/registry/v3"},
         ports={"http": port},

@@ -85,10 +85,9 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
     log = root / "kafka.log"
     proc = spawn([*jvm, "kafka.Kafka", str(conf)], log)
-    record = ServiceRecord(
+    record = ServiceRecord.of(
+        proc,
         name="compose-kafka",
-        pid=proc.pid,
-        create_time=proc.create_time(),
         log=str(log),
         endpoints={},
         ports={},
