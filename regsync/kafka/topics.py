@@ -53,7 +53,7 @@ def ensure_topics(bootstrap: str, topics: Topics) -> list[str]:
     """Create missing topics (keyed by USCC, CreateTime timestamps, kept forever); returns those made.
 
     Replication follows the cluster's size (:func:`replication_for`): 1 on a single dev broker,
-    3 with ``min.insync.replicas`` 2 on three brokers or more.
+    3 with ``min.insync.replicas`` 2 on three brokers or more. New topics are returned once every partition has a leader.
     """
     from kafka.admin import NewTopic
 
@@ -81,6 +81,10 @@ def ensure_topics(bootstrap: str, topics: Topics) -> list[str]:
                     for t in wanted
                 ]
             )
+            # CreateTopics is acknowledged before the brokers' metadata knows the topics: wait (the
+            # library's bounded poll) until each new partition has a leader. Only the topics made
+            # here: a component's login may not describe the others, and they are long settled.
+            admin.wait_for_topics(wanted, timeout_ms=30_000)
         return wanted
     finally:
         admin.close()

@@ -82,6 +82,8 @@ def test_topics_get_replication_three_and_min_isr_two(ends, uid):
     ensure_topics(ends.bootstrap_servers, topics)
     admin = KafkaAdminClient(**kafka_login(ends, "admin"), bootstrap_servers=ends.bootstrap_servers)
     try:
+        # This client may ask another broker than ensure_topics did: let its metadata catch up first.
+        admin.wait_for_topics([topics.raw], timeout_ms=30_000)
         described = admin.describe_topics([topics.raw])
         assert [len(p["replica_nodes"]) for p in described[0]["partitions"]] == [3, 3, 3]
         from kafka.admin import ConfigResource, ConfigResourceType
