@@ -128,6 +128,7 @@ def gate(cfg: Figures) -> Figures:
 
     _warm("regsync.stages.gate", "quality.record_checks", "sqlalchemy.dialects.postgresql")
     tick = Ticker(cfg["label"], cfg["events"])
+    began_at = time.time()  # wall clock, comparable across processes: the span of N gate workers
     began, cpu_began = time.perf_counter(), time.process_time()
     counts = run_gate(
         bootstrap=cfg["bootstrap"],
@@ -142,9 +143,12 @@ def gate(cfg: Figures) -> Figures:
     )
     seconds = time.perf_counter() - began
     loop_cpu_s = time.process_time() - cpu_began  # every thread of the process, the timed section only
+    ended_at = time.time()
     tick(counts.consumed, force=True)
     return {
         "events": counts.consumed,
+        "began_at": began_at,
+        "ended_at": ended_at,
         "loop_cpu_s": loop_cpu_s,
         "valid": counts.valid,
         "rejected": counts.rejected,
