@@ -750,6 +750,10 @@ def main(argv: list[str] | None = None) -> int:
         "--no-save", action="store_true", help="print only; write nothing under bench/results"
     )
     parser.add_argument(
+        "--tag",
+        help="write bench/results/<timestamp>-<tag>.json and leave latest.json alone (a side run)",
+    )
+    parser.add_argument(
         "--pipelined",
         default="smallest",
         help="scenario label(s) to also run pipelined (comma-separated), 'smallest' or 'none'",
@@ -771,6 +775,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.gate_workers < 0:
         parser.error("--gate-workers must be 0 or more")
+    if args.tag is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", args.tag):
+        parser.error("--tag takes letters, digits, '.', '_' and '-' (it becomes part of a file name)")
     piped_labels = pipelined_labels(args.pipelined, args.scenario)  # a wrong label fails before the stack
 
     from regsync.stack.watchdog import spawn_watchdog
@@ -869,10 +875,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_save:
         RESULTS.mkdir(parents=True, exist_ok=True)
         text = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
-        stamped = RESULTS / f"{started:%Y%m%dT%H%M%SZ}.json"
+        stamped = RESULTS / f"{started:%Y%m%dT%H%M%SZ}{'-' + args.tag if args.tag else ''}.json"
         stamped.write_text(text, encoding="utf-8")
-        (RESULTS / "latest.json").write_text(text, encoding="utf-8")
-        print(f"written {stamped.relative_to(ROOT)} and bench/results/latest.json")
+        if args.tag:
+            print(f"written {stamped.relative_to(ROOT)} (latest.json left as it was)")
+        else:
+            (RESULTS / "latest.json").write_text(text, encoding="utf-8")
+            print(f"written {stamped.relative_to(ROOT)} and bench/results/latest.json")
     return 0
 
 
