@@ -599,9 +599,10 @@ def table(results: list[dict[str, Any]]) -> str:
             f"{_ratio(q, 'load_vs_connect'):>14}{_ratio(q, 'connect_vs_copy'):>14}"
         )
     lines.append(
-        "gate/(prod+cons): the gate in one process; N workers: the same raw topic judged by "
+        "gate/(prod+cons): the gate in one process; N workers: the same raw topic judged by N gate "
+        "processes in one consumer group (N: "
         + ", ".join(f"{r['label']} {r['gate_workers']}" for r in results)
-        + " gate processes in one consumer group"
+        + ")"
     )
     for r in results:
         c = r["gate_cpu"]
@@ -778,6 +779,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.tag is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", args.tag):
         parser.error("--tag takes letters, digits, '.', '_' and '-' (it becomes part of a file name)")
     piped_labels = pipelined_labels(args.pipelined, args.scenario)  # a wrong label fails before the stack
+    gate_workers = 0 if args.profile or args.flame else args.gate_workers  # profiled figures: one gate
 
     from regsync.stack.watchdog import spawn_watchdog
 
@@ -829,7 +831,7 @@ def main(argv: list[str] | None = None) -> int:
                         profile_dir,
                         peer,
                         flame_dir,
-                        gate_workers=0 if args.profile or args.flame else args.gate_workers,
+                        gate_workers=gate_workers,
                     )
                 )
                 per_event_s = (time.perf_counter() - began) / events
@@ -850,8 +852,8 @@ def main(argv: list[str] | None = None) -> int:
             "scenarios": args.scenario,
             "month": MONTH,
             "as_of": AS_OF,
-            "partitions": max(PARTITIONS, args.gate_workers),
-            "gate_workers": args.gate_workers,
+            "partitions": max(PARTITIONS, gate_workers),
+            "gate_workers": gate_workers,
             "extract_batch_size": 500,
             "gate_max_poll_records": 2000,
             "load_chunk_size": 1000,

@@ -98,7 +98,7 @@ def test_gate_workers_are_reported_beside_the_one_process_gate_not_instead():
         "workers": {"workers": 2, "cpu_us_per_event": 5000, "loop_cpu_us_per_event": 2400},
     }
     printed = table([summary])
-    assert "gate_workers" in printed and "N workers" in printed and "t 2 gate processes" in printed
+    assert "gate_workers" in printed and "N workers" in printed and "(N: t 2)" in printed
 
 
 def test_without_workers_the_summary_says_one_process():
