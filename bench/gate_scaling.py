@@ -101,12 +101,21 @@ def trial(
         )
         for i in range(workers)
     ]
-    cpu = 0.0
-    for proc in procs:
-        _, status, usage = os.wait4(proc.pid, 0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise RuntimeError(f"a gate worker of the {workers}-worker trial failed ({status})")
-        cpu += usage.ru_utime + usage.ru_stime
+    cpu, peak_rss_mib = 0.0, 0.0
+    try:
+        for proc in procs:
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            if proc.returncode != 0:
+                raise RuntimeError(f"a gate worker of the {workers}-worker trial failed ({proc.returncode})")
+            cpu += usage.ru_utime + usage.ru_stime
+            peak_rss_mib = max(peak_rss_mib, usage.ru_maxrss / 1024)  # Linux reports KiB
+    except BaseException:
+        for proc in procs:  # no worker outlives a failed trial
+            if proc.returncode is None:
+                proc.kill()
+                proc.wait()
+        raise
     wall = time.perf_counter() - began
     after = service_cpu(stack)
     figures = [json.loads(o.read_text(encoding="utf-8")) for o in outs]
@@ -114,12 +123,22 @@ def trial(
     loop_cpu = sum(float(f["loop_cpu_s"]) for f in figures)
     if events != base["events"]:
         raise RuntimeError(f"{workers} workers judged {events} of {base['events']} raw records")
+    # The workers' timed sections together: from the first one's start to the last one's end (wall
+    # clock; interpreter start-up and imports left out, as in bench.run's one-process gate figure).
+    # A baseline tree's bench.stages may not report the span: then the wall figures only.
+    spans = [(float(f["began_at"]), float(f["ended_at"])) for f in figures if "began_at" in f]
+    timed = max(e for _, e in spans) - min(b for b, _ in spans) if len(spans) == len(figures) else wall
     result = {
         "tree": name,
         "workers": workers,
         "events": events,
+        "valid": sum(int(f["valid"]) for f in figures),
+        "rejected": sum(int(f["rejected"]) for f in figures),
         "wall_s": round(wall, 2),
         "events_per_s": round(events / wall),
+        "timed_s": round(timed, 2),
+        "timed_events_per_s": round(events / timed),
+        "peak_rss_mib": round(peak_rss_mib, 1),
         "workers_cpu_s": round(cpu, 2),
         "workers_loop_cpu_s": round(loop_cpu, 2),
         "cpu_us_per_event": round(1e6 * cpu / events),

@@ -7,7 +7,8 @@ the stack again, also when a stage fails (a watchdog stops it even if this proce
 Per scenario (100,000 and 1,000,000 synthetic childcare events of one month; own topics and database):
 
 1. **extract** — ``run_extract`` of a synthetic registrar into ``registrations.raw``;
-2. **gate** — ``run_gate`` until idle: real Kafka transactions, raw → valid | rejected;
+2. **gate** — ``run_gate`` until idle: real Kafka transactions, raw → valid | rejected; one process,
+   and again at the end of the scenario as ``--gate-workers`` processes in one consumer group;
 3. **load** — ``run_load`` of the month into the PostgreSQL filing store;
 4. **end to end** — wall time from starting extract to the load's commit (three processes, as three
    Airflow tasks would be);
@@ -66,6 +67,9 @@ SCENARIOS = {"100k": 100_000, "1m": 1_000_000}
 MONTH = "2026-01"
 AS_OF = "2026-01-31T15:00:00+00:00"  # 23:00 in Shanghai: every record is pushed in MONTH
 PIPELINE = ("extract", "gate", "load")
+#: Raw partitions of a scenario's topics: the deployment's default (``topic_partitions``), which two
+#: and three gate workers share evenly; raised to ``--gate-workers`` when that is larger.
+PARTITIONS = 6
 BASELINES = ("raw_consume", "raw_produce", "copy")
 
 
@@ -287,8 +291,8 @@ def stop_watchdog(pid: int) -> None:
         os.kill(pid, signal.SIGTERM)
 
 
-def prepare(endpoints: Endpoints, label: str) -> dict[str, Any]:
-    """A scenario's own topics, registry subjects and database, named by a short uuid."""
+def prepare(endpoints: Endpoints, label: str, partitions: int = PARTITIONS) -> dict[str, Any]:
+    """A scenario's own topics (``partitions`` each), registry subjects and database, named by a short uuid."""
     import sqlalchemy as sa
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
@@ -297,7 +301,7 @@ def prepare(endpoints: Endpoints, label: str) -> dict[str, Any]:
     from regsync.kafka.topics import Topics, ensure_topics
 
     uid = uuid.uuid4().hex[:8]
-    topics = Topics(prefix=f"bench{label}{uid}.")
+    topics = Topics(prefix=f"bench{label}{uid}.", partitions=partitions)
     ensure_topics(endpoints.bootstrap_servers, topics)
     bus.register_schemas(endpoints.registry_url, topics)
     baseline_topic = f"{topics.prefix}baseline"
@@ -335,11 +339,13 @@ def scenario(
     profile_dir: Path | None,
     peer: dict[str, Any] | None = None,
     flame_dir: Path | None = None,
+    gate_workers: int = 0,
 ) -> dict[str, Any]:
-    """Extract, gate and load ``events`` events, the three baselines over the same data, then the peer."""
+    """Extract, gate and load ``events`` events, the three baselines over the same data, then the peer,
+    then the gate again as ``gate_workers`` processes (0: not)."""
     print(f"\n== scenario {label}: {events:,} events (bench at {_elapsed()}) ==", flush=True)
     base = {
-        **prepare(endpoints, label),
+        **prepare(endpoints, label, max(PARTITIONS, gate_workers)),
         "label": label,
         "events": events,
         "month": MONTH,
@@ -379,9 +385,102 @@ def scenario(
         stages["connect"] = run_stage(stack, cfg, workdir, module="bench.peers.connect")
         if stages["connect"].events != stages["gate"].figures["valid"]:
             raise RuntimeError(f"{label}: Connect wrote {stages['connect'].events} rows")
+    if gate_workers:
+        stages["gate_workers"] = gate_workers_stage(stack, base, gate_workers, stages["gate"], workdir)
     return _summarise(
         label, events, stages, end_to_end, profiled=profile_dir is not None or flame_dir is not None
     )
+
+
+def gate_workers_stage(
+    stack: Stack, base: dict[str, Any], workers: int, one: StageResult, workdir: Path
+) -> StageResult:
+    """The raw topic judged once more, by ``workers`` gate processes in a fresh consumer group.
+
+    The same code path as ``regsync gate --workers N`` (each worker ``run_gate`` with its own
+    instance: static member ``gate-<i>``, transactional id ``…-<i>``), through
+    :func:`bench.gate_scaling.trial`. It runs last in the scenario, after the load and the peer read
+    the valid topic, because its outputs go to the same valid and rejected topics. Reconciled
+    exactly: the workers judged every raw record once (their counts sum to the extracted events),
+    with the one-process gate's verdicts, and what they committed is on the topics under
+    ``read_committed`` (counted before and after), no more and no less.
+    """
+    from bench.gate_scaling import trial
+
+    print(f"  -> {base['label']} gate with {workers} workers (bench at {_elapsed()})", flush=True)
+    before = committed_counts(base["bootstrap"], base["prefix"])
+    if before["valid"] != one.figures["valid"]:
+        raise RuntimeError(
+            f"valid holds {before['valid']} committed records, the gate wrote {one.figures['valid']}"
+        )
+    load_before = os.getloadavg()
+    t = trial(stack, base, workers, workdir)
+    after = committed_counts(base["bootstrap"], base["prefix"])
+    if (t["valid"], t["rejected"]) != (one.figures["valid"], one.figures["rejected"]):
+        raise RuntimeError(
+            f"{workers} gate workers: {t['valid']} valid + {t['rejected']} rejected, one process "
+            f"{one.figures['valid']} + {one.figures['rejected']}"
+        )
+    written = {k: after[k] - before[k] for k in after}
+    if written != {"valid": t["valid"], "rejected": t["rejected"]}:
+        raise RuntimeError(
+            f"{workers} gate workers committed {written}, their counts say {t['valid']}/{t['rejected']}"
+        )
+    return StageResult(
+        stage="gate_workers",
+        events=t["events"],
+        seconds=t["timed_s"],
+        wall_s=t["wall_s"],
+        peak_rss_mib=t["peak_rss_mib"],
+        cpu_s=t["workers_cpu_s"],
+        service_cpu_s={"kafka": t["kafka_cpu_s"], "postgres": t["postgres_cpu_s"]},
+        figures={
+            "workers": workers,
+            "valid": t["valid"],
+            "rejected": t["rejected"],
+            "loop_cpu_s": t["workers_loop_cpu_s"],
+            "per_worker_events": t["per_worker_events"],
+            "committed_on_topics": written,
+            "loadavg_before": [round(x, 2) for x in load_before],
+            "loadavg_after": t["loadavg_after"],
+        },
+    )
+
+
+def committed_counts(bootstrap: str, prefix: str) -> dict[str, int]:
+    """Records on the valid and rejected topics under ``read_committed``, read to the end.
+
+    Counted, not taken from offsets: transaction markers take offsets too, and aborted records are
+    skipped only by reading.
+    """
+    from kafka import KafkaConsumer, TopicPartition
+
+    from regsync.kafka.topics import Topics
+
+    topics = Topics(prefix=prefix)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        max_poll_records=5000,
+        fetch_max_bytes=64 * 2**20,
+    )
+    try:
+        counts: dict[str, int] = {}
+        for name, topic in (("valid", topics.valid), ("rejected", topics.rejected)):
+            tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+            consumer.assign(tps)
+            consumer.seek_to_beginning(*tps)
+            ends = consumer.end_offsets(tps)  # the last stable offsets under read_committed
+            counts[name] = 0
+            deadline = time.monotonic() + 300
+            while any(consumer.position(tp) < ends[tp] for tp in tps):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"could not read {topic} to its end in 300 s")
+                counts[name] += sum(len(batch) for batch in consumer.poll(timeout_ms=500).values())
+        return counts
+    finally:
+        consumer.close()
 
 
 def _summarise(
@@ -399,9 +498,24 @@ def _summarise(
         "extract_vs_raw_produce": extract_net / produce.rate,
         "extract_vs_raw_produce_by_cpu": produce_cpu / max(extract_cpu, 1e-12),
         "extract_with_source_vs_raw_produce": ex.rate / produce.rate,
-        "gate_vs_produce_plus_consume": gt.rate / transport,
+        "gate_vs_produce_plus_consume": gt.rate / transport,  # one process
         "load_vs_copy": ld.rate / cp.rate,
     }
+    gate_cpu = {
+        "one_process": {
+            "cpu_us_per_event": round(1e6 * gt.cpu_s / gt.events),  # the whole process, start-up included
+            "loop_cpu_us_per_event": round(1e6 * gt.figures["loop_cpu_s"] / gt.events),  # the timed section
+        }
+    }
+    if "gate_workers" in stages:
+        gw = stages["gate_workers"]
+        ratios["gate_workers_vs_produce_plus_consume"] = gw.rate / transport
+        ratios["gate_workers_over_one_process"] = gw.rate / gt.rate
+        gate_cpu["workers"] = {
+            "workers": gw.figures["workers"],
+            "cpu_us_per_event": round(1e6 * gw.cpu_s / gw.events),
+            "loop_cpu_us_per_event": round(1e6 * gw.figures["loop_cpu_s"] / gw.events),
+        }
     if "connect" in stages:
         ratios["load_vs_connect"] = ld.rate / stages["connect"].rate
         ratios["connect_vs_copy"] = stages["connect"].rate / cp.rate
@@ -416,6 +530,8 @@ def _summarise(
         },
         "extract_net_events_per_s": round(extract_net),
         "transport_produce_plus_consume_events_per_s": round(transport),
+        "gate_workers": stages["gate_workers"].figures["workers"] if "gate_workers" in stages else 1,
+        "gate_cpu": gate_cpu,
         "stages": {
             name: {
                 "events": r.events,
@@ -470,7 +586,7 @@ def table(results: list[dict[str, Any]]) -> str:
     lines.append("")
     lines.append(
         f"{'scenario':<9}{'extract/produce':>17}{'(by CPU)':>10}{'(with source)':>15}{'gate/(prod+cons)':>18}"
-        f"{'load/COPY':>11}"
+        f"{'N workers':>11}{'load/COPY':>11}"
         f"{'load/Connect':>14}{'Connect/COPY':>14}"
     )
     for r in results:
@@ -478,9 +594,22 @@ def table(results: list[dict[str, Any]]) -> str:
         lines.append(
             f"{r['label']:<9}{q['extract_vs_raw_produce']:>17.2f}{_ratio(q, 'extract_vs_raw_produce_by_cpu'):>10}"
             f"{q['extract_with_source_vs_raw_produce']:>15.2f}"
-            f"{q['gate_vs_produce_plus_consume']:>18.2f}{q['load_vs_copy']:>11.2f}"
+            f"{q['gate_vs_produce_plus_consume']:>18.2f}{_ratio(q, 'gate_workers_vs_produce_plus_consume'):>11}"
+            f"{q['load_vs_copy']:>11.2f}"
             f"{_ratio(q, 'load_vs_connect'):>14}{_ratio(q, 'connect_vs_copy'):>14}"
         )
+    lines.append(
+        "gate/(prod+cons): the gate in one process; N workers: the same raw topic judged by N gate "
+        "processes in one consumer group (N: "
+        + ", ".join(f"{r['label']} {r['gate_workers']}" for r in results)
+        + ")"
+    )
+    for r in results:
+        c = r["gate_cpu"]
+        text = f"{c['one_process']['loop_cpu_us_per_event']} µs one process"
+        if "workers" in c:
+            text += f", {c['workers']['loop_cpu_us_per_event']} µs over {c['workers']['workers']} workers"
+        lines.append(f"{r['label']}: gate CPU per event in the timed sections: {text}")
     return "\n".join(lines)
 
 
@@ -622,6 +751,10 @@ def main(argv: list[str] | None = None) -> int:
         "--no-save", action="store_true", help="print only; write nothing under bench/results"
     )
     parser.add_argument(
+        "--tag",
+        help="write bench/results/<timestamp>-<tag>.json and leave latest.json alone (a side run)",
+    )
+    parser.add_argument(
         "--pipelined",
         default="smallest",
         help="scenario label(s) to also run pipelined (comma-separated), 'smallest' or 'none'",
@@ -634,8 +767,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--peer-tasks", type=int, default=1, help="the sink's tasks.max")
     parser.add_argument("--peer-insert-mode", default="upsert", choices=("insert", "upsert"))
+    parser.add_argument(
+        "--gate-workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="also judge each scenario's raw topic with this many gate processes (default: the cores; 0: skip)",
+    )
     args = parser.parse_args(argv)
+    if args.gate_workers < 0:
+        parser.error("--gate-workers must be 0 or more")
+    if args.tag is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", args.tag):
+        parser.error("--tag takes letters, digits, '.', '_' and '-' (it becomes part of a file name)")
     piped_labels = pipelined_labels(args.pipelined, args.scenario)  # a wrong label fails before the stack
+    gate_workers = 0 if args.profile or args.flame else args.gate_workers  # profiled figures: one gate
 
     from regsync.stack.watchdog import spawn_watchdog
 
@@ -678,7 +822,17 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 began = time.perf_counter()
                 results.append(
-                    scenario(stack, endpoints, label, events, workdir, profile_dir, peer, flame_dir)
+                    scenario(
+                        stack,
+                        endpoints,
+                        label,
+                        events,
+                        workdir,
+                        profile_dir,
+                        peer,
+                        flame_dir,
+                        gate_workers=gate_workers,
+                    )
                 )
                 per_event_s = (time.perf_counter() - began) / events
             for label in piped_labels:
@@ -698,7 +852,8 @@ def main(argv: list[str] | None = None) -> int:
             "scenarios": args.scenario,
             "month": MONTH,
             "as_of": AS_OF,
-            "partitions": 3,
+            "partitions": max(PARTITIONS, gate_workers),
+            "gate_workers": gate_workers,
             "extract_batch_size": 500,
             "gate_max_poll_records": 2000,
             "load_chunk_size": 1000,
@@ -722,10 +877,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_save:
         RESULTS.mkdir(parents=True, exist_ok=True)
         text = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
-        stamped = RESULTS / f"{started:%Y%m%dT%H%M%SZ}.json"
+        stamped = RESULTS / f"{started:%Y%m%dT%H%M%SZ}{'-' + args.tag if args.tag else ''}.json"
         stamped.write_text(text, encoding="utf-8")
-        (RESULTS / "latest.json").write_text(text, encoding="utf-8")
-        print(f"written {stamped.relative_to(ROOT)} and bench/results/latest.json")
+        if args.tag:
+            print(f"written {stamped.relative_to(ROOT)} (latest.json left as it was)")
+        else:
+            (RESULTS / "latest.json").write_text(text, encoding="utf-8")
+            print(f"written {stamped.relative_to(ROOT)} and bench/results/latest.json")
     return 0
 
 

@@ -45,7 +45,7 @@ def test_extract_ratio_by_cpu_is_net_of_the_source_cpu():
 
     stages = {
         "extract": stage("extract", 1000, 10.0, source_seconds=5.0, timed_cpu_s=8.0, source_cpu_s=4.0),
-        "gate": stage("gate", 1000, 10.0),
+        "gate": stage("gate", 1000, 10.0, loop_cpu_s=9.0),
         "load": stage("load", 1000, 10.0),
         "raw_produce": stage("raw_produce", 1000, 1.0, timed_cpu_s=2.0),
         "raw_consume": stage("raw_consume", 1000, 1.0),
@@ -69,3 +69,50 @@ def test_retitle_drops_the_command_line_with_its_urls(tmp_path):
     text = svg.read_text(encoding="utf-8")
     assert "secret" not in text and "127.0.0.1" not in text
     assert "(extract, 100,000 events)</text><text>frame</text>" in text
+
+
+def test_gate_workers_are_reported_beside_the_one_process_gate_not_instead():
+    from bench.run import StageResult, _summarise, table
+
+    def stage(name: str, events: int, seconds: float, cpu: float = 1.0, **figures: float) -> StageResult:
+        return StageResult(name, events, seconds, seconds, 90.0, cpu, {}, dict(figures))
+
+    stages = {
+        "extract": stage("extract", 1000, 10.0, source_seconds=5.0, timed_cpu_s=8.0, source_cpu_s=4.0),
+        "gate": stage("gate", 1000, 4.0, cpu=3.0, loop_cpu_s=2.0, valid=1000, rejected=0),
+        "load": stage("load", 1000, 10.0),
+        "raw_produce": stage("raw_produce", 1000, 1.0, timed_cpu_s=2.0),
+        "raw_consume": stage("raw_consume", 1000, 1.0),
+        "copy": stage("copy", 1000, 1.0),
+        "gate_workers": stage("gate_workers", 1000, 2.5, cpu=5.0, loop_cpu_s=2.4, workers=2),
+    }
+    summary = _summarise("t", 1000, stages, 30.0, profiled=False)
+    ratios = summary["ratios"]
+    # transport: 1000 produced in 1 s and consumed in 1 s = 500/s through both
+    assert ratios["gate_vs_produce_plus_consume"] == 0.5  # 250/s
+    assert ratios["gate_workers_vs_produce_plus_consume"] == 0.8  # 400/s
+    assert ratios["gate_workers_over_one_process"] == 1.6
+    assert summary["gate_workers"] == 2
+    assert summary["gate_cpu"] == {
+        "one_process": {"cpu_us_per_event": 3000, "loop_cpu_us_per_event": 2000},
+        "workers": {"workers": 2, "cpu_us_per_event": 5000, "loop_cpu_us_per_event": 2400},
+    }
+    printed = table([summary])
+    assert "gate_workers" in printed and "N workers" in printed and "(N: t 2)" in printed
+
+
+def test_without_workers_the_summary_says_one_process():
+    from bench.run import StageResult, _summarise, table
+
+    def stage(name: str, **figures: float) -> StageResult:
+        return StageResult(name, 1000, 1.0, 1.0, 90.0, 1.0, {}, dict(figures))
+
+    stages = {
+        "extract": stage("extract", source_seconds=0.5, timed_cpu_s=1.0, source_cpu_s=0.5),
+        "gate": stage("gate", loop_cpu_s=0.5),
+        **{name: stage(name, timed_cpu_s=1.0) for name in ("load", "raw_produce", "raw_consume", "copy")},
+    }
+    summary = _summarise("t", 1000, stages, 3.0, profiled=False)
+    assert summary["gate_workers"] == 1 and "gate_workers_vs_produce_plus_consume" not in summary["ratios"]
+    assert "workers" not in summary["gate_cpu"]
+    table([summary])  # prints "-" in the workers column
