@@ -14,7 +14,7 @@ the manifest — commits together or not at all, so:
   :class:`~sink.errors.MonthConflictError` unless ``replace=True`` — see :mod:`sink.rebuild`.
 
 Memory stays flat as the month grows: records are consumed in chunks of ``chunk_size``; per chunk
-one query finds ids already stored, one bulk insert stores the new events (a ``COPY`` of tuples on
+one query finds ids already stored, one bulk insert stores the new events (a binary ``COPY`` of tuples on
 PostgreSQL, an executemany on SQLite), then the roster is folded: on PostgreSQL one statement
 (:mod:`sink.fold_sql`) folds and upserts the institutions whose events all take the snapshot; the
 rest (all of them on SQLite) are fetched with one ``SELECT``, folded in memory from their decoded
@@ -57,7 +57,7 @@ from sink.fold import InstitutionState, Position, fold_record, is_behind, record
 from sink.fold_sql import FOLD_CHUNK_SQL
 from sink.models import institution_events, institutions, load_manifests
 from sink.rebuild import delete_month, refold
-from sink.store import copies, copy_rows, insert_rows, upsert, upsert_rows
+from sink.store import column_types, copies, copy_rows, insert_rows, upsert, upsert_rows
 
 __all__ = ["LoadResult", "PositionedEvent", "PositionedRecord", "find_manifest", "load_month"]
 
@@ -263,7 +263,8 @@ class _Run:
         end = datetime(year + mon // 12, mon % 12 + 1, 1, tzinfo=tz)
         self._month_ms = (int(start.timestamp() * 1000), int(end.timestamp() * 1000))
         self._lock_rows = conn.dialect.name == "postgresql"
-        self._copy = copies(conn)  # COPY tuples (JSON as text); else an executemany of mappings
+        self._copy = copies(conn)  # binary COPY of tuples (JSON text as bytes); else an executemany of mappings
+        self._types = column_types(conn, institution_events, _EVENT_COLUMNS) if self._copy else None
         self.sql_fold = True  # on PostgreSQL, the plain institutions folded set-based (sink.fold_sql)
 
     def checksum(self) -> str:
@@ -359,7 +360,7 @@ class _Run:
                 )
             )
         if self._copy:
-            copy_rows(self.conn, ev, _EVENT_COLUMNS, rows)
+            copy_rows(self.conn, ev, _EVENT_COLUMNS, rows, types=self._types)
         else:  # SQLite: executemany of mappings
             insert_rows(self.conn, ev, [dict(zip(_EVENT_COLUMNS, row, strict=True)) for row in rows])
         self.inserted += len(rows)
@@ -418,11 +419,13 @@ _EVENT_COLUMNS: tuple[str, ...] = (
 _ENCODER = msgspec.json.Encoder()
 
 
-def _dumps(doc: Mapping[str, Any]) -> str:
-    """The history document as JSON text, written by COPY as is (``jsonb`` parses it; Chinese kept as is).
+def _dumps(doc: Mapping[str, Any]) -> bytes:
+    """The history document as UTF-8 JSON text, written by the binary COPY as is (``jsonb`` parses it).
 
     msgspec rather than the standard library's encoder: about 5 µs a document instead of 24 here,
     the largest single cost left in the load's own code (issue 12). The document is already made of
-    JSON types (:func:`sink.eventjson.record_to_json`), so both encoders give the same JSON value.
+    JSON types (:func:`sink.eventjson.record_to_json`), so both encoders give the same JSON value;
+    Chinese is kept as is. Bytes, not ``str``: the binary COPY sends them without decoding and
+    encoding again (:func:`sink.store.copy_rows`).
     """
-    return _ENCODER.encode(doc).decode()
+    return _ENCODER.encode(doc)
