@@ -22,8 +22,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 __all__ = [
     "VERSION_TABLE",
     "alembic_config",
-    "copies",
     "column_types",
+    "copies",
     "copy_rows",
     "create_engine",
     "include_object",

@@ -224,3 +224,37 @@ def test_binary_copy_stores_what_the_text_copy_stores(pg):
     assert stored["b" * 36][4] == datetime(2025, 3, 3, 1, 2, 3, 456000, tzinfo=UTC)
     with pg.begin() as conn, pytest.raises(ValueError, match="no column"):
         column_types(conn, ev, ["event_id", "nope"])
+
+
+def test_ids_with_a_newline_and_replays_load_as_on_sqlite(pg, lite):
+    """The chunk's ids go to PostgreSQL as one newline-separated text; a chunk holding an id with a
+    newline in it goes as a list instead. Both paths must find the replays and fold alike."""
+    from sink.loader import PositionedRecord
+
+    records = list(synthetic_month(600, partitions=2, seed=5))
+    positioned = []
+    for r in records:
+        record = r.event.to_avro()
+        if r.partition == 0 and r.offset % 10 == 3 and r.offset < 100:  # odd ids in the first chunk only
+            record["event_id"] = record["event_id"][:20] + "\n" + record["event_id"][21:]
+        positioned.append(PositionedRecord(r.partition, r.offset, r.timestamp_ms, record))
+    last = {p: max(r.offset for r in positioned if r.partition == p) for p in (0, 1)}
+    odd = next(r for r in positioned if "\n" in r.record["event_id"])
+    odd_ids = sum("\n" in r.record["event_id"] for r in positioned)
+    assert 0 < odd_ids < 20
+    replays = [  # an odd id and a plain one again, later in their partitions (so both paths meet one)
+        odd._replace(offset=last[odd.partition] + 1),
+        positioned[1]._replace(offset=last[positioned[1].partition] + 2),
+    ]
+    month = sorted(positioned + replays, key=lambda r: (r.partition, r.offset))
+    got = load(pg, "2025-03", month, chunk_size=200)
+    assert (got.records, got.inserted, got.duplicates) == (602, 600, 2)
+    load(lite, "2025-03", month, chunk_size=200)
+    assert roster(pg) == roster(lite) and counts(pg)["institution_events"] == 600
+    with pg.connect() as conn:
+        assert (
+            conn.execute(
+                sa.text("SELECT count(*) FROM institution_events WHERE strpos(event_id, chr(10)) > 0")
+            ).scalar_one()
+            == odd_ids
+        )
