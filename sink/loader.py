@@ -39,7 +39,7 @@ import hashlib
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from itertools import islice
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
@@ -262,6 +262,7 @@ class _Run:
         start = datetime(year, mon, 1, tzinfo=tz)
         end = datetime(year + mon // 12, mon % 12 + 1, 1, tzinfo=tz)
         self._month_ms = (int(start.timestamp() * 1000), int(end.timestamp() * 1000))
+        self._month_number = year * 100 + mon
         self._lock_rows = conn.dialect.name == "postgresql"
         self._copy = copies(
             conn
@@ -300,13 +301,14 @@ class _Run:
         self.records += 1
         return event_id
 
-    def _pushed_month(self, timestamp_ms: int | None) -> str:
+    def _pushed_month(self, timestamp_ms: int | None) -> int:
+        """The month the record was pushed in, as ``year * 100 + month`` (see :func:`_month_number`)."""
         if timestamp_ms is None or timestamp_ms < 0:
-            return self.month
+            return self._month_number
         if self._month_ms[0] <= timestamp_ms < self._month_ms[1]:
-            return self.month
+            return self._month_number
         self.out_of_month += 1
-        return datetime.fromtimestamp(timestamp_ms / 1000, self.tz).strftime("%Y-%m")
+        return _month_number(datetime.fromtimestamp(timestamp_ms / 1000, self.tz))
 
     def _among(self, column: sa.Column[str], values: Iterable[str]) -> sa.ColumnElement[bool]:
         """``column IN values``; on PostgreSQL as ``= ANY(array)``: one parameter, not a thousand.
@@ -344,7 +346,7 @@ class _Run:
             record = rec.record
             uscc = record["institution"]["uscc"]
             event_date = record["event_date"]
-            late = event_date.strftime("%Y-%m") < self._pushed_month(rec.timestamp_ms)
+            late = _month_number(event_date) < self._pushed_month(rec.timestamp_ms)
             self.late += late
             timestamp_ms = rec.timestamp_ms
             rows.append(
@@ -428,6 +430,17 @@ _EVENT_COLUMNS: tuple[str, ...] = (
 """The order :meth:`_Run.load_chunk` builds an event row in (every column of ``institution_events``)."""
 
 _ENCODER = msgspec.json.Encoder()
+
+
+def _month_number(day: date) -> int:
+    """``year * 100 + month``: months compare as these numbers do.
+
+    Why not ``strftime("%Y-%m")`` strings as before: the formatting cost ≈ 1.1 µs an event against
+    0.06 (issue 12). Both order every year from 1000 on alike (the strings, unpadded below that,
+    did not).
+    """
+    return day.year * 100 + day.month
+
 
 _STORED_AMONG_JOINED = (
     "SELECT event_id FROM institution_events WHERE event_id = ANY(string_to_array(%(ids)s, E'\\n'))"
