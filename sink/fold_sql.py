@@ -30,7 +30,7 @@ from collections.abc import Iterable
 
 from sink.fold import _CHILDCARE_ON, _FORCED_STATUS, STATE_COLUMNS
 
-__all__ = ["FOLD_CHUNK_SQL"]
+__all__ = ["FOLD_CHUNK_SQL", "FOLD_CHUNK_SQL_JOINED"]
 
 _ODD = ("CHILDCARE_CLASS_ADDED", "SCOPE_REMOVED_CHILDCARE")
 
@@ -47,12 +47,12 @@ _UPDATES = ", ".join(f"{c} = EXCLUDED.{c}" for c in STATE_COLUMNS if c != "uscc"
 
 # Parameters: ids (text[] of the chunk's stored event ids), topic, month. Returns the USCCs left to
 # the Python fold. Column order is the table's; ``COLLATE "C"`` sorts as Python's ``sorted``/``min``.
-FOLD_CHUNK_SQL = f"""
+_FOLD_SQL = f"""
 WITH e AS (
     SELECT ev.uscc, ev.event_id, ev.event_type AS k, ev.registrar AS r, ev.event_date AS d,
            ev.county_code AS stated, ev.kafka_partition AS p, ev.kafka_offset AS o, ev.event_json AS j
     FROM institution_events ev
-    WHERE ev.event_id = ANY(%(ids)s)
+    WHERE ev.event_id = ANY(__IDS__)
 ),
 s0 AS (
     SELECT i.* FROM institutions i WHERE i.uscc IN (SELECT uscc FROM e) FOR UPDATE
@@ -147,3 +147,9 @@ up AS (
 )
 SELECT uscc FROM st WHERE python
 """
+
+FOLD_CHUNK_SQL = _FOLD_SQL.replace("__IDS__", "%(ids)s")
+"""The fold of one chunk; ``ids`` is a list of the chunk's stored event ids (a ``text[]``)."""
+
+FOLD_CHUNK_SQL_JOINED = _FOLD_SQL.replace("__IDS__", "string_to_array(%(ids)s, E'\\n')")
+"""The same with ``ids`` as ONE text, the ids separated by newlines (:func:`sink.loader.joined_ids`)."""

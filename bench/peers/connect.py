@@ -114,10 +114,10 @@ def prune_plugin(folder: Path) -> list[str]:
 
 def resolve(cache_dir: Path, versions: Versions = Versions()) -> Resolved:
     """The worker and its two plugins under ``cache_dir``; fetched once, then reused offline."""
-    from regsync.stack.artifacts import _locked
+    from regsync.stack.artifacts import folder_lock
 
     target = cache_dir / versions.folder()
-    with _locked(cache_dir):
+    with folder_lock(cache_dir, ".fetch.lock"):
         if (target / MARKER).exists():
             return Resolved(target / "libs", target / "plugins", 0.0)
         began = time.monotonic()

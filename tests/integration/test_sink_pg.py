@@ -173,3 +173,88 @@ def test_staged_upsert_empties_its_stage_per_call_and_drops_it_at_commit(pg):
     with pg.connect() as conn:
         names = dict(conn.execute(sa.select(institutions.c.uscc, institutions.c.name)).all())
     assert names == {a.uscc: "甲", b.uscc: "乙"}
+
+
+def test_binary_copy_stores_what_the_text_copy_stores(pg):
+    """The load's events go in PostgreSQL's binary COPY format: every value (NULLs, Chinese text,
+    dates, instants, bigints, booleans, the history document given as JSON bytes) must be stored
+    exactly as the text format stores it — and the document as a JSON object, not a JSON string."""
+    from sink.models import institution_events as ev
+    from sink.store import column_types, copy_rows
+
+    names = [c.name for c in ev.columns]
+
+    def row(event_id, doc):
+        return {
+            "event_id": event_id,
+            "uscc": "52370102MJ0000001X",
+            "event_type": "ESTABLISHED",
+            "registrar": "minzheng",
+            "event_date": date(2025, 3, 2),
+            "extracted_at": datetime(2025, 3, 3, 1, 2, 3, 456000, tzinfo=UTC),
+            "pushed_at": None,
+            "county_code": None,
+            "load_month": "2025-03",
+            "kafka_topic": TOPIC,
+            "kafka_partition": 2,
+            "kafka_offset": 2**40 + 7,
+            "late": True,
+            "event_json": doc,
+        }
+
+    doc = '{"name":"济南市历下区小太阳托育园","note":"引号\\"与\\\\反斜杠\\t","n":[1,2.5,null]}'
+    text_row, binary_row = row("a" * 36, doc), row("b" * 36, doc.encode())
+    with pg.begin() as conn:
+        types = column_types(conn, ev, names)
+        assert copy_rows(conn, ev, names, [tuple(text_row[n] for n in names)])
+        assert copy_rows(conn, ev, names, [tuple(binary_row[n] for n in names)], types=types)
+    with pg.connect() as conn:
+        stored = {
+            r[0]: r[1:]
+            for r in conn.execute(
+                sa.text(
+                    "SELECT event_id, uscc, event_type, registrar, event_date, extracted_at, pushed_at, "
+                    "county_code, load_month, kafka_topic, kafka_partition, kafka_offset, late, "
+                    "event_json::text, jsonb_typeof(event_json) FROM institution_events"
+                )
+            )
+        }
+    assert stored["b" * 36] == stored["a" * 36]
+    assert stored["b" * 36][-1] == "object"
+    assert stored["b" * 36][4] == datetime(2025, 3, 3, 1, 2, 3, 456000, tzinfo=UTC)
+    with pg.begin() as conn, pytest.raises(ValueError, match="no column"):
+        column_types(conn, ev, ["event_id", "nope"])
+
+
+def test_ids_with_a_newline_and_replays_load_as_on_sqlite(pg, lite):
+    """The chunk's ids go to PostgreSQL as one newline-separated text; a chunk holding an id with a
+    newline in it goes as a list instead. Both paths must find the replays and fold alike."""
+    from sink.loader import PositionedRecord
+
+    records = list(synthetic_month(600, partitions=2, seed=5))
+    positioned = []
+    for r in records:
+        record = r.event.to_avro()
+        if r.partition == 0 and r.offset % 10 == 3 and r.offset < 100:  # odd ids in the first chunk only
+            record["event_id"] = record["event_id"][:20] + "\n" + record["event_id"][21:]
+        positioned.append(PositionedRecord(r.partition, r.offset, r.timestamp_ms, record))
+    last = {p: max(r.offset for r in positioned if r.partition == p) for p in (0, 1)}
+    odd = next(r for r in positioned if "\n" in r.record["event_id"])
+    odd_ids = sum("\n" in r.record["event_id"] for r in positioned)
+    assert 0 < odd_ids < 20
+    replays = [  # an odd id and a plain one again, later in their partitions (so both paths meet one)
+        odd._replace(offset=last[odd.partition] + 1),
+        positioned[1]._replace(offset=last[positioned[1].partition] + 2),
+    ]
+    month = sorted(positioned + replays, key=lambda r: (r.partition, r.offset))
+    got = load(pg, "2025-03", month, chunk_size=200)
+    assert (got.records, got.inserted, got.duplicates) == (602, 600, 2)
+    load(lite, "2025-03", month, chunk_size=200)
+    assert roster(pg) == roster(lite) and counts(pg)["institution_events"] == 600
+    with pg.connect() as conn:
+        assert (
+            conn.execute(
+                sa.text("SELECT count(*) FROM institution_events WHERE strpos(event_id, chr(10)) > 0")
+            ).scalar_one()
+            == odd_ids
+        )

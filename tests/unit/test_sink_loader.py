@@ -279,3 +279,13 @@ def test_bad_arguments(engine):
         load(engine, "2025-3", [], ranges={})
     with pytest.raises(ValueError, match="not a range"):
         load(engine, "2025-03", [], ranges={0: (5, 4)})
+
+
+def test_joined_ids_is_one_text_unless_an_id_would_split_wrongly():
+    from sink.loader import joined_ids
+
+    assert joined_ids(["a", "b", ""]) == "a\nb\n"
+    assert joined_ids(["", ""]) == "\n"
+    assert joined_ids(["a\nb", "c"]) is None  # PostgreSQL would split it into three
+    assert joined_ids([""]) is None  # PostgreSQL splits '' into no element
+    assert joined_ids([]) is None
