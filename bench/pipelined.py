@@ -58,6 +58,15 @@ def _raw_records(bootstrap: str, topic: str) -> int:
         consumer.close()
 
 
+def _log_tail(workdir: Path, name: str, lines: int = 30) -> str:
+    """The end of a child's log, so a failed child says why (its folder is deleted after the run)."""
+    try:
+        text = (workdir / f"pipelined-{name}.log").read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
 def _wait(proc: subprocess.Popen[bytes], what: str, timeout: float) -> None:
     try:
         code = proc.wait(timeout)
@@ -90,7 +99,10 @@ def run(base: dict[str, Any], workdir: Path, timeout: float = 1800.0) -> dict[st
             if _raw_records(base["bootstrap"], topics.raw):
                 first = time.perf_counter()
             elif extract_m.poll() is not None:
-                raise RuntimeError("pipelined: extract of M ended before publishing anything")
+                raise RuntimeError(
+                    f"pipelined: extract of M ended (exit {extract_m.returncode}) before publishing anything:\n"
+                    + _log_tail(workdir, "extract-m")
+                )
             else:
                 time.sleep(0.1)
         _wait(extract_m, "extract of M", timeout)

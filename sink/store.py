@@ -62,11 +62,20 @@ def alembic_config(connection: sa.Connection | None = None, location: Path = MIG
     return cfg
 
 
+#: The advisory lock every migration of this database takes (each history, one at a time): "regsmigr".
+MIGRATION_LOCK_KEY = 0x7265_6773_6D69_6772
+
+
 def upgrade(url: str | sa.URL | sa.Engine, revision: str = "head", location: Path = MIGRATIONS) -> None:
     """Bring the store's schema (or the history at ``location``) to ``revision``, in one transaction."""
     engine = url if isinstance(url, sa.Engine) else create_engine(url)
     try:
         with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Processes that start together on a fresh database (a DAG's first tasks, the
+                # pipelined bench's children) would each create the version table and all but one
+                # fail on it: one migrates, the others wait here, then find the schema at head.
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(MIGRATION_LOCK_KEY)))
             command.upgrade(alembic_config(conn, location), revision)
     finally:
         if engine is not url:
