@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from offset_ranges import ranges_of
 
 from schemas.events import EventType, InstitutionStatus, JurisdictionMove, LegalRepresentative, Registrar
 from sink import loader
@@ -76,14 +77,6 @@ def history(seed: int, n: int) -> dict[str, list[PositionedEvent]]:
             by_partition.setdefault(r.partition, []).append(r)
         records[:] = [by_partition[r.partition].pop(0) for r in records]
     return months
-
-
-def ranges_of(records):
-    ranges = {}
-    for r in records:
-        start, end = ranges.get(r.partition, (r.offset, r.offset + 1))
-        ranges[r.partition] = (min(start, r.offset), max(end, r.offset + 1))
-    return ranges
 
 
 def roster(engine):

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 import sqlalchemy as sa
+from offset_ranges import ranges_of
 
 from schemas.events import EventType, InstitutionStatus
 from sink.errors import MonthConflictError
@@ -21,14 +22,6 @@ from sink.store import VERSION_TABLE, schema_diff, upgrade
 from sink.synthetic import make_event, synthetic_month, uscc_for
 
 TOPIC = "registrations.valid"
-
-
-def ranges_of(records):
-    ranges = {}
-    for r in records:
-        start, end = ranges.get(r.partition, (r.offset, r.offset + 1))
-        ranges[r.partition] = (min(start, r.offset), max(end, r.offset + 1))
-    return ranges
 
 
 def load(engine, month, records, ranges=None, **kw):

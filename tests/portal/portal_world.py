@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
+from offset_ranges import ranges_of
 
 from portal import accounts
 from portal.db import open_engine
@@ -48,10 +49,7 @@ def build(url: str, out: Path, per_month: int = 120) -> World:
             )
         )
         serial += per_month
-        ranges: dict[int, tuple[int, int]] = {}
-        for e in events:
-            lo, hi = ranges.get(e.partition, (e.offset, e.offset + 1))
-            ranges[e.partition] = (min(lo, e.offset), max(hi, e.offset + 1))
+        ranges = ranges_of(events)
         load_month(
             engine,
             month=month,

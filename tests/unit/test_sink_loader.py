@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 import sqlalchemy as sa
+from offset_ranges import ranges_of
 
 from schemas.events import EventType, InstitutionStatus, Registrar
 from sink.errors import MonthConflictError, PositionError
@@ -30,14 +31,6 @@ def new_engine(tmp_path, name):
     url = f"sqlite:///{tmp_path / name}"
     upgrade(url)
     return create_engine(url)
-
-
-def ranges_of(records):
-    ranges = {}
-    for r in records:
-        start, end = ranges.get(r.partition, (r.offset, r.offset + 1))
-        ranges[r.partition] = (min(start, r.offset), max(end, r.offset + 1))
-    return ranges
 
 
 def load(engine, month, records, ranges=None, **kw):
