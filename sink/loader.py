@@ -264,9 +264,8 @@ class _Run:
         self._month_ms = (int(start.timestamp() * 1000), int(end.timestamp() * 1000))
         self._month_number = year * 100 + mon
         self._lock_rows = conn.dialect.name == "postgresql"
-        self._copy = copies(
-            conn
-        )  # binary COPY of tuples (JSON text as bytes); else an executemany of mappings
+        # a binary COPY of tuples (JSON text as bytes); else an executemany of mappings
+        self._copy = copies(conn)
         self._types = column_types(conn, institution_events, _EVENT_COLUMNS) if self._copy else None
         self.sql_fold = True  # on PostgreSQL, the plain institutions folded set-based (sink.fold_sql)
 
@@ -317,20 +316,20 @@ class _Run:
         its cache) and costs more to parse than the lookup it asks for.
         """
         if self._lock_rows:
-            return column == sa.any_(sa.bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
+            values = list(values)
+            joined = joined_ids(values)
+            if joined is not None:  # one text PostgreSQL splits (see joined_ids)
+                return column == sa.any_(
+                    sa.func.string_to_array(sa.bindparam(None, joined, type_=sa.Text), "\n")
+                )
+            return column == sa.any_(sa.bindparam(None, values, type_=postgresql.ARRAY(column.type)))
         return column.in_(values)
 
     def load_chunk(self, chunk: list[PositionedRecord]) -> None:
         """Insert the chunk's new events (one COPY on PostgreSQL) and fold them into the roster (one upsert)."""
         ids = [self._observe(rec) for rec in chunk]
         ev = institution_events
-        joined = joined_ids(ids) if self._lock_rows else None
-        if joined is not None:
-            seen = {
-                event_id for (event_id,) in self.conn.exec_driver_sql(_STORED_AMONG_JOINED, {"ids": joined})
-            }
-        else:
-            seen = set(self.conn.scalars(sa.select(ev.c.event_id).where(self._among(ev.c.event_id, ids))))
+        seen = set(self.conn.scalars(sa.select(ev.c.event_id).where(self._among(ev.c.event_id, ids))))
         fresh: list[PositionedRecord] = []
         for event_id, rec in zip(ids, chunk, strict=True):
             if event_id in seen:
@@ -440,12 +439,6 @@ def _month_number(day: date) -> int:
     did not).
     """
     return day.year * 100 + day.month
-
-
-_STORED_AMONG_JOINED = (
-    "SELECT event_id FROM institution_events WHERE event_id = ANY(string_to_array(%(ids)s, E'\\n'))"
-)
-"""The chunk's event ids already stored, the ids given as :func:`joined_ids` text."""
 
 
 def joined_ids(ids: list[str]) -> str | None:
