@@ -251,6 +251,73 @@ def copy_rows(
     return True
 
 
+class BinaryRowEncoder:
+    """Encodes rows in PostgreSQL's binary ``COPY`` format ahead of time, in any thread, with no connection.
+
+    Why: the load makes its event rows in the thread that reads ahead (``sink.loader.RowMaker``);
+    formatting them there too leaves the thread that holds the transaction one ``write`` of bytes
+    per chunk instead of a thousand ``write_row`` calls, each wanting the interpreter lock the
+    reading thread holds (issue 12). psycopg formats binary rows only inside a ``Copy``, which needs
+    a cursor of a live connection, so this calls the formatter ``Copy`` itself calls
+    (``psycopg._copy_base.format_row_binary``, C in psycopg's binary package) with a transformer of
+    psycopg's default adapters. psycopg is pinned in ``uv.lock``; ``tests/integration/test_sink_pg.py``
+    copies encoded rows and reads them back, so an upgrade that moves it fails there. One
+    encoder per thread (a transformer caches dumpers).
+    """
+
+    def __init__(self, types: Sequence[str]) -> None:
+        from psycopg import adapt, postgres
+        from psycopg.pq import Format
+
+        adapters = adapt.AdaptersMap(postgres.adapters)
+        adapters.register_dumper(bytes, _jsonb_text_dumper())  # jsonb from JSON text (see copy_rows)
+        self.oids: list[int] = [postgres.types[name].oid for name in types]
+        self._tx = adapt.Transformer(_AdaptContext(adapters))
+        self._tx.set_dumper_types(self.oids, Format.BINARY)
+
+    def encode(self, row: Sequence[Any]) -> bytes:
+        """One row (values in the column order and Python types :func:`copy_rows` takes)."""
+        from psycopg._copy_base import format_row_binary
+
+        out = bytearray()
+        format_row_binary(row, self._tx, out)
+        return bytes(out)
+
+
+class _AdaptContext:
+    """The adaptation context psycopg's transformer reads: adapters, and no connection."""
+
+    def __init__(self, adapters: Any) -> None:
+        self.adapters = adapters
+        self.connection = None
+
+
+# PostgreSQL's binary COPY framing (its documentation, "COPY", "Binary Format"): an 11-byte
+# signature, a 32-bit flags field and a 32-bit header-extension length; a 16-bit -1 ends the data.
+_BINARY_HEADER = b"PGCOPY\n\xff\r\n\0" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
+_BINARY_TRAILER = b"\xff\xff"
+
+
+def copy_encoded(conn: sa.Connection, table: sa.Table, names: Sequence[str], rows: Sequence[bytes]) -> bool:
+    """``COPY table (names) FROM STDIN (FORMAT BINARY)`` of rows a :class:`BinaryRowEncoder` encoded.
+
+    One write of the whole framed payload. False (nothing done) when not PostgreSQL through psycopg.
+    """
+    driver = _psycopg(conn)
+    if driver is None:
+        return False
+    import psycopg
+
+    quote = conn.dialect.identifier_preparer
+    statement = f"COPY {quote.format_table(table)} ({', '.join(quote.quote(n) for n in names)}) FROM STDIN (FORMAT BINARY)"
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            copy.write(b"".join((_BINARY_HEADER, *rows, _BINARY_TRAILER)))
+    except psycopg.Error as exc:
+        raise sa.exc.DBAPIError.instance(statement, None, exc, psycopg.Error, dialect=conn.dialect) from exc
+    return True
+
+
 def column_types(conn: sa.Connection, table: sa.Table, names: Sequence[str]) -> list[int]:
     """The type OIDs of ``table``'s columns ``names`` as the database has them, for a binary :func:`copy_rows`.
 

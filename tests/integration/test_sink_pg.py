@@ -172,8 +172,9 @@ def test_binary_copy_stores_what_the_text_copy_stores(pg):
     """The load's events go in PostgreSQL's binary COPY format: every value (NULLs, Chinese text,
     dates, instants, bigints, booleans, the history document given as JSON bytes) must be stored
     exactly as the text format stores it — and the document as a JSON object, not a JSON string."""
+    from sink.loader import _EVENT_TYPES
     from sink.models import institution_events as ev
-    from sink.store import column_types, copy_rows
+    from sink.store import BinaryRowEncoder, column_types, copy_encoded, copy_rows
 
     names = [c.name for c in ev.columns]
 
@@ -197,10 +198,14 @@ def test_binary_copy_stores_what_the_text_copy_stores(pg):
 
     doc = '{"name":"济南市历下区小太阳托育园","note":"引号\\"与\\\\反斜杠\\t","n":[1,2.5,null]}'
     text_row, binary_row = row("a" * 36, doc), row("b" * 36, doc.encode())
+    encoded_row = row("c" * 36, doc.encode())
+    encoder = BinaryRowEncoder(_EVENT_TYPES)
     with pg.begin() as conn:
         types = column_types(conn, ev, names)
+        assert types == encoder.oids  # the load sends rows encoded ahead only when this holds
         assert copy_rows(conn, ev, names, [tuple(text_row[n] for n in names)])
         assert copy_rows(conn, ev, names, [tuple(binary_row[n] for n in names)], types=types)
+        assert copy_encoded(conn, ev, names, [encoder.encode(tuple(encoded_row[n] for n in names))])
     with pg.connect() as conn:
         stored = {
             r[0]: r[1:]
@@ -212,7 +217,7 @@ def test_binary_copy_stores_what_the_text_copy_stores(pg):
                 )
             )
         }
-    assert stored["b" * 36] == stored["a" * 36]
+    assert stored["b" * 36] == stored["a" * 36] == stored["c" * 36]
     assert stored["b" * 36][-1] == "object"
     assert stored["b" * 36][4] == datetime(2025, 3, 3, 1, 2, 3, 456000, tzinfo=UTC)
     with pg.begin() as conn, pytest.raises(ValueError, match="no column"):
@@ -251,3 +256,79 @@ def test_ids_with_a_newline_and_replays_load_as_on_sqlite(pg, lite):
             ).scalar_one()
             == odd_ids
         )
+
+
+def test_rows_made_ahead_store_what_rows_made_in_the_load_store(pg, database_url):
+    """The load's caller makes rows (and their binary COPY encoding) in its reading thread
+    (:class:`sink.loader.RowMaker`). Whether a record comes with its row, with its row encoded, or
+    with nothing, the store must end the same: events, roster, counts, late and out-of-month."""
+    from sink.loader import PositionedRecord, RowMaker
+
+    records = [
+        PositionedRecord(r.partition, r.offset, r.timestamp_ms, r.event.to_avro())
+        for r in synthetic_month(900, partitions=3, seed=31)
+    ]
+    # a record pushed after the month (counted out of month) and a replay (a duplicate)
+    records[5] = records[5]._replace(timestamp_ms=records[5].timestamp_ms + 40 * 86_400_000)
+    last = max(r.offset for r in records if r.partition == records[7].partition)
+    records.append(records[7]._replace(offset=last + 1))
+    records.sort(key=lambda r: (r.partition, r.offset))
+    ranges = ranges_of(records)
+
+    def stored(engine):
+        with engine.connect() as conn:
+            return [
+                tuple(r)
+                for r in conn.execute(
+                    sa.text(
+                        "SELECT event_id, uscc, event_type, registrar, event_date, extracted_at, pushed_at, "
+                        "county_code, late, kafka_partition, kafka_offset, event_json::text "
+                        "FROM institution_events ORDER BY event_id"
+                    )
+                )
+            ]
+
+    plain = load(pg, "2025-03", records, ranges=ranges, chunk_size=250)
+    expected = (stored(pg), roster(pg))
+    assert plain.duplicates == 1 and plain.out_of_month == 1 and plain.late > 0
+
+    for binary in (True, False):
+        maker = RowMaker("2025-03", TOPIC, "Asia/Shanghai", binary=binary)
+        # every third record arrives without its row: the load makes those itself
+        mixed = [maker.prepare(*r[:4]) if i % 3 else r for i, r in enumerate(records)]
+        assert any(r.encoded for r in mixed) is binary
+        with pg.begin() as conn:
+            conn.execute(sa.text("TRUNCATE institution_events, institutions, load_manifests"))
+        got = load(pg, "2025-03", mixed, ranges=ranges, chunk_size=250, rows=maker)
+        assert (got.records, got.inserted, got.duplicates, got.late, got.out_of_month) == (
+            plain.records,
+            plain.inserted,
+            plain.duplicates,
+            plain.late,
+            plain.out_of_month,
+        )
+        assert got.checksum == plain.checksum
+        assert (stored(pg), roster(pg)) == expected
+
+    with pytest.raises(ValueError, match="made for 2025-04"):
+        load(pg, "2025-03", records, ranges=ranges, rows=RowMaker("2025-04", TOPIC, "Asia/Shanghai"))
+    with pytest.raises(ValueError, match="in UTC"):
+        load(pg, "2025-03", records, ranges=ranges, rows=RowMaker("2025-03", TOPIC, "UTC"))
+
+
+def test_rows_encoded_for_other_column_types_are_not_sent(pg):
+    """Rows encoded ahead follow the types the models say; a database whose catalog says otherwise
+    (a column altered by hand) gets the rows formatted against its own catalog instead."""
+    from sink.loader import PositionedRecord, RowMaker
+
+    records = [
+        PositionedRecord(r.partition, r.offset, r.timestamp_ms, r.event.to_avro())
+        for r in synthetic_month(200, partitions=1, seed=32)
+    ]
+    with pg.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE institution_events ALTER COLUMN kafka_partition TYPE bigint"))
+    maker = RowMaker("2025-03", TOPIC, "Asia/Shanghai", binary=True)
+    got = load(pg, "2025-03", [maker.prepare(*r[:4]) for r in records], rows=maker)
+    assert got.inserted == 200
+    with pg.connect() as conn:
+        assert conn.execute(sa.text("SELECT max(kafka_partition) FROM institution_events")).scalar_one() == 0
