@@ -18,6 +18,9 @@ def test_measure_reports_every_path_for_the_framed_event():
         PATHS
         | {f"{p}_baseline" for p in PATHS}
         | {"encode_plain_dict", "encode_public_api", "decode_public_api"}
+        | {"encode_typical", "decode_typical"}
         | batches
     )
+    # the typical events are the synthetic month's, smaller than the golden one with every field set
+    assert 5 < figures["typical_payload_bytes"] < figures["payload_bytes"]
     assert all(rate > 0 for rate in figures["rates"].values())
