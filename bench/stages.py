@@ -173,16 +173,19 @@ def load(cfg: Figures) -> Figures:
 
     _warm("sink.loader", "sink.store", "sink.fold", "alembic.command", "sqlalchemy.dialects.postgresql")
     tick = Ticker(cfg["label"], cfg.get("expected", cfg["events"]))
-    original = load_module.positioned_events
+    original = load_module.crash_point
+    chunks = 0
 
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        # Progress only: count records as the loader pulls them (one generator frame per record).
-        for done, record in enumerate(original(*args, **kwargs), start=1):
-            if done % 1000 == 0:
-                tick(done)
-            yield record
+    def counted(name: str) -> None:
+        # Progress only: the load calls this hook once per chunk of 1,000 records it has stored (the
+        # records themselves are read in the load's reading process, out of this one's sight).
+        nonlocal chunks
+        if name == "load.in_transaction":
+            chunks += 1
+            tick(chunks * 1000)
+        original(name)
 
-    load_module.positioned_events = counted
+    load_module.crash_point = counted
     began = time.perf_counter()
     try:
         result: Any = load_module.run_load(
@@ -194,7 +197,7 @@ def load(cfg: Figures) -> Figures:
             tz="Asia/Shanghai",
         )
     finally:
-        load_module.positioned_events = original
+        load_module.crash_point = original
     seconds = time.perf_counter() - began
     tick(result.records, force=True)
     return {

@@ -89,7 +89,9 @@ class PositionedRecord(NamedTuple):
     What the monthly load hands over: building the typed model only for the loader to read it back
     was a fifth of the load's Python time (issue 12); the fold and the history document read the
     mapping directly (:func:`sink.fold.fold_record`, :func:`sink.eventjson.record_to_json`).
-    ``row`` is its ``institution_events`` row when a :class:`RowMaker` made it ahead (see there).
+    ``row`` is its ``institution_events`` row when a :class:`RowMaker` made it ahead (see there),
+    and ``encoded`` that row in binary ``COPY`` format; a row that comes with its encoding may come
+    without its document (``None`` last), which the encoding holds.
     """
 
     partition: int
@@ -369,7 +371,8 @@ class _Run:
         return outer.hexdigest()
 
     def _observe(self, rec: PositionedRecord) -> str:
-        event_id: str = rec.record["event_id"]
+        # from the row when made ahead: the record itself may not be decoded on this side
+        event_id: str = rec.row[0] if rec.row is not None else rec.record["event_id"]
         bounds = self.ranges.get(rec.partition)
         if (
             bounds is None
@@ -420,7 +423,9 @@ class _Run:
             return
         maker, rows = self.maker, []
         for rec in fresh:
-            row = rec.row if rec.row is not None else maker.row(rec)
+            row = rec.row
+            if row is None or (row[-1] is None and not self._encoded):  # none, or sent without its document
+                row = maker.row(rec)
             self.late += row[12]
             self.out_of_month += not maker.in_month(rec.timestamp_ms)
             rows.append(row if self._copy else (*row[:-1], record_to_json(rec.record)))
@@ -446,7 +451,7 @@ class _Run:
             left = {uscc for (uscc,) in self.conn.exec_driver_sql(fold_sql, params)}
             if not left:
                 return
-            fresh = [rec for rec in fresh if rec.record["institution"]["uscc"] in left]
+            fresh = [rec for rec, row in zip(fresh, rows, strict=True) if row[1] in left]
         self._fold(fresh)
 
     def _fold(self, fresh: list[PositionedRecord]) -> None:

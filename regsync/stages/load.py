@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import multiprocessing
 import queue
-import sys
 import threading
 import uuid
 from collections.abc import Generator, Iterable, Iterator, Mapping
@@ -39,7 +39,25 @@ from regsync.kafka import bus
 from regsync.kafka.bus import KafkaRecord
 from regsync.kafka.topics import Topics
 from regsync.stages.gate import gate_group_id
-from schemas.errors import ConfigurationError, FatalError, RetriableError
+from regsync.stages.load_reader import ProcessReader, ReaderSpec
+from regsync.stages.load_selection import LateRecordError, MonthGapError, Selection
+
+__all__ = [
+    "LateRecordError",
+    "MonthGapError",
+    "ReadAhead",
+    "Selection",
+    "UnjudgedMonthError",
+    "connect_args",
+    "loaded_months",
+    "low_water",
+    "positioned_events",
+    "run_load",
+    "save_low_water",
+    "unjudged",
+    "unloaded_before",
+]
+from schemas.errors import ConfigurationError, RetriableError
 from schemas.month import DEFAULT_TIMEZONE, Month
 from sink.loader import LoadResult, PositionedRecord, RowMaker
 
@@ -67,9 +85,10 @@ def positioned_events(
 class ReadAhead(Generic[T]):
     """Run a generator in a worker thread, ``depth`` batches of ``batch`` items ahead of the caller.
 
-    Why: the load's main thread waits on PostgreSQL for about a quarter of its time (a chunk's COPY
-    being processed, the roster upsert) and reading the next records from Kafka and decoding them
-    is CPU work that can happen meanwhile (the server runs on the other core; psycopg and
+    Why: the load's main thread waits on PostgreSQL for most of its time (a chunk's COPY being
+    processed, the roster upsert) and receiving the next records from the reading process
+    (:mod:`regsync.stages.load_reader`) — or, where there is none, reading and decoding them — is
+    work that can happen meanwhile (the server runs on the other core; psycopg and
     kafka-python's socket waits release the GIL). Memory stays bounded: at most ``depth + 2``
     batches exist at once. An exception in the worker (a late record, a gap, a broker that went
     away) is raised in the caller as the same object, once the items before it have been handed on;
@@ -143,124 +162,6 @@ class ReadAhead(Generic[T]):
             with contextlib.suppress(queue.Empty):  # unblock a worker waiting to put
                 self._queue.get_nowait()
             self._thread.join(timeout=0.05)
-
-
-READ_AHEAD_SWITCH_S = 0.001
-"""The interpreter's thread switch interval while a load reads ahead (Python's default is 0.005).
-
-Why: the main thread waits on PostgreSQL many times a chunk, and each time it wakes it needs the
-interpreter lock back from the reading thread, which keeps it for a whole switch interval. At
-5 ms those hand-overs left the server idle for about a second of a 100,000-event load; at 1 ms the
-load took ≈ 12 % less wall time in A/B runs (bench/README.md, the load, third pass).
-"""
-
-
-@contextlib.contextmanager
-def switch_interval(seconds: float) -> Iterator[None]:
-    """``sys.setswitchinterval(seconds)`` for the block, the previous value restored after it."""
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(seconds)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(before)
-
-
-class LateRecordError(FatalError):
-    """A record pushed in a month that was loaded before the record reached the topic.
-
-    Its month's manifest ends before its offset, so that load never saw it, and loading on would
-    leave it out of every month. Usually the month was loaded while still open
-    (``--allow-open-month``) or an extraction was re-run with an older as-of. Refused in the load's
-    transaction, so nothing is stored; reloading the month with ``--replace`` takes it in.
-    """
-
-    def __init__(self, month: str, late_month: str, partition: int, offset: int, pushed_at: datetime) -> None:
-        super().__init__(
-            f"month {month}: {partition=} {offset=} was pushed at {pushed_at.isoformat()} (month {late_month}), "
-            f"after {late_month} was loaded",
-            hint=f"reload it: regsync load --month {late_month} --replace (see docs/operations.md)",
-        )
-        self.late_month = late_month
-
-
-class MonthGapError(RetriableError):
-    """An older month with records on the valid topic is not loaded yet: months load oldest first.
-
-    Retriable because the usual cause is a backfill of the older month still running beside this
-    run; a month that was really skipped needs a person (load it, or ``--allow-gap``).
-    """
-
-    def __init__(self, month: str, gaps: list[str]) -> None:
-        super().__init__(
-            f"month {month}: older month(s) {', '.join(gaps)} have records on the valid topic but are not "
-            "loaded; months load oldest first",
-            hint=f"load {gaps[0]} first (a backfill of it may still be running), or pass --allow-gap",
-        )
-        self.gaps = gaps
-
-
-class Selection:
-    """Pick month M's records out of a scan, and account for every other record it passes.
-
-    ``loaded`` maps each loaded month to its manifest's per-partition ``[start, end)`` offsets. A
-    record of another month is loaded when its offset lies before that month's manifest end, a gap
-    when its month is older than M and not loaded, late when its month was loaded before it
-    arrived, and otherwise (a newer month) left for later. ``low_water`` ends as, per partition,
-    the first offset holding a record not loaded now — where the next load must start.
-    """
-
-    def __init__(
-        self,
-        month: str,
-        tz: str,
-        loaded: Mapping[str, Mapping[int, tuple[int, int]]],
-        ends: Mapping[int, int],
-        *,
-        allow_gap: bool,
-    ) -> None:
-        start, end = Month.parse(month).bounds(tz)
-        self.month, self.tz, self.loaded, self.allow_gap = month, tz, loaded, allow_gap
-        self._bounds = (int(start.timestamp() * 1000), int(end.timestamp() * 1000))
-        self.low_water = dict(ends)
-        self.gaps: set[str] = set()
-        self.selected = 0
-
-    def _month_of(self, timestamp_ms: int) -> str:
-        return str(Month.of(datetime.fromtimestamp(timestamp_ms / 1000, UTC), self.tz))
-
-    def _pin(self, record: KafkaRecord) -> None:
-        self.low_water[record.partition] = min(self.low_water[record.partition], record.offset)
-
-    def classify(self, record: KafkaRecord) -> bool:
-        """True when the record is M's; raises :class:`LateRecordError` on a late one."""
-        lo, hi = self._bounds
-        if lo <= record.timestamp < hi:
-            return True
-        other = self._month_of(record.timestamp)
-        manifest = self.loaded.get(other)
-        if manifest is not None:
-            if record.offset < manifest.get(record.partition, (0, 0))[1]:
-                return False  # loaded with its month
-            pushed = datetime.fromtimestamp(record.timestamp / 1000, UTC)
-            raise LateRecordError(self.month, other, record.partition, record.offset, pushed)
-        self._pin(record)  # its month is not loaded: the next load starts no later than here
-        if other < self.month and not self.allow_gap:
-            self.gaps.add(other)
-        return False
-
-    def select(self, records: Iterable[KafkaRecord]) -> Iterator[KafkaRecord]:
-        """M's records in scan order; at the end, :class:`MonthGapError` if an older month is unloaded.
-
-        After the first gap nothing more is handed on (the load's work would be rolled back anyway),
-        but the scan goes on so the error names every unloaded older month.
-        """
-        for record in records:
-            if self.classify(record) and not self.gaps:  # M's: loaded once this load commits
-                self.selected += 1
-                yield record
-        if self.gaps:
-            raise MonthGapError(self.month, sorted(self.gaps))
 
 
 def connect_args(database_url: str) -> dict[str, object]:
@@ -442,36 +343,49 @@ def run_load(
     allow_gap: bool = False,
     replace: bool = False,
     chunk_size: int = 1000,
+    read_in_process: bool = True,
 ) -> LoadResult:
     """Load one month (backfill = the same call for an older month).
 
     Refuses a month not yet over, one whose raw records the gate has not judged, one with an older
     unloaded month before it, and one whose scan meets a late record of a loaded month; raises
     :class:`~regsync.bookkeeping.locks.LockBusyError` while another load of the same valid topic runs.
+    ``read_in_process=False`` reads in a thread of this process instead of a child process.
     """
     from regsync.bookkeeping.migrate import upgrade as upgrade_pipeline
     from sink.store import upgrade
 
-    upgrade(database_url)  # the manifests table must exist before the order check reads it
-    upgrade_pipeline(database_url)  # and the low-water table
-    with advisory_lock(database_url, f"regsync.load:{topics.valid}"):
-        return _load_locked(
-            bootstrap=bootstrap,
-            registry_url=registry_url,
-            database_url=database_url,
-            topics=topics,
-            month=month,
-            tz=tz,
-            as_of=as_of,
-            allow_open_month=allow_open_month,
-            allow_unjudged=allow_unjudged,
-            allow_gap=allow_gap,
-            replace=replace,
-            chunk_size=chunk_size,
-        )
+    # The reading process starts now and imports what it needs while this one checks (load_reader).
+    # A daemonic process may not start children (multiprocessing's rule; e.g. a Celery worker):
+    # there the reading runs in a thread of this process, as it did before.
+    in_process = read_in_process and not multiprocessing.current_process().daemon
+    reader = ProcessReader() if in_process else None
+    try:
+        upgrade(database_url)  # the manifests table must exist before the order check reads it
+        upgrade_pipeline(database_url)  # and the low-water table
+        with advisory_lock(database_url, f"regsync.load:{topics.valid}"):
+            return _load_locked(
+                reader,
+                bootstrap=bootstrap,
+                registry_url=registry_url,
+                database_url=database_url,
+                topics=topics,
+                month=month,
+                tz=tz,
+                as_of=as_of,
+                allow_open_month=allow_open_month,
+                allow_unjudged=allow_unjudged,
+                allow_gap=allow_gap,
+                replace=replace,
+                chunk_size=chunk_size,
+            )
+    finally:
+        if reader is not None:
+            reader.close()
 
 
 def _load_locked(
+    reader: ProcessReader | None,
     *,
     bootstrap: str,
     registry_url: str,
@@ -526,20 +440,39 @@ def _load_locked(
             loaded.pop(month, None)
             before = {int(p): int(r[0]) for p, r in existing["offset_ranges"].items()}
             start = {p: min(off, before.get(p, off)) for p, off in start.items()}
-        selection = Selection(month, tz, loaded, ends, allow_gap=allow_gap)
-        scan = bus.scan(bootstrap, topics.valid, start, ends, component=COMPONENT)
-        # closing(): if the store fails mid-month, the scan's consumer is closed here and now, not by
-        # the garbage collector (where its close hung for minutes: issue 13 item 7).
-        # The read, the decode and the rows run in a worker thread ahead of the store (ReadAhead);
-        # closing it joins the worker before the scan is closed below it.
-        rows = RowMaker(month, topics.valid, tz, binary=database_url.startswith("postgresql"))
-        with (
-            switch_interval(READ_AHEAD_SWITCH_S),
-            contextlib.closing(scan),
-            contextlib.closing(
-                ReadAhead(positioned_events(registry_url, topics, selection.select(scan), rows))
-            ) as ahead,
-        ):
+        # The scan, the selection, the decode and the rows run in a process of their own
+        # (load_reader) — or, where no child process may be started, in this one — handed over
+        # through a thread that keeps a few batches ahead (ReadAhead); closing them stops all.
+        spec = ReaderSpec(
+            bootstrap=bootstrap,
+            registry_url=registry_url,
+            topics=topics,
+            component=COMPONENT,
+            month=month,
+            tz=tz,
+            start=start,
+            ends=ends,
+            loaded=loaded,
+            allow_gap=allow_gap,
+            binary=database_url.startswith("postgresql"),
+        )
+        rows = RowMaker(month, topics.valid, tz, binary=spec.binary)
+        with contextlib.ExitStack() as stack:
+            if reader is not None:
+                records = reader.read(spec)
+            else:
+                selection = Selection(month, tz, loaded, ends, allow_gap=allow_gap)
+                # closing(): if the store fails mid-month, the scan's consumer is closed here and
+                # now, not by the garbage collector (where its close hung for minutes: issue 13)
+                scan = stack.enter_context(
+                    contextlib.closing(bus.scan(bootstrap, topics.valid, start, ends, component=COMPONENT))
+                )
+                records = positioned_events(registry_url, topics, selection.select(scan), rows)
+            ahead = stack.enter_context(contextlib.closing(ReadAhead(records)))
+            if reader is not None:
+                # closed first: a stopped child ends the handing thread's wait on the pipe, so the
+                # read-ahead's close (next) never waits on a child that has nothing more to say
+                stack.callback(reader.close)
             result = load_month(
                 engine,
                 month=month,
@@ -553,8 +486,11 @@ def _load_locked(
                 rows=rows,
                 on_chunk=lambda _i: crash_point("load.in_transaction"),
             )
+        next_start = selection.low_water if reader is None else reader.low_water
+        if next_start is None:  # load_month read every record, so the reader said its end
+            raise RuntimeError("the load's reader ended without its low-water offsets")
         crash_point("load.after_commit")  # committed, low-water not yet moved: the next scan is longer
-        save_low_water(database_url, topics.valid, selection.low_water, run_id)
+        save_low_water(database_url, topics.valid, next_start, run_id)
         metrics.record_load(0 if result.noop else result.records, month_end.timestamp())
         return result
     finally:

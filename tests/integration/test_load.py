@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psutil
 import pytest
 import sqlalchemy as sa
 from listsource import ListConnector, rows
@@ -98,10 +100,27 @@ def test_load_killed_mid_transaction_leaves_nothing_and_rerun_is_exact(pipeline)
         """
     )
     env = {**os.environ, "PYTHONPATH": str(HERE), "REGSYNC_CRASH_AT": "load.in_transaction:2"}
-    killed = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
+    load = subprocess.Popen(
+        [sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    assert killed.returncode == -9, killed.stderr
+    # The load reads in a child process (load_reader): note every process the load starts while it
+    # runs, so the test can see that none outlives the kill -9 of the load itself.
+    started: dict[int, psutil.Process] = {}
+    with contextlib.suppress(psutil.NoSuchProcess):
+        parent = psutil.Process(load.pid)
+        while True:
+            for child in parent.children(recursive=True):
+                started.setdefault(child.pid, child)
+            try:
+                load.wait(timeout=0.02)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+    _, stderr = load.communicate(timeout=120)
+    assert load.returncode == -9, stderr
+    assert started, "the load started no reading process"
+    _, alive = psutil.wait_procs(list(started.values()), timeout=15)
+    assert not alive, f"outlived the killed load: {[p.cmdline() for p in alive]}"
     events, institutions, manifests = _store(p)
     assert (events, institutions, manifests) == ({}, 0, [])  # two chunks were written, none committed
 
@@ -137,7 +156,8 @@ def test_a_month_the_gate_has_not_judged_is_refused_until_it_has(stack, uid, dat
 
 
 def test_a_malformed_record_of_the_month_fails_the_load_loudly_and_stores_nothing(pipeline):
-    """Decoding runs in the read-ahead thread: its error still reaches the caller, and no thread is left."""
+    """Decoding runs in the reading process: its error still reaches the caller as itself, and no
+    thread or process is left."""
     import threading
 
     from schemas.codec import DecodeError
@@ -149,7 +169,10 @@ def test_a_malformed_record_of_the_month_fails_the_load_loudly_and_stores_nothin
         producer.send(p["topics"].valid, key=b"x", value=b"not avro", partition=0, timestamp_ms=stamp).get(30)
     finally:
         producer.close()
-    with pytest.raises(DecodeError):
+    with pytest.raises(DecodeError) as failed:
         run_load(**p, month="2026-01", as_of=LOAD_AT)
+    assert "raised in the load's reading process" in "\n".join(failed.value.__notes__)
     assert _store(p) == ({}, 0, [])
     assert not [t for t in threading.enumerate() if t.name == "load-read-ahead"]
+    readers = [c for c in psutil.Process().children() if "spawn_main" in " ".join(c.cmdline())]
+    assert not readers, "a reading process outlived the failed load"

@@ -73,20 +73,3 @@ def test_the_worker_stays_a_bounded_distance_ahead() -> None:
     assert 40 <= pulled <= 10 * (1 + 3 + 1)
     ahead.close()
     assert not _workers()
-
-
-def test_switch_interval_is_restored_after_the_block_even_when_it_raises():
-    """The load shortens the interpreter's switch interval while it reads ahead; the process's own
-    value must come back afterwards, whatever happened inside."""
-    import sys
-
-    from regsync.stages.load import READ_AHEAD_SWITCH_S, switch_interval
-
-    before = sys.getswitchinterval()
-    assert before != READ_AHEAD_SWITCH_S
-    with switch_interval(READ_AHEAD_SWITCH_S):
-        assert sys.getswitchinterval() == pytest.approx(READ_AHEAD_SWITCH_S)
-    assert sys.getswitchinterval() == before
-    with pytest.raises(RuntimeError), switch_interval(READ_AHEAD_SWITCH_S):
-        raise RuntimeError("a failing load")
-    assert sys.getswitchinterval() == before

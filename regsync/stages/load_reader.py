@@ -1,0 +1,256 @@
+"""The monthly load's reading side in a process of its own: scan, select, decode, make the rows.
+
+Why a process (issue 12): in a thread beside the store (:class:`regsync.stages.load.ReadAhead`),
+the reading — kafka-python's record parsing, the Avro decode, the history documents and their
+binary ``COPY`` rows, ≈ 40 µs of CPU an event — and the thread that drives PostgreSQL took turns on
+one interpreter lock. Each time the store's thread woke from a wait on the server it queued for the
+lock, and the server sat idle meanwhile. In a process of its own the reading runs on the other
+core, and the store's process only waits on the server and on the pipe.
+
+What crosses the pipe (pickled batches): each record's position, its Avro value, its
+``institution_events`` row and that row's binary ``COPY`` encoding (the row then travels without
+its document, which the encoding holds). The store's process decodes the value again only if it
+reads the record itself (the few institutions the Python fold handles). At the end comes the
+selection's low-water offsets, or the error that stopped the reading, rebuilt on this side as the
+same class with the same fields (:func:`portable`), so a late record or a month gap is the same
+error in the same place as before.
+
+Lifetime: the reading process dies with the process that started it — its pipe breaks at its next
+read or write, and on Linux ``PR_SET_PDEATHSIG`` kills it at once, even in the middle of a call to a
+broker or registry that does not answer. Closing the reader kills it, and a reader that dies —
+kill -9, out of memory — is an error in the store's process, whose transaction then rolls back:
+nothing is stored, as for any failed load. Where a process may not have children (a daemonic
+one), the load reads in a thread instead (:func:`regsync.stages.load.run_load`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import multiprocessing
+import os
+import pickle
+import signal
+import sys
+import traceback
+from collections.abc import Callable, Generator, Iterator, Mapping
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+from regsync.kafka import bus
+from regsync.kafka.topics import Topics
+from regsync.stages.load_selection import Selection
+from schemas.errors import RetriableError
+from sink.loader import PositionedRecord, RowMaker
+
+__all__ = ["ProcessReader", "ReaderSpec", "portable", "rebuilt"]
+
+#: Records per pickled message: large enough that pickling is a small share, small enough that
+#: a few messages in flight stay a few MiB.
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class ReaderSpec:
+    """Everything the reading process needs: it starts from a fresh interpreter (``spawn``)."""
+
+    bootstrap: str
+    registry_url: str
+    topics: Topics
+    component: str
+    month: str
+    tz: str
+    start: Mapping[int, int]
+    ends: Mapping[int, int]
+    loaded: Mapping[str, Mapping[int, tuple[int, int]]]
+    allow_gap: bool
+    binary: bool
+
+
+class ReaderProcessError(RetriableError):
+    """The reading process ended without handing over the whole month (killed, out of memory)."""
+
+
+def portable(exc: BaseException) -> tuple[Any, ...]:
+    """``exc`` as picklable parts: its class, ``args``, attributes and where it was raised.
+
+    Why not pickle the exception: Python pickles an exception as ``cls(*args)``, and the project's
+    errors take other arguments than their message (``LateRecordError(month, late_month, …)``),
+    so they would fail to come back. The class travels by name; its state as a dict.
+    """
+    where = "".join(traceback.format_exception(exc))
+    state = dict(getattr(exc, "__dict__", {}))
+    try:
+        pickle.dumps((type(exc), exc.args, state))
+    except Exception:  # an unpicklable attribute: say what it was, as a plain error
+        return (RuntimeError, (f"{type(exc).__name__}: {exc}",), {}, where)
+    return (type(exc), exc.args, state, where)
+
+
+def rebuilt(parts: tuple[Any, ...]) -> BaseException:
+    """The exception :func:`portable` took apart, with a note saying it came from the reader."""
+    cls, args, state, where = parts
+    exc: BaseException = cls.__new__(cls)
+    exc.args = args
+    exc.__dict__.update(state)
+    exc.add_note(f"raised in the load's reading process:\n{where}")
+    return exc
+
+
+class _Undecoded(Mapping[str, Any]):
+    """A record's Avro mapping, decoded from its value the first time something reads it."""
+
+    __slots__ = ("_decode", "_record", "_value")
+
+    def __init__(self, value: bytes, decode: Callable[[bytes], dict[str, Any]]) -> None:
+        self._value, self._decode = value, decode
+        self._record: dict[str, Any] | None = None
+
+    def _mapping(self) -> dict[str, Any]:
+        if self._record is None:
+            self._record = self._decode(self._value)
+        return self._record
+
+    def __getitem__(self, key: str) -> Any:
+        return self._mapping()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._mapping())
+
+    def __len__(self) -> int:
+        return len(self._mapping())
+
+
+class ProcessReader:
+    """The month's records read in a child process: start it early, :meth:`read` once, then read :attr:`low_water`.
+
+    The child starts when this is made, and imports what it needs (≈ 0.7 s) while the caller
+    still checks and looks up where the month lies; :meth:`read` then hands it the
+    :class:`ReaderSpec`. ``low_water`` is :attr:`regsync.stages.load.Selection.low_water` of the
+    child's selection, set when the child has handed over its last record.
+    """
+
+    def __init__(self) -> None:
+        self.spec: ReaderSpec | None = None
+        self.low_water: dict[int, int] | None = None
+        self._decode: Callable[[bytes], dict[str, Any]] | None = None
+        context = multiprocessing.get_context("spawn")  # no fork of a process that has threads
+        self._pipe, child_end = context.Pipe(duplex=True)
+        self._process = context.Process(
+            target=_read_month, args=(child_end, os.getpid()), name="regsync-load-reader", daemon=True
+        )
+        self._process.start()
+        child_end.close()  # the child holds the only other end: its death is our end of file
+
+    def read(self, spec: ReaderSpec) -> Generator[PositionedRecord, None, None]:
+        """The selected records of ``spec`` in scan order; raises what stopped the child."""
+        if self.spec is not None:
+            raise RuntimeError("a ProcessReader reads one month once")
+        self.spec = spec
+        self._pipe.send(spec)
+        return self._records()
+
+    def _records(self) -> Generator[PositionedRecord, None, None]:
+        try:
+            while True:
+                try:
+                    kind, payload = pickle.loads(self._pipe.recv_bytes())
+                except EOFError:
+                    self._process.join(timeout=5)
+                    raise ReaderProcessError(
+                        f"the load's reading process ended before the month did (exit code {self._process.exitcode})",
+                        hint="run the load again; nothing of this run was stored",
+                    ) from None
+                if kind == "records":
+                    decode = self._decoder()
+                    for partition, offset, timestamp_ms, value, row, encoded in payload:
+                        yield PositionedRecord(
+                            partition, offset, timestamp_ms, _Undecoded(value, decode), row, encoded
+                        )
+                elif kind == "end":
+                    self.low_water = payload
+                    return
+                else:
+                    raise rebuilt(payload)
+        finally:
+            self.close()
+            self._pipe.close()
+
+    def _decoder(self) -> Callable[[bytes], dict[str, Any]]:
+        """The valid topic's decoder, fetched the first time a record is read on this side."""
+        if self._decode is None:
+            codecs: list[Callable[[bytes], dict[str, Any]]] = []
+
+            def decode(value: bytes) -> dict[str, Any]:
+                if not codecs:
+                    assert self.spec is not None
+                    codecs.append(bus.load_codecs(self.spec.registry_url, self.spec.topics).valid.decode)
+                return codecs[0](value)
+
+            self._decode = decode
+        return self._decode
+
+    def close(self) -> None:
+        """Stop the child (if it still runs) and wait for it; idempotent, and safe from any thread.
+
+        The pipe stays open (the thread reading it gets its end of file); :meth:`records` closes it.
+        """
+        if self._process.is_alive():
+            self._process.kill()
+        self._process.join(timeout=10)
+
+
+def _read_month(pipe: Connection, parent: int) -> None:
+    """The child: import, wait for the spec, then scan, select, decode and make rows.
+
+    It sends batches, then the low-water or the error; a parent that closes without a spec ends it quietly.
+    """
+    _die_with(parent)
+
+    def send(message: tuple[str, Any]) -> None:
+        pipe.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+
+    try:
+        spec: ReaderSpec = pipe.recv()
+    except EOFError:
+        return
+    try:
+        selection = Selection(spec.month, spec.tz, spec.loaded, spec.ends, allow_gap=spec.allow_gap)
+        maker = RowMaker(spec.month, spec.topics.valid, spec.tz, binary=spec.binary)
+        scan = bus.scan(
+            spec.bootstrap, spec.topics.valid, dict(spec.start), dict(spec.ends), component=spec.component
+        )
+        decode = bus.load_codecs(spec.registry_url, spec.topics).valid.decode
+        batch: list[tuple[Any, ...]] = []
+        with contextlib.closing(scan):
+            for record in selection.select(scan):
+                rec = maker.prepare(record.partition, record.offset, record.timestamp, decode(record.value))
+                row = rec.row
+                if rec.encoded is not None and row is not None:
+                    row = (*row[:-1], None)  # the encoding holds the document: send it once
+                batch.append((rec.partition, rec.offset, rec.timestamp_ms, record.value, row, rec.encoded))
+                if len(batch) >= BATCH:
+                    send(("records", batch))
+                    batch = []
+        if batch:
+            send(("records", batch))
+        send(("end", selection.low_water))
+    except BaseException as exc:  # handed over and raised on the other side
+        with contextlib.suppress(OSError):
+            send(("error", portable(exc)))
+    finally:
+        pipe.close()
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel kill this process when its parent dies (Linux), and check it is alive now.
+
+    Python offers no portable way (``daemon=True`` only helps when the parent exits normally); on
+    Linux ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` is one call through the C library.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # died before the line above took effect
+        os._exit(1)
