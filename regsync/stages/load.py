@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import multiprocessing
 import queue
 import threading
 import uuid
@@ -356,10 +355,7 @@ def run_load(
     from sink.store import upgrade
 
     # The reading process starts now and imports what it needs while this one checks (load_reader).
-    # A daemonic process may not start children (multiprocessing's rule; e.g. a Celery worker):
-    # there the reading runs in a thread of this process, as it did before.
-    in_process = read_in_process and not multiprocessing.current_process().daemon
-    reader = ProcessReader() if in_process else None
+    reader = ProcessReader() if read_in_process else None
     try:
         upgrade(database_url)  # the manifests table must exist before the order check reads it
         upgrade_pipeline(database_url)  # and the low-water table
@@ -441,7 +437,7 @@ def _load_locked(
             before = {int(p): int(r[0]) for p, r in existing["offset_ranges"].items()}
             start = {p: min(off, before.get(p, off)) for p, off in start.items()}
         # The scan, the selection, the decode and the rows run in a process of their own
-        # (load_reader) — or, where no child process may be started, in this one — handed over
+        # (load_reader) — or, with read_in_process=False, in this one — handed over
         # through a thread that keeps a few batches ahead (ReadAhead); closing them stops all.
         spec = ReaderSpec(
             bootstrap=bootstrap,

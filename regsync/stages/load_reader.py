@@ -19,18 +19,19 @@ Lifetime: the reading process dies with the process that started it — its pipe
 read or write, and on Linux ``PR_SET_PDEATHSIG`` kills it at once, even in the middle of a call to a
 broker or registry that does not answer. Closing the reader kills it, and a reader that dies —
 kill -9, out of memory — is an error in the store's process, whose transaction then rolls back:
-nothing is stored, as for any failed load. Where a process may not have children (a daemonic
-one), the load reads in a thread instead (:func:`regsync.stages.load.run_load`).
+nothing is stored, as for any failed load. ``run_load(read_in_process=False)`` reads in a thread of
+the load's own process instead.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import multiprocessing
 import os
 import pickle
 import signal
+import socket
+import subprocess
 import sys
 import traceback
 from collections.abc import Callable, Generator, Iterator, Mapping
@@ -44,7 +45,7 @@ from regsync.stages.load_selection import Selection
 from schemas.errors import RetriableError
 from sink.loader import PositionedRecord, RowMaker
 
-__all__ = ["ProcessReader", "ReaderSpec", "portable", "rebuilt"]
+__all__ = ["ProcessReader", "ReaderProcessError", "ReaderSpec", "child_main", "portable", "rebuilt"]
 
 #: Records per pickled message: large enough that pickling is a small share, small enough that
 #: a few messages in flight stay a few MiB.
@@ -135,13 +136,33 @@ class ProcessReader:
         self.spec: ReaderSpec | None = None
         self.low_water: dict[int, int] | None = None
         self._decode: Callable[[bytes], dict[str, Any]] | None = None
-        context = multiprocessing.get_context("spawn")  # no fork of a process that has threads
-        self._pipe, child_end = context.Pipe(duplex=True)
-        self._process = context.Process(
-            target=_read_month, args=(child_end, os.getpid()), name="regsync-load-reader", daemon=True
-        )
-        self._process.start()
-        child_end.close()  # the child holds the only other end: its death is our end of file
+        # A plain child interpreter, not multiprocessing's spawn: spawn runs the parent's main
+        # script again in the child, and under Airflow that is the ``airflow`` command itself
+        # (which failed there, configuring Airflow without its settings). One socket pair carries
+        # the spec one way and the batches the other, framed by multiprocessing's Connection.
+        ours, theirs = socket.socketpair()
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-c", _CHILD, str(theirs.fileno()), str(os.getpid())],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+            )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()  # the child holds the only other end: its death is our end of file
+        self._pipe = Connection(ours.detach())
+
+    @property
+    def pid(self) -> int:
+        """The reading process's id."""
+        return self._process.pid
+
+    @property
+    def exit_code(self) -> int | None:
+        """Its exit code once it has ended (negative: the signal that ended it), else None."""
+        return self._process.poll()
 
     def read(self, spec: ReaderSpec) -> Generator[PositionedRecord, None, None]:
         """The selected records of ``spec`` in scan order; raises what stopped the child."""
@@ -157,9 +178,10 @@ class ProcessReader:
                 try:
                     kind, payload = pickle.loads(self._pipe.recv_bytes())
                 except EOFError:
-                    self._process.join(timeout=5)
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        self._process.wait(timeout=5)
                     raise ReaderProcessError(
-                        f"the load's reading process ended before the month did (exit code {self._process.exitcode})",
+                        f"the load's reading process ended before the month did (exit code {self.exit_code})",
                         hint="run the load again; nothing of this run was stored",
                     ) from None
                 if kind == "records":
@@ -196,9 +218,19 @@ class ProcessReader:
 
         The pipe stays open (the thread reading it gets its end of file); :meth:`records` closes it.
         """
-        if self._process.is_alive():
+        if self._process.poll() is None:
             self._process.kill()
-        self._process.join(timeout=10)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._process.wait(timeout=10)
+
+
+_CHILD = "import sys; from regsync.stages.load_reader import child_main; child_main(sys.argv[1:])"
+
+
+def child_main(argv: list[str]) -> None:
+    """The reading process's entry: ``argv`` is its end of the socket pair and its parent's id."""
+    fd, parent = int(argv[0]), int(argv[1])
+    _read_month(Connection(fd), parent)
 
 
 def _read_month(pipe: Connection, parent: int) -> None:
@@ -246,8 +278,8 @@ def _read_month(pipe: Connection, parent: int) -> None:
 def _die_with(parent: int) -> None:
     """Have the kernel kill this process when its parent dies (Linux), and check it is alive now.
 
-    Python offers no portable way (``daemon=True`` only helps when the parent exits normally); on
-    Linux ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` is one call through the C library.
+    Python offers no portable way (multiprocessing's ``daemon`` only helps when the parent exits
+    normally); on Linux ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` is one call through the C library.
     """
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):

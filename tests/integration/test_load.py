@@ -174,5 +174,7 @@ def test_a_malformed_record_of_the_month_fails_the_load_loudly_and_stores_nothin
     assert "raised in the load's reading process" in "\n".join(failed.value.__notes__)
     assert _store(p) == ({}, 0, [])
     assert not [t for t in threading.enumerate() if t.name == "load-read-ahead"]
-    readers = [c for c in psutil.Process().children() if "spawn_main" in " ".join(c.cmdline())]
+    readers = [
+        c for c in psutil.Process().children() if "load_reader import child_main" in " ".join(c.cmdline())
+    ]
     assert not readers, "a reading process outlived the failed load"

@@ -70,8 +70,8 @@ def test_a_record_is_decoded_only_when_read_and_then_once():
 def test_a_reader_never_given_a_month_ends_quietly_when_closed():
     reader = ProcessReader()
     reader._pipe.close()  # the store's process went on without reading (a no-op month)
-    reader._process.join(timeout=30)
-    assert reader._process.exitcode == 0
+    reader._process.wait(timeout=30)
+    assert reader.exit_code == 0
     reader.close()
 
 
@@ -98,7 +98,7 @@ def test_the_reader_dies_at_once_with_the_load_even_mid_call(silent_address):
             component="loader", month="2025-03", tz="Asia/Shanghai", start={{0: 0}}, ends={{0: 10}},
             loaded={{}}, allow_gap=True, binary=False,
         ))
-        print(reader._process.pid, flush=True)
+        print(reader.pid, flush=True)
         time.sleep(120)  # waits to be killed
         """
     )
@@ -113,3 +113,30 @@ def test_the_reader_dies_at_once_with_the_load_even_mid_call(silent_address):
     finally:
         parent.kill()
         parent.wait()
+
+
+def test_the_reader_does_not_run_the_parents_main_script_again(tmp_path):
+    """Under Airflow the load's process runs the ``airflow`` script; multiprocessing's spawn ran
+    that script again in the reader (and failed, configuring Airflow without its settings). The
+    reader must start from its own entry point whatever script started its parent."""
+    runs = tmp_path / "runs"
+    script = tmp_path / "main_script.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            with open({str(runs)!r}, "a") as out:  # every run of this file's top level leaves a line
+                out.write("ran\\n")
+            from regsync.stages.load_reader import ProcessReader
+            if __name__ == "__main__":
+                reader = ProcessReader()
+                reader._pipe.close()
+                reader._process.wait(timeout=30)
+                print(reader.exit_code)
+            """
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "0", done.stderr
+    assert runs.read_text().splitlines() == ["ran"]
