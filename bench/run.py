@@ -183,8 +183,9 @@ def service_cpu(stack: Stack) -> dict[str, float]:
 def run_stage(stack: Stack, cfg: dict[str, Any], workdir: Path, module: str = "bench.stages") -> StageResult:
     """Run one stage in a fresh interpreter; its figures, peak RSS and CPU time.
 
-    ``wait4`` reports the larger of the stage's own peak RSS and that of any child it reaped (the
-    Connect peer's JVM).
+    Peak RSS: the larger of the stage's own (``VmHWM``, which the stage reports) and that of the
+    largest child it reaped (the load's reading process, the Connect peer's JVM); ``wait4``'s
+    figure only for a module that reports neither, as it also carries this process's own peak.
     """
     out = workdir / f"{cfg['label']}-{cfg['stage']}.json"
     cfg = {**cfg, "out": str(out)}
@@ -216,7 +217,12 @@ def run_stage(stack: Stack, cfg: dict[str, Any], workdir: Path, module: str = "b
         events=int(figures.pop("events")),
         seconds=float(figures.pop("seconds")),
         wall_s=wall,
-        peak_rss_mib=usage.ru_maxrss / 1024,  # Linux reports KiB
+        # The stage's own peak and that of the largest child it reaped (the load's reading process,
+        # the Connect peer's JVM); wait4's figure also carries this process's own peak (see
+        # bench.stages.own_peak_rss_mib) and is the fallback only.
+        peak_rss_mib=max(figures.pop("peak_rss_own_mib"), figures.pop("peak_rss_children_mib"))
+        if "peak_rss_own_mib" in figures
+        else usage.ru_maxrss / 1024,
         cpu_s=usage.ru_utime + usage.ru_stime,
         service_cpu_s={k: round(after[k] - before.get(k, 0.0), 1) for k in after},
         figures={
