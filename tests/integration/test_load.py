@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from listsource import ListConnector, rows
 from pipeline_setup import pipeline_params
+from process_watch import run_noting_children
 
 from regsync.kafka import bus
 from regsync.kafka.topics import Topics, ensure_topics
@@ -100,27 +100,13 @@ def test_load_killed_mid_transaction_leaves_nothing_and_rerun_is_exact(pipeline)
         """
     )
     env = {**os.environ, "PYTHONPATH": str(HERE), "REGSYNC_CRASH_AT": "load.in_transaction:2"}
-    load = subprocess.Popen(
-        [sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
     # The load reads in a child process (load_reader): note every process the load starts while it
     # runs, so the test can see that none outlives the kill -9 of the load itself.
-    started: dict[int, psutil.Process] = {}
-    with contextlib.suppress(psutil.NoSuchProcess):
-        parent = psutil.Process(load.pid)
-        while True:
-            for child in parent.children(recursive=True):
-                started.setdefault(child.pid, child)
-            try:
-                load.wait(timeout=0.02)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-    _, stderr = load.communicate(timeout=120)
-    assert load.returncode == -9, stderr
+    code, stderr, started = run_noting_children([sys.executable, "-c", script], env)
+    assert code == -9, stderr
     assert started, "the load started no reading process"
-    _, alive = psutil.wait_procs(list(started.values()), timeout=15)
-    assert not alive, f"outlived the killed load: {[p.cmdline() for p in alive]}"
+    _, alive = psutil.wait_procs(started, timeout=15)
+    assert not alive, f"outlived the killed load: {alive}"
     events, institutions, manifests = _store(p)
     assert (events, institutions, manifests) == ({}, 0, [])  # two chunks were written, none committed
 

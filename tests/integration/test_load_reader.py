@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import textwrap
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ import psutil
 import pytest
 import sqlalchemy as sa
 from pipeline_setup import pipeline_params
+from process_watch import run_noting_children
 
 import regsync.stages.load as load_module
 from regsync.kafka import bus
@@ -154,23 +154,11 @@ def test_no_reading_process_outlives_the_load_killed_mid_month(month_on_topic):
         """
     )
     env = {**os.environ, "REGSYNC_CRASH_AT": "load.in_transaction:2"}
-    load = subprocess.Popen([sys.executable, "-c", script], env=env, stderr=subprocess.PIPE, text=True)
-    seen: dict[int, psutil.Process] = {}
-    with contextlib.suppress(psutil.NoSuchProcess):
-        parent = psutil.Process(load.pid)
-        while True:  # note every process the load starts, until it dies
-            for child in parent.children(recursive=True):
-                seen.setdefault(child.pid, child)
-            try:
-                load.wait(timeout=0.02)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-    _, stderr = load.communicate(timeout=120)
-    assert load.returncode == -9, stderr
-    readers = [c for c in seen.values() if _is_reader(c)]
+    code, stderr, seen = run_noting_children([sys.executable, "-c", script], env)
+    assert code == -9, stderr
+    readers = [c for c in seen if _is_reader(c)]
     assert readers, "the load started no reading process"
-    _, alive = psutil.wait_procs(list(seen.values()), timeout=15)
+    _, alive = psutil.wait_procs(seen, timeout=15)
     assert not alive, f"outlived the killed load: {alive}"
     assert _stored(p["database_url"]) == (0, 0, 0, 0)
 
