@@ -185,10 +185,9 @@ class ProcessReader:
                         hint="run the load again; nothing of this run was stored",
                     ) from None
                 if kind == "records":
-                    decode = self._decoder()
                     for partition, offset, timestamp_ms, value, row, encoded in payload:
                         yield PositionedRecord(
-                            partition, offset, timestamp_ms, _Undecoded(value, decode), row, encoded
+                            partition, offset, timestamp_ms, _Undecoded(value, self._decoded), row, encoded
                         )
                 elif kind == "end":
                     self.low_water = payload
@@ -199,24 +198,18 @@ class ProcessReader:
             self.close()
             self._pipe.close()
 
-    def _decoder(self) -> Callable[[bytes], dict[str, Any]]:
-        """The valid topic's decoder, fetched the first time a record is read on this side."""
+    def _decoded(self, value: bytes) -> dict[str, Any]:
+        """``value`` decoded with the valid topic's codec, fetched the first time it is needed here."""
         if self._decode is None:
-            codecs: list[Callable[[bytes], dict[str, Any]]] = []
-
-            def decode(value: bytes) -> dict[str, Any]:
-                if not codecs:
-                    assert self.spec is not None
-                    codecs.append(bus.load_codecs(self.spec.registry_url, self.spec.topics).valid.decode)
-                return codecs[0](value)
-
-            self._decode = decode
-        return self._decode
+            assert self.spec is not None
+            self._decode = bus.load_codecs(self.spec.registry_url, self.spec.topics).valid.decode
+        return self._decode(value)
 
     def close(self) -> None:
         """Stop the child (if it still runs) and wait for it; idempotent, and safe from any thread.
 
-        The pipe stays open (the thread reading it gets its end of file); :meth:`records` closes it.
+        The pipe stays open (the thread reading it gets its end of file); the generator :meth:`read`
+        returned closes it.
         """
         if self._process.poll() is None:
             self._process.kill()
