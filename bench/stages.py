@@ -174,31 +174,16 @@ def load(cfg: Figures) -> Figures:
 
     _warm("sink.loader", "sink.store", "sink.fold", "alembic.command", "sqlalchemy.dialects.postgresql")
     tick = Ticker(cfg["label"], cfg.get("expected", cfg["events"]))
-    original = load_module.crash_point
-    chunks = 0
-
-    def counted(name: str) -> None:
-        # Progress only: the load calls this hook once per chunk of 1,000 records it has stored (the
-        # records themselves are read in the load's reading process, out of this one's sight).
-        nonlocal chunks
-        if name == "load.in_transaction":
-            chunks += 1
-            tick(chunks * 1000)
-        original(name)
-
-    load_module.crash_point = counted
     began = time.perf_counter()
-    try:
-        result: Any = load_module.run_load(
-            bootstrap=cfg["bootstrap"],
-            registry_url=cfg["registry_url"],
-            database_url=cfg["database_url"],
-            topics=_topics(cfg),
-            month=cfg["month"],
-            tz="Asia/Shanghai",
-        )
-    finally:
-        load_module.crash_point = original
+    result: Any = load_module.run_load(
+        bootstrap=cfg["bootstrap"],
+        registry_url=cfg["registry_url"],
+        database_url=cfg["database_url"],
+        topics=_topics(cfg),
+        month=cfg["month"],
+        tz="Asia/Shanghai",
+        progress=lambda at: tick(at.stored),
+    )
     seconds = time.perf_counter() - began
     tick(result.records, force=True)
     return {

@@ -260,16 +260,29 @@ def load(
         typer.Option(help="Load although an older month with records on the valid topic is not loaded."),
     ] = False,
     replace: Annotated[bool, typer.Option(help="Reload a month whose offset ranges changed.")] = False,
+    read_processes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=32,
+            help="Processes that read, decode and make the rows, each over its share of the partitions "
+            "(more than the partitions: the extra ones stop at once).",
+        ),
+    ] = 2,
     json_out: JsonOpt = False,
 ) -> None:
     """Load one month of registrations.valid into the filing store, exactly once (a re-run is a no-op)."""
     from regsync import endpoints
     from regsync.kafka.topics import topics_from
-    from regsync.stages.load import run_load
+    from regsync.stages.load import LoadProgress, run_load
 
     settings = get_settings()
     services = endpoints.resolve(settings)
-    with step(f"load {month}"):
+    with step(f"load {month}") as say:
+
+        def show(at: LoadProgress) -> None:
+            say(f"load {month}: {at.stored:,} records stored (the scan covers {at.span:,} offsets)")
+
         result = run_load(
             bootstrap=services.bootstrap_servers,
             registry_url=services.registry_url,
@@ -282,6 +295,8 @@ def load(
             allow_unjudged=allow_unjudged,
             allow_gap=allow_gap,
             replace=replace,
+            read_processes=read_processes,
+            progress=show,
         )
     empty = not result.noop and result.records == 0
     # load refuses a month the gate has not caught up with unless told otherwise, so an empty month

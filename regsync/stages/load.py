@@ -27,7 +27,8 @@ import contextvars
 import queue
 import threading
 import uuid
-from collections.abc import Generator, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Generic, TypeVar, cast
 
@@ -38,7 +39,7 @@ from regsync.kafka import bus
 from regsync.kafka.bus import KafkaRecord
 from regsync.kafka.topics import Topics
 from regsync.stages.gate import gate_group_id
-from regsync.stages.load_reader import ProcessReader, ReaderSpec
+from regsync.stages.load_reader import ProcessReader, ReaderPool, ReaderSpec
 from regsync.stages.load_selection import LateRecordError, MonthGapError, Selection
 
 __all__ = [
@@ -328,6 +329,26 @@ def _refuse_late_since(
                 raise LateRecordError(month, month, record.partition, record.offset, pushed)
 
 
+#: Reading processes a load starts by default. Two, measured on the 2-core machine the benchmark
+#: runs on (issue 12): one reader is the bottleneck there (≈ 57 µs of CPU an event against the
+#: store's ≈ 15), and a second one bought ≈ 5 % at 100k for ≈ 1.2 s more CPU (its own start-up and
+#: Kafka consumer). More cores let more readers help; ``regsync load --read-processes`` sets it.
+READ_PROCESSES = 2
+
+
+@dataclass(frozen=True)
+class LoadProgress:
+    """Where a running load is, after a chunk it stored.
+
+    ``stored`` counts the records of the chunks stored so far (duplicates included); ``span`` is the offsets the scan covers, an upper bound of the
+    records the month can have (it also holds other months' records and transaction markers).
+    """
+
+    month: str
+    stored: int
+    span: int
+
+
 def run_load(
     *,
     bootstrap: str,
@@ -343,19 +364,25 @@ def run_load(
     replace: bool = False,
     chunk_size: int = 1000,
     read_in_process: bool = True,
+    read_processes: int = READ_PROCESSES,
+    progress: Callable[[LoadProgress], None] | None = None,
 ) -> LoadResult:
     """Load one month (backfill = the same call for an older month).
 
     Refuses a month not yet over, one whose raw records the gate has not judged, one with an older
     unloaded month before it, and one whose scan meets a late record of a loaded month; raises
     :class:`~regsync.bookkeeping.locks.LockBusyError` while another load of the same valid topic runs.
-    ``read_in_process=False`` reads in a thread of this process instead of a child process.
+    ``read_in_process=False`` reads in a thread of this process instead of child processes, of which
+    there are otherwise ``read_processes`` (:class:`~regsync.stages.load_reader.ReaderPool`).
+    ``progress`` is called after each chunk stored, in the load's transaction.
     """
+    if read_processes < 1:
+        raise ValueError("read_processes must be at least 1")
     from regsync.bookkeeping.migrate import upgrade as upgrade_pipeline
     from sink.store import upgrade
 
     # The reading process starts now and imports what it needs while this one checks (load_reader).
-    reader = ProcessReader() if read_in_process else None
+    reader = ReaderPool([ProcessReader() for _ in range(read_processes)]) if read_in_process else None
     try:
         upgrade(database_url)  # the manifests table must exist before the order check reads it
         upgrade_pipeline(database_url)  # and the low-water table
@@ -374,6 +401,7 @@ def run_load(
                 allow_gap=allow_gap,
                 replace=replace,
                 chunk_size=chunk_size,
+                progress=progress,
             )
     finally:
         if reader is not None:
@@ -381,7 +409,7 @@ def run_load(
 
 
 def _load_locked(
-    reader: ProcessReader | None,
+    reader: ReaderPool | None,
     *,
     bootstrap: str,
     registry_url: str,
@@ -395,6 +423,7 @@ def _load_locked(
     allow_gap: bool,
     replace: bool,
     chunk_size: int,
+    progress: Callable[[LoadProgress], None] | None = None,
 ) -> LoadResult:
     import sqlalchemy as sa
 
@@ -453,6 +482,19 @@ def _load_locked(
             binary=database_url.startswith("postgresql"),
         )
         rows = RowMaker(month, topics.valid, tz, binary=spec.binary)
+        span = sum(max(0, end - start.get(p, end)) for p, end in ends.items())
+        handed = [0]  # records handed to load_month: when a chunk is stored, exactly its records so far
+
+        def counted(records: Iterable[PositionedRecord]) -> Iterator[PositionedRecord]:
+            for record in records:
+                handed[0] += 1
+                yield record
+
+        def on_chunk(_index: int) -> None:
+            crash_point("load.in_transaction")
+            if progress is not None:
+                progress(LoadProgress(month, handed[0], span))
+
         with contextlib.ExitStack() as stack:
             if reader is not None:
                 records = reader.read(spec)
@@ -473,14 +515,14 @@ def _load_locked(
                 engine,
                 month=month,
                 topic=topics.valid,
-                positioned=ahead,
+                positioned=ahead if progress is None else counted(ahead),
                 offset_ranges={p: (start.get(p, end), end) for p, end in ends.items()},
                 run_id=run_id,
                 tz=tz,
                 chunk_size=chunk_size,
                 replace=replace,
                 rows=rows,
-                on_chunk=lambda _i: crash_point("load.in_transaction"),
+                on_chunk=on_chunk,
             )
         next_start = selection.low_water if reader is None else reader.low_water
         if next_start is None:  # load_month read every record, so the reader said its end

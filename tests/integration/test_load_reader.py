@@ -23,7 +23,7 @@ from process_watch import run_noting_children
 import regsync.stages.load as load_module
 from regsync.kafka import bus
 from regsync.kafka.topics import Topics
-from regsync.stages.load import run_load
+from regsync.stages.load import LoadProgress, MonthGapError, run_load
 from regsync.stages.load_reader import ProcessReader, ReaderProcessError
 from sink.synthetic import synthetic_month
 
@@ -73,10 +73,11 @@ def _load(p, **kw):
     return run_load(**p, month=MONTH, as_of=LOAD_AT, allow_unjudged=True, allow_gap=True, **kw)
 
 
-def test_the_reader_killed_mid_month_fails_the_load_with_nothing_stored(month_on_topic, monkeypatch):
-    """kill -9 of the reading process while the store is in its second chunk: the load raises
-    (it does not end early with part of the month), nothing is stored, and a re-run loads every
-    event exactly once."""
+@pytest.mark.parametrize("victim", [0, 1])
+def test_a_reader_killed_mid_month_fails_the_load_with_nothing_stored(month_on_topic, monkeypatch, victim):
+    """kill -9 of one of the two reading processes while the store is in its second chunk: the load
+    raises (it does not end early with part of the month), the other reader is stopped too, nothing
+    is stored, and a re-run loads every event exactly once."""
     p = month_on_topic
     readers: list[ProcessReader] = []
     killed: list[int] = []
@@ -86,17 +87,18 @@ def test_the_reader_killed_mid_month_fails_the_load_with_nothing_stored(month_on
             super().__init__()
             readers.append(self)
 
-    def kill_the_reader(name: str) -> None:  # the load's per-chunk hook, inside its transaction
+    def kill_a_reader(name: str) -> None:  # the load's per-chunk hook, inside its transaction
         if name == "load.in_transaction" and not killed:
-            pid = readers[0].pid
+            pid = readers[victim].pid
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)
 
     monkeypatch.setattr(load_module, "ProcessReader", Watched)
-    monkeypatch.setattr(load_module, "crash_point", kill_the_reader)
+    monkeypatch.setattr(load_module, "crash_point", kill_a_reader)
     with pytest.raises(ReaderProcessError, match="exit code -9"):
-        _load(p)
-    assert killed and readers[0].exit_code == -signal.SIGKILL
+        _load(p, read_processes=2)
+    assert len(readers) == 2 and killed and readers[victim].exit_code == -signal.SIGKILL
+    assert readers[1 - victim].exit_code is not None, "the other reader outlived the failed load"
     assert _stored(p["database_url"]) == (0, 0, 0, 0)
 
     monkeypatch.undo()
@@ -106,34 +108,78 @@ def test_the_reader_killed_mid_month_fails_the_load_with_nothing_stored(month_on
     assert events == distinct == EVENTS and manifests == 1 and institutions == again.institutions_touched
 
 
-def test_reading_in_a_thread_stores_what_reading_in_a_process_stores(month_on_topic):
-    """``read_in_process=False`` reads in a thread: the same month must end as the same store, row for row."""
+def test_one_thread_or_any_number_of_reading_processes_store_the_same(month_on_topic):
+    """The same month read in a thread (``read_in_process=False``), by one process, by two (the
+    default, three partitions dealt 2 + 1) and by five (more than the partitions: two stop at once)
+    must end as the same store, row for row, with the same checksum; the progress it reports grows
+    to every record, within the offsets the scan covers."""
     p = month_on_topic
     engine = sa.create_engine(p["database_url"])
 
     def snapshot():
         with engine.connect() as conn:
-            return {
+            stored = {
                 table: conn.execute(
                     sa.text(f"SELECT md5(string_agg(md5(t::text), '' ORDER BY t::text)) FROM {table} t")
                 ).scalar_one()
                 for table in ("institutions", "institution_events")
             }
+            # where the next load starts: every reader's partitions, each at its end (all loaded)
+            stored["low_water"] = dict(
+                conn.execute(sa.text('SELECT "partition", next_offset FROM load_low_water')).all()
+            )
+        return stored
 
-    try:
-        in_process = _load(p)
-        stored = snapshot()
+    def reset():
         with engine.begin() as conn:
             conn.execute(sa.text("TRUNCATE institution_events, institutions, load_manifests, load_low_water"))
-        in_thread = _load(p, read_in_process=False)
-        assert (in_thread.records, in_thread.checksum, in_thread.late) == (
-            in_process.records,
-            in_process.checksum,
-            in_process.late,
-        )
-        assert snapshot() == stored
+
+    try:
+        seen: list[LoadProgress] = []
+        first = _load(p, progress=seen.append)
+        stored = snapshot()
+        assert stored["low_water"] == bus.end_offsets(p["bootstrap"], p["topics"].valid, "test")
+        assert [at.stored for at in seen] == sorted({at.stored for at in seen}), "progress went back"
+        assert seen[-1].stored == first.records == EVENTS and seen[-1].span >= EVENTS
+        assert seen[-1].month == MONTH and len(seen) == first.chunks
+        for how in ({"read_in_process": False}, {"read_processes": 1}, {"read_processes": 5}):
+            reset()
+            again = _load(p, **how)
+            assert (again.records, again.checksum, again.late) == (
+                first.records,
+                first.checksum,
+                first.late,
+            ), how
+            assert snapshot() == stored, how
     finally:
         engine.dispose()
+
+
+def test_a_month_gap_seen_by_two_readers_names_both_months(stack, uid, database_url, as_components):
+    """An older unloaded month on a partition of each reader: one MonthGapError names both months
+    (each reader sees only its own), and nothing is stored."""
+    topics = Topics(prefix=f"g{uid}.", partitions=2)
+    p = pipeline_params(stack, database_url, topics, as_components)
+    codec = bus.load_codecs(stack.registry_url, topics).valid
+    older = {0: datetime(2025, 1, 15, tzinfo=UTC), 1: datetime(2025, 2, 15, tzinfo=UTC)}
+    producer = bus.idempotent_producer(stack.bootstrap_servers)
+    try:
+        for rec in synthetic_month(40, partitions=2, seed=5, month=MONTH):
+            when = older.pop(rec.partition, None)  # the first record of each partition: an older month
+            producer.send(
+                topics.valid,
+                key=rec.event.institution.uscc.encode(),
+                value=codec.encode(rec.event.to_avro()),
+                partition=rec.partition,
+                timestamp_ms=rec.timestamp_ms if when is None else int(when.timestamp() * 1000),
+            )
+        producer.flush()
+    finally:
+        producer.close()
+    with pytest.raises(MonthGapError) as refused:
+        run_load(**p, month=MONTH, as_of=LOAD_AT, allow_unjudged=True, read_processes=2)
+    assert refused.value.gaps == ["2025-01", "2025-02"]
+    assert _stored(p["database_url"]) == (0, 0, 0, 0)
 
 
 def test_no_reading_process_outlives_the_load_killed_mid_month(month_on_topic):
@@ -143,7 +189,7 @@ def test_no_reading_process_outlives_the_load_killed_mid_month(month_on_topic):
     script = textwrap.dedent(
         f"""
         from datetime import datetime, timezone
-        from regsync.stages.load import run_load
+        from regsync.stages.load import LoadProgress, MonthGapError, run_load
         from regsync.kafka.topics import Topics
         run_load(
             bootstrap={p["bootstrap"]!r}, registry_url={p["registry_url"]!r},

@@ -193,6 +193,7 @@ def test_unreachable_services_are_one_line_and_exit_69(unreachable, args, servic
     ("args", "says"),
     [
         (("load", "--month", "2026-13"), "no such month"),
+        (("load", "--month", "2026-03", "--read-processes", "0"), "--read-processes"),
         (("report", "--month", "March"), "2026-03"),
         (("extract", "--source", "nosuch"), "unknown source"),
         (("extract", "--source", "bianzhi", "--as-of", "yesterday"), "ISO 8601"),

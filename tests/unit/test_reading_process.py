@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import pickle
 import socket
+import struct
 import subprocess
 import sys
 import textwrap
 import threading
 from datetime import UTC, datetime
+from multiprocessing.connection import Connection
 
 import psutil
 import pytest
 
 from regsync.stages.load import LateRecordError, MonthGapError
-from regsync.stages.load_reader import ProcessReader, _Undecoded, portable, rebuilt
+from regsync.stages.load_reader import ProcessReader, ReaderProcessError, _Undecoded, portable, rebuilt
 from schemas.codec import TruncatedPayloadError
 
 
@@ -72,6 +74,20 @@ def test_a_reader_never_given_a_month_ends_quietly_when_closed():
     reader._pipe.close()  # the store's process went on without reading (a no-op month)
     reader._process.wait(timeout=30)
     assert reader.exit_code == 0
+    reader.close()
+
+
+def test_a_reader_that_dies_in_the_middle_of_a_message_is_a_reader_error():
+    """Killed while writing a batch, a reader leaves half a frame: that is the reader's death (as an
+    end of file between messages is), not an OSError out of multiprocessing."""
+    reader = ProcessReader()
+    reader._pipe.close()  # the real child ends quietly; this test speaks for it below
+    ours, theirs = socket.socketpair()
+    reader._pipe = Connection(ours.detach())
+    theirs.sendall(struct.pack("!i", 1000) + b"only ten b")  # a frame of 1,000 bytes, cut short
+    theirs.close()
+    with pytest.raises(ReaderProcessError, match="ended before the month did"):
+        reader.message()
     reader.close()
 
 
