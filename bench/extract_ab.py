@@ -29,12 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.run import AS_OF, MONTH, ROOT, machine, prepare, save_result
+from bench.stages import stage_peak_rss_mib
 from regsync.settings import StackSettings
 from regsync.stack.launcher import Stack
 
 
 def stage(tree: Path, cfg: dict[str, Any], workdir: Path) -> dict[str, Any]:
-    """One stage from ``tree`` in its own interpreter: its figures, CPU seconds and peak RSS (``wait4``)."""
+    """One stage from ``tree`` in its own interpreter: its figures, CPU seconds (``wait4``) and peak RSS."""
     out = workdir / f"{cfg['label']}-{cfg['stage']}.json"
     env = {**os.environ, "PYTHONPATH": str(tree)}
     proc = subprocess.Popen(
@@ -48,7 +49,7 @@ def stage(tree: Path, cfg: dict[str, Any], workdir: Path) -> dict[str, Any]:
         raise RuntimeError(f"{cfg['stage']} from {tree} failed ({os.waitstatus_to_exitcode(status)})")
     figures: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
     figures["process_cpu_s"] = usage.ru_utime + usage.ru_stime
-    figures["peak_rss_mib"] = usage.ru_maxrss / 1024
+    figures["peak_rss_mib"] = stage_peak_rss_mib(figures, usage)
     return figures
 
 

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.run import AS_OF, MONTH, ROOT, machine, run_stage, save_result, service_cpu, stop_watchdog
+from bench.stages import stage_peak_rss_mib
 from regsync.settings import StackSettings
 from regsync.stack.launcher import Endpoints, Stack
 
@@ -103,13 +104,14 @@ def trial(
     ]
     cpu, peak_rss_mib = 0.0, 0.0
     try:
-        for proc in procs:
+        for proc, out in zip(procs, outs, strict=True):
             _, status, usage = os.wait4(proc.pid, 0)
             proc.returncode = os.waitstatus_to_exitcode(status)
             if proc.returncode != 0:
                 raise RuntimeError(f"a gate worker of the {workers}-worker trial failed ({proc.returncode})")
             cpu += usage.ru_utime + usage.ru_stime
-            peak_rss_mib = max(peak_rss_mib, usage.ru_maxrss / 1024)  # Linux reports KiB
+            reported = json.loads(out.read_text(encoding="utf-8"))
+            peak_rss_mib = max(peak_rss_mib, stage_peak_rss_mib(reported, usage))
     except BaseException:
         for proc in procs:  # no worker outlives a failed trial
             if proc.returncode is None:

@@ -57,13 +57,19 @@ def prepare(bootstrap: str, registry_url: str, events: int) -> dict[str, Any]:
 
 
 def run(
-    spec: dict[str, Any], bootstrap: str, registry_url: str, server_url: str, chunk_size: int | None = None
+    spec: dict[str, Any],
+    bootstrap: str,
+    registry_url: str,
+    server_url: str,
+    chunk_size: int | None = None,
+    read_processes: int | None = None,
 ) -> dict[str, Any]:
     """Load the spec's month into a new database on ``server_url``; wall, CPU and RSS."""
     import importlib
 
     import sqlalchemy as sa
 
+    from bench.stages import own_peak_rss_mib
     from regsync.kafka.topics import Topics
     from regsync.stages.load import run_load
 
@@ -96,6 +102,7 @@ def run(
             allow_unjudged=True,
             allow_gap=True,
             **({} if chunk_size is None else {"chunk_size": chunk_size}),
+            **({} if read_processes is None else {"read_processes": read_processes}),
         )
         wall, cpu = time.perf_counter() - wall0, _cpu() - cpu0
         if result.records != spec["events"] or result.inserted != spec["events"]:
@@ -115,7 +122,10 @@ def run(
             "events_per_s": round(result.records / wall),
             "cpu_s": round(cpu, 2),
             "cpu_us_per_event": round(1e6 * cpu / result.records, 1),
-            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            # this process's own peak and its largest reading process's (bench.stages.own_peak_rss_mib)
+            "peak_rss_mib": round(
+                max(own_peak_rss_mib(), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024), 1
+            ),
             "checksum": result.checksum,
             "institutions": result.institutions_touched,
             "stored_md5": digests,
@@ -140,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--spec", help="the JSON file prepare printed")
     parser.add_argument("--chunk-size", type=int, help="the load's chunk size (default: run_load's)")
+    parser.add_argument(
+        "--read-processes", type=int, help="the load's reading processes (default: run_load's)"
+    )
     parser.add_argument("--server-url", help="a PostgreSQL database to create the run's database from")
     args = parser.parse_args(argv)
     if args.action == "prepare":
@@ -149,7 +162,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("run needs --spec and --server-url")
     with open(args.spec, encoding="utf-8") as fh:
         spec = json.load(fh)
-    print(json.dumps(run(spec, args.bootstrap, args.registry_url, args.server_url, args.chunk_size)))
+    print(
+        json.dumps(
+            run(
+                spec, args.bootstrap, args.registry_url, args.server_url, args.chunk_size, args.read_processes
+            )
+        )
+    )
     return 0
 
 

@@ -57,6 +57,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import psutil  # noqa: E402
 
+from bench.stages import stage_peak_rss_mib  # noqa: E402
 from regsync.settings import StackSettings  # noqa: E402
 from regsync.stack.launcher import Endpoints, Stack  # noqa: E402
 
@@ -217,12 +218,7 @@ def run_stage(stack: Stack, cfg: dict[str, Any], workdir: Path, module: str = "b
         events=int(figures.pop("events")),
         seconds=float(figures.pop("seconds")),
         wall_s=wall,
-        # The stage's own peak and that of the largest child it reaped (the load's reading process,
-        # the Connect peer's JVM); wait4's figure also carries this process's own peak (see
-        # bench.stages.own_peak_rss_mib) and is the fallback only.
-        peak_rss_mib=max(figures.pop("peak_rss_own_mib"), figures.pop("peak_rss_children_mib"))
-        if "peak_rss_own_mib" in figures
-        else usage.ru_maxrss / 1024,
+        peak_rss_mib=stage_peak_rss_mib(figures, usage),
         cpu_s=usage.ru_utime + usage.ru_stime,
         service_cpu_s={k: round(after[k] - before.get(k, 0.0), 1) for k in after},
         figures={
@@ -522,6 +518,21 @@ def _summarise(
             "cpu_us_per_event": round(1e6 * gw.cpu_s / gw.events),
             "loop_cpu_us_per_event": round(1e6 * gw.figures["loop_cpu_s"] / gw.events),
         }
+    # The load's CPU floor: its CPU and its services' (PostgreSQL, Kafka) in one run, spread over
+    # every core with no wait. A load that reaches it is CPU-bound on this machine, and what it
+    # says against COPY is the best ratio this much CPU per event allows here.
+    cores = os.cpu_count() or 1
+    load_cpu = ld.figures.get("timed_cpu_s", ld.cpu_s)
+    floor_s = (load_cpu + sum(ld.service_cpu_s.values())) / cores
+    ratios["load_vs_copy_at_cpu_floor"] = ld.events / max(floor_s, 1e-9) / cp.rate
+    cpu_floor = {
+        "cores": cores,
+        "client_cpu_us_per_event": round(1e6 * load_cpu / ld.events, 1),
+        "services_cpu_us_per_event": round(1e6 * sum(ld.service_cpu_s.values()) / ld.events, 1),
+        "copy_cpu_us_per_event": round(1e6 * (cp.cpu_s + sum(cp.service_cpu_s.values())) / cp.events, 1),
+        "floor_s": round(floor_s, 2),
+        "seconds": round(ld.seconds, 2),
+    }
     if "connect" in stages:
         ratios["load_vs_connect"] = ld.rate / stages["connect"].rate
         ratios["connect_vs_copy"] = stages["connect"].rate / cp.rate
@@ -538,6 +549,7 @@ def _summarise(
         "transport_produce_plus_consume_events_per_s": round(transport),
         "gate_workers": stages["gate_workers"].figures["workers"] if "gate_workers" in stages else 1,
         "gate_cpu": gate_cpu,
+        "load_cpu_floor": cpu_floor,
         "stages": {
             name: {
                 "events": r.events,
@@ -616,6 +628,15 @@ def table(results: list[dict[str, Any]]) -> str:
         if "workers" in c:
             text += f", {c['workers']['loop_cpu_us_per_event']} µs over {c['workers']['workers']} workers"
         lines.append(f"{r['label']}: gate CPU per event in the timed sections: {text}")
+    for r in results:
+        f, q = r.get("load_cpu_floor"), r["ratios"]
+        if f:
+            lines.append(
+                f"{r['label']}: load CPU per event {f['client_cpu_us_per_event']} µs + services "
+                f"{f['services_cpu_us_per_event']} µs (COPY: {f['copy_cpu_us_per_event']} µs in all); over "
+                f"{f['cores']} cores with no wait that is {f['floor_s']} s against {f['seconds']} s run, "
+                f"{q['load_vs_copy_at_cpu_floor']:.2f} × COPY"
+            )
     return "\n".join(lines)
 
 

@@ -174,7 +174,7 @@ def load(cfg: Figures) -> Figures:
 
     _warm("sink.loader", "sink.store", "sink.fold", "alembic.command", "sqlalchemy.dialects.postgresql")
     tick = Ticker(cfg["label"], cfg.get("expected", cfg["events"]))
-    began = time.perf_counter()
+    began, began_cpu = time.perf_counter(), _cpu_with_children()
     result: Any = load_module.run_load(
         bootstrap=cfg["bootstrap"],
         registry_url=cfg["registry_url"],
@@ -183,8 +183,9 @@ def load(cfg: Figures) -> Figures:
         month=cfg["month"],
         tz="Asia/Shanghai",
         progress=lambda at: tick(at.stored),
+        **({"read_processes": int(cfg["read_processes"])} if "read_processes" in cfg else {}),
     )
-    seconds = time.perf_counter() - began
+    seconds, cpu = time.perf_counter() - began, _cpu_with_children() - began_cpu
     tick(result.records, force=True)
     return {
         "events": result.inserted,
@@ -193,7 +194,15 @@ def load(cfg: Figures) -> Figures:
         "institutions": result.institutions_touched,
         "late": result.late,
         "seconds": seconds,
+        # every thread, and the reading processes (reaped before run_load returns)
+        "timed_cpu_s": cpu,
     }
+
+
+def _cpu_with_children() -> float:
+    """User + system seconds of this process and of its reaped children."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def raw_consume(cfg: Figures) -> Figures:
@@ -338,6 +347,18 @@ def own_peak_rss_mib() -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def stage_peak_rss_mib(figures: Figures, usage: resource.struct_rusage) -> float:
+    """A stage's peak RSS from what it reported (:func:`main`), popping those two figures.
+
+    Its own peak and that of the largest child it reaped (the load's reading processes, the
+    Connect peer's JVM); ``usage`` (the parent's ``wait4``) also carries the parent's own peak
+    (see :func:`own_peak_rss_mib`) and is the fallback only, for a module that reports neither.
+    """
+    if "peak_rss_own_mib" in figures:
+        return float(max(figures.pop("peak_rss_own_mib"), figures.pop("peak_rss_children_mib")))
+    return usage.ru_maxrss / 1024
 
 
 def main() -> None:

@@ -261,14 +261,15 @@ def load(
     ] = False,
     replace: Annotated[bool, typer.Option(help="Reload a month whose offset ranges changed.")] = False,
     read_processes: Annotated[
-        int,
+        int | None,
         typer.Option(
             min=1,
             max=32,
             help="Processes that read, decode and make the rows, each over its share of the partitions "
-            "(more than the partitions: the extra ones stop at once).",
+            "(default: half the cores, 1–4; more than the partitions: the extra ones stop at once).",
+            show_default=False,
         ),
-    ] = 2,
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Load one month of registrations.valid into the filing store, exactly once (a re-run is a no-op)."""

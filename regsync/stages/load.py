@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import os
 import queue
 import threading
 import uuid
@@ -329,11 +330,17 @@ def _refuse_late_since(
                 raise LateRecordError(month, month, record.partition, record.offset, pushed)
 
 
-#: Reading processes a load starts by default. Two, measured on the 2-core machine the benchmark
-#: runs on (issue 12): one reader is the bottleneck there (≈ 57 µs of CPU an event against the
-#: store's ≈ 15), and a second one bought ≈ 5 % at 100k for ≈ 1.2 s more CPU (its own start-up and
-#: Kafka consumer). More cores let more readers help; ``regsync load --read-processes`` sets it.
-READ_PROCESSES = 2
+def default_read_processes() -> int:
+    """Reading processes a load starts by default: half the cores, from one to four.
+
+    Why half: reading (the scan, the decode, the rows) takes about as much CPU per event as the
+    store's process and PostgreSQL together (issue 12: ≈ 50–60 µs against ≈ 15 + 36). On the
+    2-core machine the benchmark runs on, one reader and two loaded the bench's month alike
+    (6.76–7.12 s against 6.52–6.88 s at 100k; on another topic one was faster), and two cost ≈ 1.1 s
+    more CPU (a second interpreter and consumer), so one it is there. ``regsync load --read-processes``
+    sets it.
+    """
+    return max(1, min(4, (os.cpu_count() or 1) // 2))
 
 
 @dataclass(frozen=True)
@@ -364,7 +371,7 @@ def run_load(
     replace: bool = False,
     chunk_size: int = 1000,
     read_in_process: bool = True,
-    read_processes: int = READ_PROCESSES,
+    read_processes: int | None = None,
     progress: Callable[[LoadProgress], None] | None = None,
 ) -> LoadResult:
     """Load one month (backfill = the same call for an older month).
@@ -373,9 +380,12 @@ def run_load(
     unloaded month before it, and one whose scan meets a late record of a loaded month; raises
     :class:`~regsync.bookkeeping.locks.LockBusyError` while another load of the same valid topic runs.
     ``read_in_process=False`` reads in a thread of this process instead of child processes, of which
-    there are otherwise ``read_processes`` (:class:`~regsync.stages.load_reader.ReaderPool`).
+    there are otherwise ``read_processes`` (:class:`~regsync.stages.load_reader.ReaderPool`; default
+    :func:`default_read_processes`).
     ``progress`` is called after each chunk stored, in the load's transaction.
     """
+    if read_processes is None:
+        read_processes = default_read_processes()
     if read_processes < 1:
         raise ValueError("read_processes must be at least 1")
     from regsync.bookkeeping.migrate import upgrade as upgrade_pipeline

@@ -250,8 +250,9 @@ class ProcessReader:
 class ReaderPool:
     """Several reading processes, each over its share of the partitions, read as one.
 
-    Why: one reading process is the load's bottleneck once the store's side only drives
-    PostgreSQL (issue 12: ≈ 57 µs of CPU an event against the store's ≈ 15). Partitions are dealt
+    Why: reading takes about as much CPU an event as the store's process and PostgreSQL together
+    (issue 12: ≈ 50–60 µs against ≈ 15 + 36), so with more cores one reader becomes the load's
+    bottleneck (:func:`regsync.stages.load.default_read_processes` says how many). Partitions are dealt
     out round-robin; records reach the load in arrival order, each partition's in offset order —
     all the load asks for (its fold is per institution, and an institution is one key, so one
     partition). The ``start`` and ``ends`` of each child's spec hold its partitions only.

@@ -109,8 +109,8 @@ def test_a_reader_killed_mid_month_fails_the_load_with_nothing_stored(month_on_t
 
 
 def test_one_thread_or_any_number_of_reading_processes_store_the_same(month_on_topic):
-    """The same month read in a thread (``read_in_process=False``), by one process, by two (the
-    default, three partitions dealt 2 + 1) and by five (more than the partitions: two stop at once)
+    """The same month read in a thread (``read_in_process=False``), by one process, by two (three
+    partitions dealt 2 + 1) and by five (more than the partitions: two stop at once)
     must end as the same store, row for row, with the same checksum; the progress it reports grows
     to every record, within the offsets the scan covers."""
     p = month_on_topic
@@ -142,7 +142,12 @@ def test_one_thread_or_any_number_of_reading_processes_store_the_same(month_on_t
         assert [at.stored for at in seen] == sorted({at.stored for at in seen}), "progress went back"
         assert seen[-1].stored == first.records == EVENTS and seen[-1].span >= EVENTS
         assert seen[-1].month == MONTH and len(seen) == first.chunks
-        for how in ({"read_in_process": False}, {"read_processes": 1}, {"read_processes": 5}):
+        for how in (
+            {"read_in_process": False},
+            {"read_processes": 1},
+            {"read_processes": 2},
+            {"read_processes": 5},
+        ):
             reset()
             again = _load(p, **how)
             assert (again.records, again.checksum, again.late) == (

@@ -116,3 +116,35 @@ def test_without_workers_the_summary_says_one_process():
     assert summary["gate_workers"] == 1 and "gate_workers_vs_produce_plus_consume" not in summary["ratios"]
     assert "workers" not in summary["gate_cpu"]
     table([summary])  # prints "-" in the workers column
+
+
+def test_the_loads_cpu_floor_spreads_its_and_its_services_cpu_over_the_cores(monkeypatch):
+    from bench.run import StageResult, _summarise, table
+
+    def stage(
+        name: str, seconds: float = 1.0, cpu: float = 1.0, services=None, **figures: float
+    ) -> StageResult:
+        return StageResult(name, 1000, seconds, seconds, 90.0, cpu, services or {}, dict(figures))
+
+    monkeypatch.setattr("bench.run.os.cpu_count", lambda: 2)
+    stages = {
+        "extract": stage("extract", source_seconds=0.5, timed_cpu_s=1.0, source_cpu_s=0.5),
+        "gate": stage("gate", loop_cpu_s=0.5),
+        # 6 s of the load's own CPU in its timed section (9 s with its start-up) and 2 s of services'
+        "load": stage("load", 5.0, cpu=9.0, services={"postgres": 1.5, "kafka": 0.5}, timed_cpu_s=6.0),
+        "raw_produce": stage("raw_produce", timed_cpu_s=1.0),
+        "raw_consume": stage("raw_consume"),
+        "copy": stage("copy", 0.5, cpu=0.25, services={"postgres": 0.75}),
+    }
+    summary = _summarise("t", 1000, stages, 3.0, profiled=False)
+    assert summary["load_cpu_floor"] == {
+        "cores": 2,
+        "client_cpu_us_per_event": 6000.0,
+        "services_cpu_us_per_event": 2000.0,
+        "copy_cpu_us_per_event": 1000.0,
+        "floor_s": 4.0,  # (6 + 2) / 2
+        "seconds": 5.0,
+    }
+    # at the floor: 1000 / 4 s = 250/s against COPY's 2000/s
+    assert summary["ratios"]["load_vs_copy_at_cpu_floor"] == 0.125
+    assert "4.0 s against 5.0 s run, 0.12 × COPY" in table([summary])

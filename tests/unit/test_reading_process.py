@@ -156,3 +156,11 @@ def test_the_reader_does_not_run_the_parents_main_script_again(tmp_path):
     )
     assert done.stdout.strip() == "0", done.stderr
     assert runs.read_text().splitlines() == ["ran"]
+
+
+@pytest.mark.parametrize(("cores", "readers"), [(None, 1), (1, 1), (2, 1), (3, 1), (4, 2), (8, 4), (64, 4)])
+def test_a_load_reads_with_half_the_cores_from_one_to_four(monkeypatch, cores, readers):
+    from regsync.stages import load
+
+    monkeypatch.setattr(load.os, "cpu_count", lambda: cores)
+    assert load.default_read_processes() == readers
