@@ -22,6 +22,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from enum import StrEnum
+from operator import mul
 from typing import Final
 
 from schemas.errors import RecordError
@@ -92,6 +93,9 @@ Kept deliberately small: only add a code with a source showing it was really iss
 """
 
 _WHITESPACE = re.compile(r"\s+")
+_IN_ALPHABET = re.compile(f"[{ALPHABET}]{{18}}")
+#: GB 11714's check character by the weighted sum mod 11: 11 - r, with 10 as X and 11 as 0.
+_ORG_CHECK: Final = tuple({10: "X", 11: "0"}.get(11 - r, str(11 - r)) for r in range(11))
 
 
 class Severity(StrEnum):
@@ -156,6 +160,8 @@ class InvalidUsccError(RecordError, ValueError):
 
 def normalize(value: str) -> str:
     """Fold full-width characters, drop all whitespace and upper-case, as registrars' exports vary."""
+    if value.isascii():  # NFKC leaves ASCII as it is; most codes are ASCII letters and digits already
+        return (value if value.isalnum() else _WHITESPACE.sub("", value)).upper()
     return _WHITESPACE.sub("", unicodedata.normalize("NFKC", value)).upper()
 
 
@@ -166,17 +172,25 @@ def compute_check_digit(first17: str) -> str:
     """
     if len(first17) != 17 or any(ch not in _VALUE for ch in first17):
         raise ValueError(f"need 17 characters from the USCC alphabet, got {first17!r}")
-    total = sum(_VALUE[ch] * w for ch, w in zip(first17, _WEIGHTS, strict=True))
-    return ALPHABET[(31 - total % 31) % 31]
+    return _check_digit(first17)
+
+
+def _check_digit(first17: str) -> str:
+    """:func:`compute_check_digit` of characters already checked (:func:`parse` checks all 18 first)."""
+    total = sum(map(mul, map(_VALUE.__getitem__, first17), _WEIGHTS))
+    return ALPHABET[-total % 31]  # (31 - total mod 31) mod 31
 
 
 def compute_org_check_digit(body8: str) -> str:
     """Return the GB 11714 check character for an 8-character organisation-code body."""
     if len(body8) != 8 or any(ch not in _ORG_VALUE for ch in body8):
         raise ValueError(f"need 8 characters 0-9/A-Z, got {body8!r}")
-    total = sum(_ORG_VALUE[ch] * w for ch, w in zip(body8, _ORG_WEIGHTS, strict=True))
-    check = 11 - total % 11
-    return {10: "X", 11: "0"}.get(check, str(check))
+    return _org_check_digit(body8)
+
+
+def _org_check_digit(body8: str) -> str:
+    """:func:`compute_org_check_digit` of characters already checked (the USCC alphabet is within 0-9/A-Z)."""
+    return _ORG_CHECK[sum(map(mul, map(_ORG_VALUE.__getitem__, body8), _ORG_WEIGHTS)) % 11]
 
 
 def parse(value: object) -> UsccResult:
@@ -185,7 +199,7 @@ def parse(value: object) -> UsccResult:
     code = normalize(raw)
     if len(code) != 18:
         return UsccResult(raw, code, findings=(_err("format", f"length {len(code)}, expected 18"),))
-    bad = sorted({ch for ch in code if ch not in _VALUE})
+    bad = [] if _IN_ALPHABET.fullmatch(code) else sorted({ch for ch in code if ch not in _VALUE})
     if bad:
         return UsccResult(
             raw, code, findings=(_err("format", f"characters outside the GB 32100 alphabet: {''.join(bad)}"),)
@@ -205,10 +219,10 @@ def parse(value: object) -> UsccResult:
         findings.append(_err("division_format", f"positions 3-8 must be digits, got {division!r}"))
 
     failed: list[Finding] = []
-    expected_org = compute_org_check_digit(org[:8])
+    expected_org = _org_check_digit(org[:8])
     if org[8] != expected_org:
         failed.append(_err("org_check_digit", f"position 17 is {org[8]!r}, GB 11714 gives {expected_org!r}"))
-    expected = compute_check_digit(code[:17])
+    expected = _check_digit(code[:17])
     if code[17] != expected:
         failed.append(_err("check_digit", f"position 18 is {code[17]!r}, GB 32100 gives {expected!r}"))
     if failed and code in LEGACY_PILOT_CODES:

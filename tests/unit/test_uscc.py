@@ -265,3 +265,18 @@ def test_result_is_frozen():
     r = uscc.parse(STANDARD_EXAMPLE)
     with pytest.raises(AttributeError):
         r.code = "x"  # type: ignore[misc]
+
+
+def test_check_digits_agree_with_python_stdnum_and_the_written_out_formula():
+    """The parse path's check digits (summed without re-checking the characters) against
+    python-stdnum's for position 18, and against GB 11714's formula written out for position 17."""
+    from stdnum.cn import uscc as stdnum_uscc
+
+    rng = random.Random(11)
+    for _ in range(5000):
+        first17 = rng.choice("123456789") + "".join(rng.choice(uscc.ALPHABET) for _ in range(16))
+        assert uscc.compute_check_digit(first17) == stdnum_uscc.calc_check_digit(first17), first17
+        body = first17[8:16]
+        total = sum(int(ch, 36) * w for ch, w in zip(body, (3, 7, 9, 10, 5, 8, 4, 2), strict=True))
+        check = 11 - total % 11
+        assert uscc.compute_org_check_digit(body) == {10: "X", 11: "0"}.get(check, str(check)), body
