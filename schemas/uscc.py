@@ -95,7 +95,7 @@ Kept deliberately small: only add a code with a source showing it was really iss
 _WHITESPACE = re.compile(r"\s+")
 _IN_ALPHABET = re.compile(f"[{ALPHABET}]{{18}}")
 #: GB 11714's check character by the weighted sum mod 11: 11 - r, with 10 as X and 11 as 0.
-_ORG_CHECK: Final = tuple({10: "X", 11: "0"}.get(11 - r, str(11 - r)) for r in range(11))
+_ORG_CHECK: Final[tuple[str, ...]] = tuple({10: "X", 11: "0"}.get(11 - r, str(11 - r)) for r in range(11))
 
 
 class Severity(StrEnum):
@@ -177,7 +177,7 @@ def compute_check_digit(first17: str) -> str:
 
 def _check_digit(first17: str) -> str:
     """:func:`compute_check_digit` of characters already checked (:func:`parse` checks all 18 first)."""
-    total = sum(map(mul, map(_VALUE.__getitem__, first17), _WEIGHTS))
+    total: int = sum(map(mul, map(_VALUE.__getitem__, first17), _WEIGHTS))
     return ALPHABET[-total % 31]  # (31 - total mod 31) mod 31
 
 
@@ -190,7 +190,8 @@ def compute_org_check_digit(body8: str) -> str:
 
 def _org_check_digit(body8: str) -> str:
     """:func:`compute_org_check_digit` of characters already checked (the USCC alphabet is within 0-9/A-Z)."""
-    return _ORG_CHECK[sum(map(mul, map(_ORG_VALUE.__getitem__, body8), _ORG_WEIGHTS)) % 11]
+    total: int = sum(map(mul, map(_ORG_VALUE.__getitem__, body8), _ORG_WEIGHTS))
+    return _ORG_CHECK[total % 11]
 
 
 def parse(value: object) -> UsccResult:
