@@ -188,8 +188,8 @@ def test_a_month_gap_seen_by_two_readers_names_both_months(stack, uid, database_
 
 
 def test_no_reading_process_outlives_the_load_killed_mid_month(month_on_topic):
-    """kill -9 of the load itself in its second chunk, while its reader is mid-month (it can be at
-    most a few batches ahead): the reader goes too, and nothing is stored."""
+    """kill -9 of the load itself in its second chunk, while its two readers are mid-month (each can
+    be at most a few batches ahead): the readers go too, and nothing is stored."""
     p = month_on_topic
     script = textwrap.dedent(
         f"""
@@ -200,7 +200,7 @@ def test_no_reading_process_outlives_the_load_killed_mid_month(month_on_topic):
             bootstrap={p["bootstrap"]!r}, registry_url={p["registry_url"]!r},
             database_url={p["database_url"]!r}, topics=Topics(prefix={p["topics"].prefix!r}, partitions=3),
             month={MONTH!r}, as_of=datetime(2025, 5, 1, tzinfo=timezone.utc),
-            allow_unjudged=True, allow_gap=True,
+            allow_unjudged=True, allow_gap=True, read_processes=2,
         )
         """
     )
@@ -208,7 +208,7 @@ def test_no_reading_process_outlives_the_load_killed_mid_month(month_on_topic):
     code, stderr, seen = run_noting_children([sys.executable, "-c", script], env)
     assert code == -9, stderr
     readers = [c for c in seen if _is_reader(c)]
-    assert readers, "the load started no reading process"
+    assert len(readers) == 2, f"the load started {len(readers)} reading processes, not 2"
     _, alive = psutil.wait_procs(seen, timeout=15)
     assert not alive, f"outlived the killed load: {alive}"
     assert _stored(p["database_url"]) == (0, 0, 0, 0)
