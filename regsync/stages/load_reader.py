@@ -132,12 +132,12 @@ class _Undecoded(Mapping[str, Any]):
 
 
 class ProcessReader:
-    """The month's records read in a child process: start it early, :meth:`read` once, then read :attr:`low_water`.
+    """One reading process: start it early, :meth:`start` it once, then take its :meth:`message` s.
 
     The child starts when this is made, and imports what it needs (≈ 0.7 s) while the caller
-    still checks and looks up where the month lies; :meth:`read` then hands it the
+    still checks and looks up where the month lies; :meth:`start` then hands it the
     :class:`ReaderSpec`. ``low_water`` is :attr:`regsync.stages.load.Selection.low_water` of the
-    child's selection, set when the child has handed over its last record.
+    child's selection, set by its ``end`` message. :class:`ReaderPool` reads one or more as one.
     """
 
     def __init__(self) -> None:
@@ -172,31 +172,12 @@ class ProcessReader:
         """Its exit code once it has ended (negative: the signal that ended it), else None."""
         return self._process.poll()
 
-    def read(self, spec: ReaderSpec) -> Generator[PositionedRecord, None, None]:
-        """The selected records of ``spec`` in scan order; raises what stopped the child."""
-        self.start(spec)
-        return self._records()
-
     def start(self, spec: ReaderSpec) -> None:
         """Hand the child its spec; its messages then come through :meth:`message`."""
         if self.spec is not None:
             raise RuntimeError("a ProcessReader reads one month once")
         self.spec = spec
         self._pipe.send(spec)
-
-    def _records(self) -> Generator[PositionedRecord, None, None]:
-        try:
-            while True:
-                kind, payload = self.message()
-                if kind == "records":
-                    yield from self.positioned(payload)
-                elif kind == "end":
-                    return
-                else:
-                    raise rebuilt(payload)
-        finally:
-            self.close()
-            self._pipe.close()
 
     @property
     def pipe(self) -> Connection:
@@ -238,8 +219,8 @@ class ProcessReader:
     def close(self) -> None:
         """Stop the child (if it still runs) and wait for it; idempotent, and safe from any thread.
 
-        The pipe stays open (the thread reading it gets its end of file); the generator :meth:`read`
-        returned closes it.
+        The pipe stays open (the thread reading it gets its end of file); the generator
+        :meth:`ReaderPool.read` returned closes it.
         """
         if self._process.poll() is None:
             self._process.kill()

@@ -109,7 +109,7 @@ def test_the_reader_dies_at_once_with_the_load_even_mid_call(silent_address):
         from regsync.kafka.topics import Topics
         from regsync.stages.load_reader import ProcessReader, ReaderSpec
         reader = ProcessReader()
-        records = reader.read(ReaderSpec(
+        reader.start(ReaderSpec(
             bootstrap={silent_address!r}, registry_url="http://{silent_address}", topics=Topics(prefix="x."),
             component="loader", month="2025-03", tz="Asia/Shanghai", start={{0: 0}}, ends={{0: 10}},
             loaded={{}}, allow_gap=True, binary=False,
