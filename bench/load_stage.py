@@ -69,7 +69,7 @@ def run(
 
     import sqlalchemy as sa
 
-    from bench.stages import own_peak_rss_mib
+    from bench.stages import cpu_with_children, own_peak_rss_mib
     from regsync.kafka.topics import Topics
     from regsync.stages.load import run_load
 
@@ -92,7 +92,7 @@ def run(
     try:
         topics = Topics(prefix=spec["prefix"], partitions=spec["partitions"])
         # CPU of this process and of the reaped children (the load's reading process)
-        cpu0, wall0 = _cpu(), time.perf_counter()
+        cpu0, wall0 = cpu_with_children(), time.perf_counter()
         result = run_load(
             bootstrap=bootstrap,
             registry_url=registry_url,
@@ -104,7 +104,7 @@ def run(
             **({} if chunk_size is None else {"chunk_size": chunk_size}),
             **({} if read_processes is None else {"read_processes": read_processes}),
         )
-        wall, cpu = time.perf_counter() - wall0, _cpu() - cpu0
+        wall, cpu = time.perf_counter() - wall0, cpu_with_children() - cpu0
         if result.records != spec["events"] or result.inserted != spec["events"]:
             raise RuntimeError(f"loaded {result.records}/{result.inserted} of {spec['events']}")
         engine = sa.create_engine(url)
@@ -134,12 +134,6 @@ def run(
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
-
-
-def _cpu() -> float:
-    """User + system seconds of this process and its reaped children."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def main(argv: list[str] | None = None) -> int:

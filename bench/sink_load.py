@@ -51,11 +51,11 @@ def measure(url: str, store: str, n: int, chunk_size: int) -> dict[str, Any]:
     ticks: dict[int, float] = {}
     chunks = -(-n // chunk_size)
 
-    def sample(i: int) -> None:
+    def sample(i: int, records: int) -> None:
         rss[i] = proc.memory_info().rss
         ticks[i] = time.perf_counter()
         if (i + 1) % max(1, chunks // 10) == 0:
-            print(f"  [{store}] {(i + 1) * chunk_size:>9,} / {n:,}", file=sys.stderr, flush=True)
+            print(f"  [{store}] {records:>9,} / {n:,}", file=sys.stderr, flush=True)
 
     began = time.perf_counter()
     for _ in synthetic_month(n, partitions=6, seed=SEED):

@@ -174,7 +174,7 @@ def load(cfg: Figures) -> Figures:
 
     _warm("sink.loader", "sink.store", "sink.fold", "alembic.command", "sqlalchemy.dialects.postgresql")
     tick = Ticker(cfg["label"], cfg.get("expected", cfg["events"]))
-    began, began_cpu = time.perf_counter(), _cpu_with_children()
+    began, began_cpu = time.perf_counter(), cpu_with_children()
     result: Any = load_module.run_load(
         bootstrap=cfg["bootstrap"],
         registry_url=cfg["registry_url"],
@@ -185,7 +185,7 @@ def load(cfg: Figures) -> Figures:
         progress=lambda at: tick(at.stored),
         **({"read_processes": int(cfg["read_processes"])} if "read_processes" in cfg else {}),
     )
-    seconds, cpu = time.perf_counter() - began, _cpu_with_children() - began_cpu
+    seconds, cpu = time.perf_counter() - began, cpu_with_children() - began_cpu
     tick(result.records, force=True)
     return {
         "events": result.inserted,
@@ -199,7 +199,7 @@ def load(cfg: Figures) -> Figures:
     }
 
 
-def _cpu_with_children() -> float:
+def cpu_with_children() -> float:
     """User + system seconds of this process and of its reaped children."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime

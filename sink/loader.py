@@ -220,7 +220,7 @@ def load_month(
     run_id: str,
     tz: str = DEFAULT_TIMEZONE,
     chunk_size: int = 1000,
-    on_chunk: Callable[[int], None] | None = None,
+    on_chunk: Callable[[int, int], None] | None = None,
     replace: bool = False,
     sql_fold: bool = True,
     rows: RowMaker | None = None,
@@ -231,8 +231,9 @@ def load_month(
     gaps, so the record count may be smaller). A record is ``late`` when its event date's month is
     earlier than the month it was pushed in — its Kafka timestamp read in ``tz``, which is ``month``
     itself whenever the ranges come from the time index (``month`` if the timestamp is missing).
-    ``on_chunk(i)`` is called with the 0-based chunk index after each chunk, inside the transaction
-    (a hook for fault tests and progress bars). ``replace`` reloads a month whose manifest has other
+    ``on_chunk(i, records)`` is called after each chunk, inside the transaction, with the 0-based
+    chunk index and the records taken so far, duplicates included (a hook for fault tests and
+    progress bars). ``replace`` reloads a month whose manifest has other
     offset ranges (:mod:`sink.rebuild` says how the roster is recomputed). ``sql_fold=False`` folds
     every institution in Python on PostgreSQL too (:mod:`sink.fold_sql` is checked against it).
     ``rows`` is the :class:`RowMaker` that made the records' rows ahead, if one did.
@@ -270,7 +271,7 @@ def load_month(
             run.load_chunk(chunk)
             run.chunks += 1
             if on_chunk is not None:
-                on_chunk(index)
+                on_chunk(index, run.records)
         touched = conn.execute(
             sa.select(sa.func.count(sa.distinct(institution_events.c.uscc))).where(
                 institution_events.c.load_month == month, institution_events.c.kafka_topic == topic

@@ -347,8 +347,9 @@ def default_read_processes() -> int:
 class LoadProgress:
     """Where a running load is, after a chunk it stored.
 
-    ``stored`` counts the records of the chunks stored so far (duplicates included); ``span`` is the offsets the scan covers, an upper bound of the
-    records the month can have (it also holds other months' records and transaction markers).
+    ``stored`` counts the records of the chunks stored so far (duplicates included); ``span`` is the
+    offsets the scan covers, an upper bound of the records the month can have (it also holds other
+    months' records and transaction markers).
     """
 
     month: str
@@ -493,17 +494,11 @@ def _load_locked(
         )
         rows = RowMaker(month, topics.valid, tz, binary=spec.binary)
         span = sum(max(0, end - start.get(p, end)) for p, end in ends.items())
-        handed = [0]  # records handed to load_month: when a chunk is stored, exactly its records so far
 
-        def counted(records: Iterable[PositionedRecord]) -> Iterator[PositionedRecord]:
-            for record in records:
-                handed[0] += 1
-                yield record
-
-        def on_chunk(_index: int) -> None:
+        def on_chunk(_index: int, records: int) -> None:
             crash_point("load.in_transaction")
             if progress is not None:
-                progress(LoadProgress(month, handed[0], span))
+                progress(LoadProgress(month, records, span))
 
         with contextlib.ExitStack() as stack:
             if reader is not None:
@@ -525,7 +520,7 @@ def _load_locked(
                 engine,
                 month=month,
                 topic=topics.valid,
-                positioned=ahead if progress is None else counted(ahead),
+                positioned=ahead,
                 offset_ranges={p: (start.get(p, end), end) for p, end in ends.items()},
                 run_id=run_id,
                 tz=tz,

@@ -62,7 +62,7 @@ BATCH = 500
 
 @dataclass(frozen=True)
 class ReaderSpec:
-    """Everything the reading process needs: it starts from a fresh interpreter (``spawn``)."""
+    """Everything a reading process needs: it is a fresh interpreter (``python -c``), sharing nothing."""
 
     bootstrap: str
     registry_url: str
@@ -292,7 +292,7 @@ class ReaderPool:
             self.low_water = low_water
         finally:
             self.close()
-            for reader in readers:
+            for reader in self.readers:  # the idle ones' too (more readers than partitions)
                 reader.pipe.close()
 
     def close(self) -> None:

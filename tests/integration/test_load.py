@@ -102,7 +102,7 @@ def test_load_killed_mid_transaction_leaves_nothing_and_rerun_is_exact(pipeline)
     env = {**os.environ, "PYTHONPATH": str(HERE), "REGSYNC_CRASH_AT": "load.in_transaction:2"}
     # The load reads in a child process (load_reader): note every process the load starts while it
     # runs, so the test can see that none outlives the kill -9 of the load itself.
-    code, stderr, started = run_noting_children([sys.executable, "-c", script], env)
+    code, stderr, started, _ = run_noting_children([sys.executable, "-c", script], env)
     assert code == -9, stderr
     assert started, "the load started no reading process"
     _, alive = psutil.wait_procs(started, timeout=15)

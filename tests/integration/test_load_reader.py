@@ -7,7 +7,6 @@ every event once; read in a thread instead (``read_in_process=False``), the stor
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import sys
@@ -205,16 +204,10 @@ def test_no_reading_process_outlives_the_load_killed_mid_month(month_on_topic):
         """
     )
     env = {**os.environ, "REGSYNC_CRASH_AT": "load.in_transaction:2"}
-    code, stderr, seen = run_noting_children([sys.executable, "-c", script], env)
+    code, stderr, seen, cmdlines = run_noting_children([sys.executable, "-c", script], env)
     assert code == -9, stderr
-    readers = [c for c in seen if _is_reader(c)]
+    readers = [c for c in seen if "load_reader import child_main" in cmdlines.get(c.pid, "")]
     assert len(readers) == 2, f"the load started {len(readers)} reading processes, not 2"
     _, alive = psutil.wait_procs(seen, timeout=15)
     assert not alive, f"outlived the killed load: {alive}"
     assert _stored(p["database_url"]) == (0, 0, 0, 0)
-
-
-def _is_reader(process: psutil.Process) -> bool:
-    with contextlib.suppress(psutil.Error):
-        return "load_reader import child_main" in " ".join(process.cmdline())
-    return True  # gone before it could be asked: counted, and wait_procs finds it gone

@@ -101,9 +101,9 @@ real = sink.loader.load_month
 def paused(*args, **kwargs):
     inner = kwargs.get("on_chunk")
 
-    def on_chunk(i):
+    def on_chunk(i, records):
         if inner is not None:
-            inner(i)
+            inner(i, records)
         if i == 0:
             marker.touch()
             deadline = time.monotonic() + 60

@@ -90,7 +90,7 @@ def test_abort_leaves_nothing_on_postgres(pg):
         *synthetic_month(3000, seed=22, start_serial=100),
     ]
 
-    def crash(i):
+    def crash(i, _records):
         if i == 2:
             raise RuntimeError("killed in chunk 2")
 

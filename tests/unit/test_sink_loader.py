@@ -205,14 +205,14 @@ def test_abort_mid_load_leaves_nothing(engine):
     march = [rec(9, 0, dereg), *synthetic_month(2500, seed=5, start_serial=1000)]
     seen = []
 
-    def crash(i):
-        seen.append(i)
+    def crash(i, records):
+        seen.append((i, records))
         if i == 1:
             raise RuntimeError("killed after chunk 1")
 
     with pytest.raises(RuntimeError, match="killed"):
         load(engine, "2025-03", march, chunk_size=1000, on_chunk=crash)
-    assert seen == [0, 1]
+    assert seen == [(0, 1000), (1, 2000)]
     assert counts(engine) == before_counts
     assert roster(engine) == before_roster
     assert manifests(engine) == before_manifests
